@@ -1,0 +1,1 @@
+//! GGUF files: a validating zero-copy reader and a streaming writer.

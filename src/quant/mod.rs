@@ -1,0 +1,233 @@
+//! Block formats of ggml/GGUF tensors.
+//!
+//! [`GgmlType`] is the registry: every format's id, name, block geometry and its row
+//! conversions to and from f32. Each format's bytes are described in its own file.
+
+use std::fmt;
+
+/// The tensor element formats tandem reads and writes, with their GGUF type ids.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum GgmlType {
+    F32,
+    F16,
+    Q4_0,
+    Q4_1,
+    Q5_0,
+    Q5_1,
+    Q8_0,
+    Q8_1,
+    Q2K,
+    Q3K,
+    Q4K,
+    Q5K,
+    Q6K,
+    Q8K,
+    BF16,
+}
+
+/// A type id that tandem does not support (yet), with its name where ggml gives it one.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("tensor type {name} (ggml type id {id}) is not supported")]
+pub struct UnsupportedType {
+    pub id: u32,
+    pub name: &'static str,
+}
+
+impl GgmlType {
+    /// Every supported type, in id order.
+    pub const ALL: [GgmlType; 15] = [
+        GgmlType::F32,
+        GgmlType::F16,
+        GgmlType::Q4_0,
+        GgmlType::Q4_1,
+        GgmlType::Q5_0,
+        GgmlType::Q5_1,
+        GgmlType::Q8_0,
+        GgmlType::Q8_1,
+        GgmlType::Q2K,
+        GgmlType::Q3K,
+        GgmlType::Q4K,
+        GgmlType::Q5K,
+        GgmlType::Q6K,
+        GgmlType::Q8K,
+        GgmlType::BF16,
+    ];
+
+    /// The GGUF type id.
+    pub const fn id(self) -> u32 {
+        match self {
+            GgmlType::F32 => 0,
+            GgmlType::F16 => 1,
+            GgmlType::Q4_0 => 2,
+            GgmlType::Q4_1 => 3,
+            GgmlType::Q5_0 => 6,
+            GgmlType::Q5_1 => 7,
+            GgmlType::Q8_0 => 8,
+            GgmlType::Q8_1 => 9,
+            GgmlType::Q2K => 10,
+            GgmlType::Q3K => 11,
+            GgmlType::Q4K => 12,
+            GgmlType::Q5K => 13,
+            GgmlType::Q6K => 14,
+            GgmlType::Q8K => 15,
+            GgmlType::BF16 => 30,
+        }
+    }
+
+    /// Looks up a GGUF type id; unsupported ids are refused by their ggml name.
+    pub fn from_id(id: u32) -> Result<GgmlType, UnsupportedType> {
+        if let Some(t) = Self::ALL.iter().find(|t| t.id() == id) {
+            return Ok(*t);
+        }
+        let name = match id {
+            4 => "Q4_2 (removed from ggml)",
+            5 => "Q4_3 (removed from ggml)",
+            16 => "IQ2_XXS",
+            17 => "IQ2_XS",
+            18 => "IQ3_XXS",
+            19 => "IQ1_S",
+            20 => "IQ4_NL",
+            21 => "IQ3_S",
+            22 => "IQ2_S",
+            23 => "IQ4_XS",
+            24 => "I8",
+            25 => "I16",
+            26 => "I32",
+            27 => "I64",
+            28 => "F64",
+            29 => "IQ1_M",
+            34 => "TQ1_0",
+            35 => "TQ2_0",
+            39 => "MXFP4",
+            _ => "unknown",
+        };
+        Err(UnsupportedType { id, name })
+    }
+
+    /// The name llama.cpp prints for this type.
+    pub const fn name(self) -> &'static str {
+        match self {
+            GgmlType::F32 => "F32",
+            GgmlType::F16 => "F16",
+            GgmlType::Q4_0 => "Q4_0",
+            GgmlType::Q4_1 => "Q4_1",
+            GgmlType::Q5_0 => "Q5_0",
+            GgmlType::Q5_1 => "Q5_1",
+            GgmlType::Q8_0 => "Q8_0",
+            GgmlType::Q8_1 => "Q8_1",
+            GgmlType::Q2K => "Q2_K",
+            GgmlType::Q3K => "Q3_K",
+            GgmlType::Q4K => "Q4_K",
+            GgmlType::Q5K => "Q5_K",
+            GgmlType::Q6K => "Q6_K",
+            GgmlType::Q8K => "Q8_K",
+            GgmlType::BF16 => "BF16",
+        }
+    }
+
+    /// Parses a type name as users write it (`q4_k`, `Q4_K`, `f16`, ...).
+    pub fn from_name(name: &str) -> Option<GgmlType> {
+        let upper = name.to_ascii_uppercase();
+        Self::ALL.iter().copied().find(|t| t.name() == upper)
+    }
+
+    /// Elements in one block (1 for the float formats).
+    pub const fn block_elems(self) -> usize {
+        match self {
+            GgmlType::F32 | GgmlType::F16 | GgmlType::BF16 => 1,
+            GgmlType::Q4_0
+            | GgmlType::Q4_1
+            | GgmlType::Q5_0
+            | GgmlType::Q5_1
+            | GgmlType::Q8_0
+            | GgmlType::Q8_1 => 32,
+            GgmlType::Q2K
+            | GgmlType::Q3K
+            | GgmlType::Q4K
+            | GgmlType::Q5K
+            | GgmlType::Q6K
+            | GgmlType::Q8K => 256,
+        }
+    }
+
+    /// Bytes in one block.
+    pub const fn block_bytes(self) -> usize {
+        match self {
+            GgmlType::F32 => 4,
+            GgmlType::F16 | GgmlType::BF16 => 2,
+            GgmlType::Q4_0 => 18,
+            GgmlType::Q4_1 => 20,
+            GgmlType::Q5_0 => 22,
+            GgmlType::Q5_1 => 24,
+            GgmlType::Q8_0 => 34,
+            GgmlType::Q8_1 => 36,
+            GgmlType::Q2K => 84,
+            GgmlType::Q3K => 110,
+            GgmlType::Q4K => 144,
+            GgmlType::Q5K => 176,
+            GgmlType::Q6K => 210,
+            GgmlType::Q8K => 292,
+        }
+    }
+
+    /// Bytes taken by `n_elems` elements, or `None` when `n_elems` is not a whole
+    /// number of blocks (or the size overflows).
+    pub fn bytes_for(self, n_elems: u64) -> Option<u64> {
+        let be = self.block_elems() as u64;
+        if n_elems % be != 0 {
+            return None;
+        }
+        (n_elems / be).checked_mul(self.block_bytes() as u64)
+    }
+
+    /// Whether this is a block-quantized format (not a plain float).
+    pub const fn is_quantized(self) -> bool {
+        self.block_elems() > 1
+    }
+}
+
+/// Row conversions. A row is a whole number of blocks; `src`/`dst` lengths must match
+/// `n = dst.len()` (dequantize) or `n = src.len()` (quantize) elements.
+impl GgmlType {
+    /// Decodes `dst.len()` elements from the bytes of whole blocks in `src`.
+    pub fn dequantize_row(self, src: &[u8], dst: &mut [f32]) {
+        let _ = (src, dst);
+        unimplemented!("dequantize_row for {self}: owned by the quant module's implementation")
+    }
+
+    /// Encodes `src` (a whole number of blocks) into `dst` with the reference quantizer.
+    pub fn quantize_row(self, src: &[f32], dst: &mut [u8]) {
+        let _ = (src, dst);
+        unimplemented!("quantize_row for {self}: owned by the quant module's implementation")
+    }
+}
+
+impl fmt::Display for GgmlType {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ids_round_trip_and_unsupported_are_named() {
+        for t in GgmlType::ALL {
+            assert_eq!(GgmlType::from_id(t.id()), Ok(t));
+            assert_eq!(GgmlType::from_name(&t.name().to_lowercase()), Some(t));
+        }
+        let err = GgmlType::from_id(23).unwrap_err();
+        assert_eq!(err.name, "IQ4_XS");
+        assert!(err.to_string().contains("IQ4_XS"));
+    }
+
+    #[test]
+    fn sizes_follow_block_geometry() {
+        assert_eq!(GgmlType::Q4K.block_bytes(), 144);
+        assert_eq!(GgmlType::Q4K.bytes_for(512), Some(288));
+        assert_eq!(GgmlType::Q4K.bytes_for(100), None);
+        assert_eq!(GgmlType::F16.bytes_for(3), Some(6));
+    }
+}
