@@ -5,5 +5,6 @@
 //! in terms of backend operations, [`cpu`] (and later `gpu`) run those operations, and
 //! [`engine`] drives prefill, decode and sampling. [`cli`] holds the commands.
 
+pub mod cpu;
 pub mod gguf;
 pub mod quant;

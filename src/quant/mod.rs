@@ -5,6 +5,8 @@
 
 use std::fmt;
 
+pub mod float;
+
 /// The tensor element formats tandem reads and writes, with their GGUF type ids.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum GgmlType {
@@ -191,14 +193,22 @@ impl GgmlType {
 impl GgmlType {
     /// Decodes `dst.len()` elements from the bytes of whole blocks in `src`.
     pub fn dequantize_row(self, src: &[u8], dst: &mut [f32]) {
-        let _ = (src, dst);
-        unimplemented!("dequantize_row for {self}: owned by the quant module's implementation")
+        match self {
+            GgmlType::F32 => float::dequantize_f32(src, dst),
+            GgmlType::F16 => float::dequantize_f16(src, dst),
+            GgmlType::BF16 => float::dequantize_bf16(src, dst),
+            _ => unimplemented!("dequantize_row for {self}"),
+        }
     }
 
     /// Encodes `src` (a whole number of blocks) into `dst` with the reference quantizer.
     pub fn quantize_row(self, src: &[f32], dst: &mut [u8]) {
-        let _ = (src, dst);
-        unimplemented!("quantize_row for {self}: owned by the quant module's implementation")
+        match self {
+            GgmlType::F32 => float::quantize_f32(src, dst),
+            GgmlType::F16 => float::quantize_f16(src, dst),
+            GgmlType::BF16 => float::quantize_bf16(src, dst),
+            _ => unimplemented!("quantize_row for {self}"),
+        }
     }
 }
 

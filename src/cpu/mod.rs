@@ -1,0 +1,7 @@
+//! The CPU backend: a persistent thread pool and quantized matrix kernels.
+
+pub mod matmul;
+pub mod pool;
+
+pub use matmul::{matmul, WeightRef};
+pub use pool::ThreadPool;
