@@ -5,6 +5,7 @@
 //! in terms of backend operations, `cpu` (and later `gpu`) run those operations, and
 //! `engine` drives prefill, decode and sampling. `cli` holds the commands.
 
+pub mod bench;
 pub mod chat;
 pub mod cli;
 pub mod cpu;

@@ -1,0 +1,310 @@
+//! llama-bench's output: per-test results, its markdown table and a JSON array.
+
+use serde::Serialize;
+
+/// What the table says about the model.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct ModelSummary {
+    /// llama.cpp-style description, e.g. "gemma3 270M Q4_K - Medium".
+    pub description: String,
+    /// Bytes of all tensors (llama-bench's "size").
+    pub size_bytes: u64,
+    pub n_params: u64,
+}
+
+/// One row: a test (`pp512`, `tg128`) at a thread count, with its timed repetitions.
+#[derive(Clone, Debug, PartialEq)]
+pub struct BenchResult {
+    pub model: ModelSummary,
+    pub backend: String,
+    pub threads: usize,
+    pub n_prompt: usize,
+    pub n_gen: usize,
+    /// Wall time of each counted repetition, in nanoseconds.
+    pub samples_ns: Vec<u64>,
+}
+
+impl BenchResult {
+    /// "pp512", "tg128", or "pp512+tg128" for a combined test.
+    pub fn test_name(&self) -> String {
+        match (self.n_prompt, self.n_gen) {
+            (p, 0) => format!("pp{p}"),
+            (0, n) => format!("tg{n}"),
+            (p, n) => format!("pp{p}+tg{n}"),
+        }
+    }
+
+    /// Tokens per second of each repetition (what llama-bench averages).
+    pub fn samples_ts(&self) -> Vec<f64> {
+        let tokens = (self.n_prompt + self.n_gen) as f64;
+        self.samples_ns
+            .iter()
+            .map(|&ns| tokens * 1e9 / ns.max(1) as f64)
+            .collect()
+    }
+
+    pub fn mean_ts(&self) -> f64 {
+        mean(&self.samples_ts())
+    }
+
+    pub fn stdev_ts(&self) -> f64 {
+        sample_stdev(&self.samples_ts())
+    }
+}
+
+pub fn mean(values: &[f64]) -> f64 {
+    if values.is_empty() {
+        return 0.0;
+    }
+    values.iter().sum::<f64>() / values.len() as f64
+}
+
+/// Sample standard deviation (n − 1 in the denominator), 0 for fewer than two values.
+pub fn sample_stdev(values: &[f64]) -> f64 {
+    if values.len() < 2 {
+        return 0.0;
+    }
+    let m = mean(values);
+    let ss: f64 = values.iter().map(|v| (v - m) * (v - m)).sum();
+    (ss / (values.len() - 1) as f64).sqrt()
+}
+
+/// A size label from a parameter count, two significant digits: 268.1M → "270M",
+/// 1.236B → "1.2B", 13.02B → "13B". Used when the file has no `general.size_label`.
+pub fn size_label(n_params: u64) -> String {
+    let (value, unit) = if n_params >= 1_000_000_000 {
+        (n_params as f64 / 1e9, "B")
+    } else {
+        (n_params as f64 / 1e6, "M")
+    };
+    if value <= 0.0 {
+        return format!("0{unit}");
+    }
+    let magnitude = value.log10().floor() as i32;
+    let step = 10f64.powi(magnitude - 1);
+    let rounded = (value / step).round() * step;
+    let decimals = (1 - magnitude).max(0) as usize;
+    let text = format!("{rounded:.decimals$}");
+    format!("{text}{unit}")
+}
+
+/// "ARCH SIZE FILETYPE", as llama.cpp describes a model.
+pub fn model_description(arch: &str, size_label: &str, file_type_name: &str) -> String {
+    format!("{arch} {size_label} {file_type_name}")
+}
+
+/// Bytes as llama-bench prints them: MiB below 1 GiB, else GiB, two decimals.
+pub fn format_size(bytes: u64) -> String {
+    const MIB: f64 = 1024.0 * 1024.0;
+    const GIB: f64 = MIB * 1024.0;
+    if (bytes as f64) < GIB {
+        format!("{:.2} MiB", bytes as f64 / MIB)
+    } else {
+        format!("{:.2} GiB", bytes as f64 / GIB)
+    }
+}
+
+/// Parameter counts as llama-bench prints them: "268.10 M", "1.24 B".
+pub fn format_params(n: u64) -> String {
+    if n < 1_000_000_000 {
+        format!("{:.2} M", n as f64 / 1e6)
+    } else {
+        format!("{:.2} B", n as f64 / 1e9)
+    }
+}
+
+#[derive(Clone, Copy)]
+enum Align {
+    Left,
+    Right,
+}
+
+/// The markdown table llama-bench prints.
+pub fn markdown_table(results: &[BenchResult]) -> String {
+    let columns: [(&str, usize, Align); 7] = [
+        ("model", 30, Align::Left),
+        ("size", 10, Align::Right),
+        ("params", 10, Align::Right),
+        ("backend", 10, Align::Left),
+        ("threads", 7, Align::Right),
+        ("test", 15, Align::Right),
+        ("t/s", 20, Align::Right),
+    ];
+    let rows: Vec<[String; 7]> = results
+        .iter()
+        .map(|r| {
+            [
+                r.model.description.clone(),
+                format_size(r.model.size_bytes),
+                format_params(r.model.n_params),
+                r.backend.clone(),
+                r.threads.to_string(),
+                r.test_name(),
+                format!("{:.2} ± {:.2}", r.mean_ts(), r.stdev_ts()),
+            ]
+        })
+        .collect();
+    let widths: Vec<usize> = columns
+        .iter()
+        .enumerate()
+        .map(|(i, &(name, min, _))| {
+            rows.iter()
+                .map(|row| row[i].chars().count())
+                .chain([name.len(), min])
+                .max()
+                .unwrap_or(min)
+        })
+        .collect();
+    let cell = |text: &str, width: usize, align: Align| -> String {
+        let pad = width.saturating_sub(text.chars().count());
+        match align {
+            Align::Left => format!(" {text}{} |", " ".repeat(pad)),
+            Align::Right => format!(" {}{text} |", " ".repeat(pad)),
+        }
+    };
+    let mut out = String::from("|");
+    for (i, &(name, _, align)) in columns.iter().enumerate() {
+        out += &cell(name, widths[i], align);
+    }
+    out += "\n|";
+    for (i, &(_, _, align)) in columns.iter().enumerate() {
+        let rule = match align {
+            Align::Left => "-".repeat(widths[i]),
+            Align::Right => format!("{}:", "-".repeat(widths[i] - 1)),
+        };
+        out += &format!(" {rule} |");
+    }
+    out += "\n";
+    for row in &rows {
+        out += "|";
+        for (i, &(_, _, align)) in columns.iter().enumerate() {
+            out += &cell(&row[i], widths[i], align);
+        }
+        out += "\n";
+    }
+    out
+}
+
+#[derive(Serialize)]
+struct JsonRow<'a> {
+    model_type: &'a str,
+    model_size: u64,
+    model_n_params: u64,
+    backends: &'a str,
+    n_threads: usize,
+    n_prompt: usize,
+    n_gen: usize,
+    test: String,
+    avg_ns: u64,
+    stddev_ns: u64,
+    avg_ts: f64,
+    stddev_ts: f64,
+    samples_ns: &'a [u64],
+    samples_ts: Vec<f64>,
+}
+
+/// The results as a JSON array, with llama-bench's field names.
+pub fn json(results: &[BenchResult]) -> String {
+    let rows: Vec<JsonRow> = results
+        .iter()
+        .map(|r| {
+            let ns: Vec<f64> = r.samples_ns.iter().map(|&x| x as f64).collect();
+            JsonRow {
+                model_type: &r.model.description,
+                model_size: r.model.size_bytes,
+                model_n_params: r.model.n_params,
+                backends: &r.backend,
+                n_threads: r.threads,
+                n_prompt: r.n_prompt,
+                n_gen: r.n_gen,
+                test: r.test_name(),
+                avg_ns: mean(&ns).round() as u64,
+                stddev_ns: sample_stdev(&ns).round() as u64,
+                avg_ts: r.mean_ts(),
+                stddev_ts: r.stdev_ts(),
+                samples_ns: &r.samples_ns,
+                samples_ts: r.samples_ts(),
+            }
+        })
+        .collect();
+    serde_json::to_string_pretty(&rows).expect("bench rows serialize")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn result(n_prompt: usize, n_gen: usize, samples_ns: Vec<u64>) -> BenchResult {
+        BenchResult {
+            model: ModelSummary {
+                description: "gemma3 270M Q4_K - Medium".into(),
+                size_bytes: 252_759_040,
+                n_params: 268_098_176,
+            },
+            backend: "CPU".into(),
+            threads: 2,
+            n_prompt,
+            n_gen,
+            samples_ns,
+        }
+    }
+
+    #[test]
+    fn labels_and_units() {
+        assert_eq!(size_label(268_098_176), "270M");
+        assert_eq!(size_label(1_235_814_400), "1.2B");
+        assert_eq!(size_label(13_015_864_320), "13B");
+        assert_eq!(size_label(6_738_415_616), "6.7B");
+        assert_eq!(size_label(99_600_000), "100M");
+        assert_eq!(format_size(252_759_040), "241.05 MiB");
+        assert_eq!(format_size(3 * 1024 * 1024 * 1024 / 2), "1.50 GiB");
+        assert_eq!(format_params(268_098_176), "268.10 M");
+        assert_eq!(format_params(1_235_814_400), "1.24 B");
+        assert_eq!(
+            model_description("gemma3", "270M", "Q4_K - Medium"),
+            "gemma3 270M Q4_K - Medium"
+        );
+    }
+
+    #[test]
+    fn throughput_statistics() {
+        // 512 tokens in 1 s and 0.5 s: 512 and 1024 t/s; mean 768, sample stdev 362.04.
+        let r = result(512, 0, vec![1_000_000_000, 500_000_000]);
+        assert_eq!(r.test_name(), "pp512");
+        assert!((r.mean_ts() - 768.0).abs() < 1e-9);
+        assert!((r.stdev_ts() - 256.0 * 2f64.sqrt()).abs() < 1e-9);
+        assert_eq!(result(0, 128, vec![1]).test_name(), "tg128");
+        assert_eq!(result(0, 128, vec![1]).stdev_ts(), 0.0);
+    }
+
+    #[test]
+    fn markdown_layout() {
+        let table = markdown_table(&[result(512, 0, vec![1_000_000_000, 500_000_000])]);
+        let lines: Vec<&str> = table.lines().collect();
+        assert_eq!(lines.len(), 3);
+        assert_eq!(
+            lines[0],
+            "| model                          |       size |     params | backend    | threads |            test |                  t/s |"
+        );
+        assert_eq!(
+            lines[1],
+            "| ------------------------------ | ---------: | ---------: | ---------- | ------: | --------------: | -------------------: |"
+        );
+        assert_eq!(
+            lines[2],
+            "| gemma3 270M Q4_K - Medium      | 241.05 MiB |   268.10 M | CPU        |       2 |           pp512 |      768.00 ± 362.04 |"
+        );
+    }
+
+    #[test]
+    fn json_has_llama_bench_fields() {
+        let text = json(&[result(0, 128, vec![2_000_000_000, 2_000_000_000])]);
+        let v: serde_json::Value = serde_json::from_str(&text).unwrap();
+        let row = &v[0];
+        assert_eq!(row["test"], "tg128");
+        assert_eq!(row["n_gen"], 128);
+        assert_eq!(row["avg_ns"], 2_000_000_000u64);
+        assert_eq!(row["avg_ts"], 64.0);
+        assert_eq!(row["samples_ts"].as_array().unwrap().len(), 2);
+    }
+}
