@@ -5,7 +5,9 @@ use tandem::sampling::{argmax, Sampler, SamplerParams};
 
 /// Deterministic test logits from a tiny LCG (independent of the sampler's own PRNG).
 fn test_logits(n: usize, seed: u64, scale: f32) -> Vec<f32> {
-    let mut x = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+    let mut x = seed
+        .wrapping_mul(6364136223846793005)
+        .wrapping_add(1442695040888963407);
     (0..n)
         .map(|_| {
             x = x
@@ -73,7 +75,10 @@ fn reference_distribution(logits: &[f32], history: &[u32], p: &SamplerParams) ->
     if p.min_p > 0.0 {
         let probs = softmax(&cands);
         let pmax = probs[0];
-        let keep = probs.iter().filter(|&&pr| pr >= p.min_p as f64 * pmax).count();
+        let keep = probs
+            .iter()
+            .filter(|&&pr| pr >= p.min_p as f64 * pmax)
+            .count();
         cands.truncate(keep.max(1));
     }
     let scaled: Vec<(u32, f64)> = cands
@@ -92,7 +97,10 @@ fn assert_same_distribution(got: &[(u32, f64)], want: &[(u32, f64)], what: &str)
     assert_eq!(g, w, "{what}: kept sets differ");
     for &(id, pw) in want {
         let pg = got.iter().find(|x| x.0 == id).unwrap().1;
-        assert!((pg - pw).abs() < 1e-5, "{what}: token {id}: got {pg}, want {pw}");
+        assert!(
+            (pg - pw).abs() < 1e-5,
+            "{what}: token {id}: got {pg}, want {pw}"
+        );
     }
 }
 
@@ -103,7 +111,10 @@ fn greedy_is_argmax() {
         let naive = logits
             .iter()
             .enumerate()
-            .fold((0usize, f32::MIN), |b, (i, &x)| if x > b.1 { (i, x) } else { b })
+            .fold(
+                (0usize, f32::MIN),
+                |b, (i, &x)| if x > b.1 { (i, x) } else { b },
+            )
             .0 as u32;
         assert_eq!(argmax(&logits), naive);
         let mut s = Sampler::new(params(0.0, 40, 0.95, 0.05));
