@@ -9,3 +9,4 @@ pub mod cli;
 pub mod cpu;
 pub mod gguf;
 pub mod quant;
+pub mod tokenizer;
