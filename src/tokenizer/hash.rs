@@ -56,9 +56,17 @@ impl Hasher for PieceHasher {
         self.mix(i as u64);
     }
 
+    /// The multiply leaves the low bits (hashbrown's bucket index) depending only on low
+    /// input bits, so pieces sharing a prefix would cluster; a final avalanche (MurmurHash3's
+    /// fmix64) spreads every input bit over the whole word.
     #[inline]
     fn finish(&self) -> u64 {
-        self.state
+        let mut h = self.state;
+        h ^= h >> 33;
+        h = h.wrapping_mul(0xff51_afd7_ed55_8ccd);
+        h ^= h >> 33;
+        h = h.wrapping_mul(0xc4ce_b9fe_1a85_ec53);
+        h ^ (h >> 33)
     }
 }
 

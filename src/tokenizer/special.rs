@@ -8,7 +8,6 @@
 
 use std::collections::BTreeMap;
 
-use super::hash::FastMap;
 
 /// A piece of the input: text to tokenize, or a special token found in it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -24,16 +23,22 @@ struct Special {
     always: bool,
 }
 
+const NO_RANK: u32 = u32::MAX;
+
+/// A byte trie over the special-token texts; `rank` indexes `SpecialMatcher::tokens`.
+#[derive(Debug, Default)]
+struct Node {
+    children: Vec<(u8, u32)>,
+    rank: u32,
+}
+
 #[derive(Debug, Default)]
 pub struct SpecialMatcher {
     /// In priority order: longer text first, then lower id.
     tokens: Vec<Special>,
-    /// Text → index into `tokens`.
-    by_text: FastMap<Box<[u8]>, u32>,
-    /// For each first byte, the distinct text lengths of the special tokens starting with it
-    /// (all tokens, and the always-split ones).
-    lengths_all: Vec<Vec<u32>>,
-    lengths_always: Vec<Vec<u32>>,
+    nodes: Vec<Node>,
+    /// The root's children by byte, for the common case of no match at all.
+    root: Vec<u32>,
 }
 
 impl SpecialMatcher {
@@ -43,26 +48,37 @@ impl SpecialMatcher {
         candidates.retain(|(_, text, _)| !text.is_empty());
         candidates.sort_by(|a, b| b.1.len().cmp(&a.1.len()).then(a.0.cmp(&b.0)));
         let mut m = SpecialMatcher {
-            lengths_all: vec![Vec::new(); 256],
-            lengths_always: vec![Vec::new(); 256],
+            nodes: vec![Node {
+                children: Vec::new(),
+                rank: NO_RANK,
+            }],
             ..SpecialMatcher::default()
         };
         for (id, text, always) in candidates {
+            let mut node = 0usize;
+            for &b in text {
+                node = match m.nodes[node].children.binary_search_by_key(&b, |c| c.0) {
+                    Ok(k) => m.nodes[node].children[k].1 as usize,
+                    Err(k) => {
+                        let new = m.nodes.len();
+                        m.nodes.push(Node {
+                            children: Vec::new(),
+                            rank: NO_RANK,
+                        });
+                        m.nodes[node].children.insert(k, (b, new as u32));
+                        new
+                    }
+                };
+            }
             // Two tokens with the same text: the first in priority order wins every match.
-            if m.by_text.contains_key(text) {
-                continue;
+            if m.nodes[node].rank == NO_RANK {
+                m.nodes[node].rank = m.tokens.len() as u32;
+                m.tokens.push(Special { id, always });
             }
-            let rank = m.tokens.len() as u32;
-            m.tokens.push(Special { id, always });
-            m.by_text.insert(text.into(), rank);
-            let first = text[0] as usize;
-            let len = text.len() as u32;
-            if !m.lengths_all[first].contains(&len) {
-                m.lengths_all[first].push(len);
-            }
-            if always && !m.lengths_always[first].contains(&len) {
-                m.lengths_always[first].push(len);
-            }
+        }
+        m.root = vec![0; 256];
+        for &(b, child) in &m.nodes[0].children {
+            m.root[b as usize] = child;
         }
         m
     }
@@ -74,23 +90,23 @@ impl SpecialMatcher {
     /// Splits `text` into fragments; with `parse_special` off only always-split tokens count.
     pub fn partition<'a>(&self, text: &'a str, parse_special: bool) -> Vec<Fragment<'a>> {
         let bytes = text.as_bytes();
-        let lengths = if parse_special {
-            &self.lengths_all
-        } else {
-            &self.lengths_always
-        };
         // (rank, start, end) of every occurrence.
         let mut found: Vec<(u32, usize, usize)> = Vec::new();
-        for (pos, &b) in bytes.iter().enumerate() {
-            for &len in &lengths[b as usize] {
-                let end = pos + len as usize;
-                if end > bytes.len() {
-                    continue;
-                }
-                if let Some(&rank) = self.by_text.get(&bytes[pos..end]) {
-                    if parse_special || self.tokens[rank as usize].always {
-                        found.push((rank, pos, end));
+        if !self.tokens.is_empty() {
+            for (pos, &b) in bytes.iter().enumerate() {
+                let mut node = self.root[b as usize] as usize;
+                let mut end = pos + 1;
+                while node != 0 {
+                    let n = &self.nodes[node];
+                    if n.rank != NO_RANK && (parse_special || self.tokens[n.rank as usize].always) {
+                        found.push((n.rank, pos, end));
                     }
+                    let Some(&next) = bytes.get(end) else { break };
+                    node = match n.children.binary_search_by_key(&next, |c| c.0) {
+                        Ok(k) => n.children[k].1 as usize,
+                        Err(_) => 0,
+                    };
+                    end += 1;
                 }
             }
         }

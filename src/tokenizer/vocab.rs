@@ -1,6 +1,8 @@
 //! The vocabulary: token texts, scores, types, and the text → id map built once.
 
-use super::hash::FastMap;
+use std::hash::Hasher;
+
+use super::hash::PieceHasher;
 
 /// `tokenizer.ggml.token_type` values (llama.cpp's `llama_token_type`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -68,7 +70,7 @@ pub struct Vocab {
     pub texts: PieceTable,
     pub scores: Vec<f32>,
     pub types: Vec<TokenType>,
-    map: FastMap<Box<[u8]>, u32>,
+    index: TextIndex,
 }
 
 impl Vocab {
@@ -77,24 +79,19 @@ impl Vocab {
     pub fn new(tokens: &[&str], scores: Vec<f32>, types: Vec<TokenType>) -> Vocab {
         let total: usize = tokens.iter().map(|t| t.len().max(12)).sum();
         let mut texts = PieceTable::with_capacity(tokens.len(), total);
-        let mut map = FastMap::default();
-        map.reserve(tokens.len());
         for (i, t) in tokens.iter().enumerate() {
-            let owned;
-            let text: &[u8] = if t.is_empty() {
-                owned = format!("[EMPTY_{i}]");
-                owned.as_bytes()
+            if t.is_empty() {
+                texts.push(format!("[EMPTY_{i}]").as_bytes());
             } else {
-                t.as_bytes()
-            };
-            texts.push(text);
-            map.insert(Box::from(text), i as u32);
+                texts.push(t.as_bytes());
+            }
         }
+        let index = TextIndex::new(&texts);
         Vocab {
             texts,
             scores,
             types,
-            map,
+            index,
         }
     }
 
@@ -109,7 +106,7 @@ impl Vocab {
 
     #[inline]
     pub fn lookup(&self, text: &[u8]) -> Option<u32> {
-        self.map.get(text).copied()
+        self.index.find(&self.texts, text)
     }
 
     pub fn text(&self, id: u32) -> Option<&[u8]> {
@@ -118,5 +115,73 @@ impl Vocab {
 
     pub fn token_type(&self, id: u32) -> Option<TokenType> {
         self.types.get(id as usize).copied()
+    }
+}
+
+fn hash_bytes(bytes: &[u8]) -> u64 {
+    let mut h = PieceHasher::default();
+    h.write(bytes);
+    h.finish()
+}
+
+/// Text → id, as an open-addressing table of ids whose keys live in the [`PieceTable`]:
+/// no per-token allocation, and the high hash bits stored beside each id skip most text
+/// comparisons on a probe.
+#[derive(Debug)]
+struct TextIndex {
+    /// `(hash >> 32) << 32 | id`, or `EMPTY`.
+    slots: Vec<u64>,
+    mask: usize,
+}
+
+const EMPTY: u64 = u64::MAX;
+
+impl TextIndex {
+    fn new(texts: &PieceTable) -> TextIndex {
+        let size = (texts.len() * 2).next_power_of_two().max(16);
+        let mut index = TextIndex {
+            slots: vec![EMPTY; size],
+            mask: size - 1,
+        };
+        for id in 0..texts.len() {
+            let text = texts.get(id).unwrap_or_default();
+            let h = hash_bytes(text);
+            let tag = h & !0xFFFF_FFFF;
+            let mut i = h as usize & index.mask;
+            loop {
+                let slot = index.slots[i];
+                if slot == EMPTY {
+                    index.slots[i] = tag | id as u64;
+                    break;
+                }
+                // A repeated text: the later id replaces the earlier one.
+                if slot & !0xFFFF_FFFF == tag && texts.get(slot as u32 as usize) == Some(text) {
+                    index.slots[i] = tag | id as u64;
+                    break;
+                }
+                i = (i + 1) & index.mask;
+            }
+        }
+        index
+    }
+
+    #[inline]
+    fn find(&self, texts: &PieceTable, text: &[u8]) -> Option<u32> {
+        let h = hash_bytes(text);
+        let tag = h & !0xFFFF_FFFF;
+        let mut i = h as usize & self.mask;
+        loop {
+            let slot = self.slots[i];
+            if slot == EMPTY {
+                return None;
+            }
+            if slot & !0xFFFF_FFFF == tag {
+                let id = slot as u32;
+                if texts.get(id as usize) == Some(text) {
+                    return Some(id);
+                }
+            }
+            i = (i + 1) & self.mask;
+        }
     }
 }
