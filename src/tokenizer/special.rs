@@ -8,7 +8,6 @@
 
 use std::collections::BTreeMap;
 
-
 /// A piece of the input: text to tokenize, or a special token found in it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Fragment<'a> {
