@@ -88,6 +88,12 @@ fn vocab_file_special_ids() {
     assert_eq!(spm.encode("<s>", false, true), vec![1]);
     assert_ne!(spm.encode("<s>", false, false), vec![1]);
 
+    // Like llama.cpp's detokenizer: the space-prefix space goes from the first token only,
+    // and a leading BOS (which renders empty) is that first token.
+    assert_eq!(spm.decode(&[15043, 3186]), b"Hello world");
+    assert_eq!(spm.decode(&[1, 15043, 3186]), b" Hello world");
+    assert_eq!(spm.decode_with(&[1, 15043], true), b"<s> Hello");
+
     let bpe = load("ggml-vocab-llama-bpe.gguf");
     assert_eq!(bpe.n_vocab(), 128256);
     let eot = bpe.token_id("<|eot_id|>").unwrap();
