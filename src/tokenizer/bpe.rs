@@ -36,8 +36,8 @@ pub struct BpeModel {
     ignore_merges: bool,
     /// The UTF-8 encoding of each byte's stand-in character.
     byte_chars: Vec<Vec<u8>>,
-    /// Stand-in character (as u32) → byte, for decoding.
-    char_bytes: FastMap<u32, u8>,
+    /// Stand-in character → byte, for decoding; every stand-in is below U+0200.
+    char_bytes: Vec<Option<u8>>,
 }
 
 const NONE: u32 = u32::MAX;
@@ -117,11 +117,10 @@ impl BpeModel {
         }
         let table = byte_to_char_table();
         let byte_chars = table.iter().map(|c| c.to_string().into_bytes()).collect();
-        let char_bytes = table
-            .iter()
-            .enumerate()
-            .map(|(b, &c)| (c as u32, b as u8))
-            .collect();
+        let mut char_bytes = vec![None; 0x200];
+        for (b, &c) in table.iter().enumerate() {
+            char_bytes[c as usize] = Some(b as u8);
+        }
         BpeModel {
             ignore_merges: pre.kind().ignore_merges(),
             pre,
@@ -132,16 +131,14 @@ impl BpeModel {
     }
 
     /// The bytes a normal BPE token's text stands for.
-    pub fn decode_text(&self, text: &str) -> Vec<u8> {
-        let mut out = Vec::with_capacity(text.len());
+    pub fn decode_text(&self, text: &str, out: &mut Vec<u8>) {
         for c in text.chars() {
-            match self.char_bytes.get(&(c as u32)) {
-                Some(&b) => out.push(b),
+            match self.char_bytes.get(c as usize).copied().flatten() {
+                Some(b) => out.push(b),
                 // Not a byte stand-in: keep the character itself.
                 None => out.extend_from_slice(c.encode_utf8(&mut [0; 4]).as_bytes()),
             }
         }
-        out
     }
 
     /// Tokenizes one text fragment (no special tokens inside) and appends the ids.

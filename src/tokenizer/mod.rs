@@ -270,8 +270,11 @@ impl Tokenizer {
         let specials = SpecialMatcher::new(specials);
 
         let mut pieces = PieceTable::with_capacity(n, vocab.texts_len_hint());
+        let mut scratch = Vec::new();
         for id in 0..n as u32 {
-            pieces.push(&render_piece(&model, &vocab, id));
+            scratch.clear();
+            render_piece(&model, &vocab, id, &mut scratch);
+            pieces.push(&scratch);
         }
 
         Ok(Tokenizer {
@@ -472,25 +475,38 @@ fn escape_spaces(text: &str, out: &mut Vec<u8>) {
     out.extend_from_slice(rest);
 }
 
-/// llama.cpp's `token_to_piece(special = true)` for one token.
-fn render_piece(model: &Model, vocab: &Vocab, id: u32) -> Vec<u8> {
+/// llama.cpp's `token_to_piece(special = true)` for one token, appended to `out`.
+fn render_piece(model: &Model, vocab: &Vocab, id: u32, out: &mut Vec<u8>) {
     let text = vocab.text(id).unwrap_or_default();
     let ty = vocab.token_type(id).unwrap_or(TokenType::Undefined);
     match ty {
-        TokenType::Control | TokenType::Unknown | TokenType::UserDefined => text.to_vec(),
+        TokenType::Control | TokenType::Unknown | TokenType::UserDefined => {
+            out.extend_from_slice(text)
+        }
         TokenType::Normal => match model {
-            Model::Spm { .. } => {
-                let s = String::from_utf8_lossy(text);
-                s.replace('\u{2581}', " ").into_bytes()
+            Model::Spm { .. } => unescape_spaces(text, out),
+            // Vocabulary texts come from GGUF strings, which are valid UTF-8.
+            Model::Bpe(bpe) => bpe.decode_text(std::str::from_utf8(text).unwrap_or_default(), out),
+        },
+        TokenType::Byte => {
+            if let (Model::Spm { .. }, Some(b)) = (model, parse_byte_token(text)) {
+                out.push(b);
             }
-            Model::Bpe(bpe) => bpe.decode_text(&String::from_utf8_lossy(text)),
-        },
-        TokenType::Byte => match model {
-            Model::Spm { .. } => parse_byte_token(text).map(|b| vec![b]).unwrap_or_default(),
-            Model::Bpe(_) => Vec::new(),
-        },
-        TokenType::Unused | TokenType::Undefined => Vec::new(),
+        }
+        TokenType::Unused | TokenType::Undefined => {}
     }
+}
+
+/// U+2581 back to spaces.
+fn unescape_spaces(text: &[u8], out: &mut Vec<u8>) {
+    const MARK: &[u8] = "\u{2581}".as_bytes();
+    let mut rest = text;
+    while let Some(p) = rest.windows(MARK.len()).position(|w| w == MARK) {
+        out.extend_from_slice(&rest[..p]);
+        out.push(b' ');
+        rest = &rest[p + MARK.len()..];
+    }
+    out.extend_from_slice(rest);
 }
 
 /// The byte of a `<0xNN>` token.
