@@ -153,3 +153,20 @@ fn stream_decoding_equals_whole_decoding() {
     out.push_str(&d.finish());
     assert_eq!(out, s);
 }
+
+#[test]
+fn long_whitespace_runs_stay_cheap_and_exact() {
+    // Every position of a space run starts several user-defined matches; the split must
+    // neither blow up nor lose a byte.
+    let t = gemma3();
+    let s = format!(
+        "{}x{}y{}",
+        " ".repeat(100_000),
+        "\n".repeat(50_000),
+        "\t ".repeat(30_000)
+    );
+    let ids = t.encode(&s, false, false);
+    // Runs of up to 31 spaces or newlines are single tokens; "\t " pairs are at most two.
+    assert!(ids.len() < 3_300 + 1_700 + 60_000 + 2, "{} ids", ids.len());
+    assert_eq!(t.decode(&ids), s.as_bytes());
+}

@@ -263,7 +263,9 @@ impl Tokenizer {
                 ty,
                 TokenType::Control | TokenType::UserDefined | TokenType::Unknown
             ) {
+                // Vocabulary texts come from GGUF strings, which are valid UTF-8.
                 let text = vocab.text(id).unwrap_or_default();
+                let text = std::str::from_utf8(text).unwrap_or_default();
                 specials.push((id, text, ty == TokenType::UserDefined));
             }
         }

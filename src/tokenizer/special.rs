@@ -1,12 +1,9 @@
 //! Splitting text on special-token occurrences before tokenizing the pieces between them.
 //!
 //! llama.cpp takes the special tokens longest first and, for each, splits every remaining
-//! text fragment at its leftmost non-overlapping occurrences. The result is reproduced here
-//! without one substring search per special token (gemma3 has thousands): all candidate
-//! occurrences are found in one pass, then accepted in llama.cpp's order (token priority,
-//! then position) when they overlap nothing accepted before.
-
-use std::collections::BTreeMap;
+//! text fragment at its leftmost non-overlapping occurrences. That is done here too, but
+//! only for the tokens that occur in the text at all (gemma3 has thousands of special
+//! tokens): one trie walk over the text finds them first.
 
 /// A piece of the input: text to tokenize, or a special token found in it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -18,6 +15,7 @@ pub enum Fragment<'a> {
 #[derive(Debug)]
 struct Special {
     id: u32,
+    text: Box<str>,
     /// User-defined tokens are split out even when special parsing is off.
     always: bool,
 }
@@ -43,7 +41,7 @@ pub struct SpecialMatcher {
 impl SpecialMatcher {
     /// `candidates` are (id, text, always-split) for every control, user-defined and unknown
     /// token.
-    pub fn new(mut candidates: Vec<(u32, &[u8], bool)>) -> SpecialMatcher {
+    pub fn new(mut candidates: Vec<(u32, &str, bool)>) -> SpecialMatcher {
         candidates.retain(|(_, text, _)| !text.is_empty());
         candidates.sort_by(|a, b| b.1.len().cmp(&a.1.len()).then(a.0.cmp(&b.0)));
         let mut m = SpecialMatcher {
@@ -55,7 +53,7 @@ impl SpecialMatcher {
         };
         for (id, text, always) in candidates {
             let mut node = 0usize;
-            for &b in text {
+            for &b in text.as_bytes() {
                 node = match m.nodes[node].children.binary_search_by_key(&b, |c| c.0) {
                     Ok(k) => m.nodes[node].children[k].1 as usize,
                     Err(k) => {
@@ -72,7 +70,11 @@ impl SpecialMatcher {
             // Two tokens with the same text: the first in priority order wins every match.
             if m.nodes[node].rank == NO_RANK {
                 m.nodes[node].rank = m.tokens.len() as u32;
-                m.tokens.push(Special { id, always });
+                m.tokens.push(Special {
+                    id,
+                    text: text.into(),
+                    always,
+                });
             }
         }
         m.root = vec![0; 256];
@@ -88,58 +90,62 @@ impl SpecialMatcher {
 
     /// Splits `text` into fragments; with `parse_special` off only always-split tokens count.
     pub fn partition<'a>(&self, text: &'a str, parse_special: bool) -> Vec<Fragment<'a>> {
-        let bytes = text.as_bytes();
-        // (rank, start, end) of every occurrence.
-        let mut found: Vec<(u32, usize, usize)> = Vec::new();
-        if !self.tokens.is_empty() {
-            for (pos, &b) in bytes.iter().enumerate() {
-                let mut node = self.root[b as usize] as usize;
-                let mut end = pos + 1;
-                while node != 0 {
-                    let n = &self.nodes[node];
-                    if n.rank != NO_RANK && (parse_special || self.tokens[n.rank as usize].always) {
-                        found.push((n.rank, pos, end));
+        let present = self.present(text, parse_special);
+        let mut fragments = vec![Fragment::Text(text)];
+        let mut next = Vec::new();
+        for rank in present {
+            let special = &self.tokens[rank as usize];
+            next.clear();
+            for &f in &fragments {
+                let Fragment::Text(t) = f else {
+                    next.push(f);
+                    continue;
+                };
+                let mut at = 0;
+                for (start, m) in t.match_indices(&*special.text) {
+                    if start > at {
+                        next.push(Fragment::Text(&t[at..start]));
                     }
-                    let Some(&next) = bytes.get(end) else { break };
-                    node = match n.children.binary_search_by_key(&next, |c| c.0) {
-                        Ok(k) => n.children[k].1 as usize,
-                        Err(_) => 0,
-                    };
-                    end += 1;
+                    next.push(Fragment::Token(special.id));
+                    at = start + m.len();
+                }
+                if at < t.len() {
+                    next.push(Fragment::Text(&t[at..]));
                 }
             }
+            std::mem::swap(&mut fragments, &mut next);
         }
-        if found.is_empty() {
-            return vec![Fragment::Text(text)];
+        fragments
+    }
+
+    /// The ranks of the special tokens occurring in `text`, in priority order.
+    fn present(&self, text: &str, parse_special: bool) -> Vec<u32> {
+        let mut seen = Vec::new();
+        if self.tokens.is_empty() {
+            return seen;
         }
-        found.sort_unstable();
-        // start → (end, rank) of accepted occurrences.
-        let mut accepted: BTreeMap<usize, (usize, u32)> = BTreeMap::new();
-        for (rank, start, end) in found {
-            let before = accepted.range(..=start).next_back();
-            if before.is_some_and(|(_, &(e, _))| e > start) {
-                continue;
+        let bytes = text.as_bytes();
+        for (pos, &b) in bytes.iter().enumerate() {
+            let mut node = self.root[b as usize] as usize;
+            let mut end = pos + 1;
+            while node != 0 {
+                let n = &self.nodes[node];
+                if n.rank != NO_RANK
+                    && (parse_special || self.tokens[n.rank as usize].always)
+                    && !seen.contains(&n.rank)
+                {
+                    seen.push(n.rank);
+                }
+                let Some(&next) = bytes.get(end) else { break };
+                node = match n.children.binary_search_by_key(&next, |c| c.0) {
+                    Ok(k) => n.children[k].1 as usize,
+                    Err(_) => 0,
+                };
+                end += 1;
             }
-            let after = accepted.range(start..).next();
-            if after.is_some_and(|(&s, _)| s < end) {
-                continue;
-            }
-            accepted.insert(start, (end, rank));
         }
-        let mut out = Vec::with_capacity(accepted.len() * 2 + 1);
-        let mut at = 0;
-        for (start, (end, rank)) in accepted {
-            if start > at {
-                // Occurrences of valid UTF-8 texts start and end on character boundaries.
-                out.push(Fragment::Text(&text[at..start]));
-            }
-            out.push(Fragment::Token(self.tokens[rank as usize].id));
-            at = end;
-        }
-        if at < text.len() {
-            out.push(Fragment::Text(&text[at..]));
-        }
-        out
+        seen.sort_unstable();
+        seen
     }
 }
 
@@ -150,7 +156,7 @@ mod tests {
     #[test]
     fn longer_tokens_take_priority_over_earlier_shorter_ones() {
         // llama.cpp splits on "abc" first, so "ca" finds no whole occurrence left.
-        let m = SpecialMatcher::new(vec![(1, b"ca", true), (2, b"abc", true)]);
+        let m = SpecialMatcher::new(vec![(1, "ca", true), (2, "abc", true)]);
         assert_eq!(
             m.partition("cabc", true),
             vec![Fragment::Text("c"), Fragment::Token(2)]
@@ -163,7 +169,7 @@ mod tests {
 
     #[test]
     fn repeated_and_adjacent_occurrences() {
-        let m = SpecialMatcher::new(vec![(7, b"<s>", false), (8, b"aa", true)]);
+        let m = SpecialMatcher::new(vec![(7, "<s>", false), (8, "aa", true)]);
         assert_eq!(
             m.partition("<s><s>x", true),
             vec![Fragment::Token(7), Fragment::Token(7), Fragment::Text("x")]
