@@ -159,7 +159,12 @@ impl Tokenizer {
         let pre = if is_spm {
             None
         } else {
-            let name = md.opt_str("tokenizer.ggml.pre")?.unwrap_or("default");
+            // Missing or empty: llama.cpp's default split (it warns); any other unknown
+            // name is an error rather than a silent fallback.
+            let name = match md.opt_str("tokenizer.ggml.pre")? {
+                None | Some("") => "default",
+                Some(name) => name,
+            };
             Some(PreTokenizer::from_name(name)?)
         };
         let (mut bos, mut eos, mut unk) = if is_spm {
@@ -515,4 +520,36 @@ fn unescape_spaces(text: &[u8], out: &mut Vec<u8>) {
 fn parse_byte_token(text: &[u8]) -> Option<u8> {
     let hex = text.strip_prefix(b"<0x")?.strip_suffix(b">")?;
     u8::from_str_radix(std::str::from_utf8(hex).ok()?, 16).ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tokenizer_can_be_shared_between_threads() {
+        fn send_sync<T: Send + Sync>() {}
+        send_sync::<Tokenizer>();
+    }
+
+    #[test]
+    fn spaces_escape_and_unescape() {
+        let mut out = Vec::new();
+        escape_spaces(" a  b ", &mut out);
+        assert_eq!(
+            String::from_utf8(out.clone()).unwrap(),
+            "\u{2581}a\u{2581}\u{2581}b\u{2581}"
+        );
+        let mut back = Vec::new();
+        unescape_spaces(&out, &mut back);
+        assert_eq!(back, b" a  b ");
+    }
+
+    #[test]
+    fn byte_token_texts() {
+        assert_eq!(parse_byte_token(b"<0x0A>"), Some(10));
+        assert_eq!(parse_byte_token(b"<0xff>"), Some(255));
+        assert_eq!(parse_byte_token(b"<0x1G>"), None);
+        assert_eq!(parse_byte_token(b"0x0A"), None);
+    }
 }
