@@ -90,7 +90,10 @@ pub struct BpeSession {
 
 impl BpeModel {
     /// `merges` are the "left right" strings of `tokenizer.ggml.merges`, in rank order.
-    /// A merge whose halves are not both vocabulary pieces can never apply and is dropped.
+    /// Symbols are tracked by token id, so a merge whose halves are not both vocabulary
+    /// pieces is dropped, and a merged text outside the vocabulary merges no further
+    /// (llama.cpp works on strings there). Vocabularies converted from Hugging Face never
+    /// have such merges: its BPE refuses a merge whose result is not in the vocabulary.
     pub fn new(vocab: &Vocab, merges: &[&str], pre: PreTokenizer) -> BpeModel {
         let mut map = FastMap::default();
         map.reserve(merges.len());

@@ -1,8 +1,10 @@
 //! Tokenizers built from GGUF metadata, matching llama.cpp token for token.
 //!
 //! Two kinds, chosen by `tokenizer.ggml.model`: `llama` (SentencePiece-style merging by piece
-//! score, [`spm`]) and `gpt2` (byte-level BPE with a named pre-tokenizer, [`bpe`] and
-//! [`pretokenize`]). Special tokens in the input are split out first ([`special`]).
+//! score, module `spm`) and `gpt2` (byte-level BPE, module `bpe`, after a pre-tokenizer split
+//! chosen by `tokenizer.ggml.pre`, module [`pretokenize`]). Special tokens in the input are
+//! split out first (module `special`). Decoding renders each token as llama.cpp's
+//! `token_to_piece` does; [`StreamDecoder`] does it incrementally for generation.
 
 mod bpe;
 mod hash;
