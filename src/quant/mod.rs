@@ -5,7 +5,35 @@
 
 use std::fmt;
 
+pub mod block;
 pub mod float;
+mod kquant_fit;
+pub mod q2_k;
+pub mod q3_k;
+pub mod q4_0;
+pub mod q4_1;
+pub mod q4_k;
+pub mod q5_0;
+pub mod q5_1;
+pub mod q5_k;
+pub mod q6_k;
+pub mod q8_0;
+pub mod q8_1;
+pub mod q8_k;
+
+pub use block::{dequantize_blocks, quantize_blocks, quantize_to_blocks, BlockFormat};
+pub use q2_k::BlockQ2K;
+pub use q3_k::BlockQ3K;
+pub use q4_0::BlockQ4_0;
+pub use q4_1::BlockQ4_1;
+pub use q4_k::BlockQ4K;
+pub use q5_0::BlockQ5_0;
+pub use q5_1::BlockQ5_1;
+pub use q5_k::BlockQ5K;
+pub use q6_k::BlockQ6K;
+pub use q8_0::BlockQ8_0;
+pub use q8_1::BlockQ8_1;
+pub use q8_k::BlockQ8K;
 
 /// The tensor element formats tandem reads and writes, with their GGUF type ids.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -192,22 +220,50 @@ impl GgmlType {
 /// `n = dst.len()` (dequantize) or `n = src.len()` (quantize) elements.
 impl GgmlType {
     /// Decodes `dst.len()` elements from the bytes of whole blocks in `src`.
+    ///
+    /// # Panics
+    /// When `dst.len()` is not a whole number of blocks or `src` holds too few bytes.
     pub fn dequantize_row(self, src: &[u8], dst: &mut [f32]) {
         match self {
             GgmlType::F32 => float::dequantize_f32(src, dst),
             GgmlType::F16 => float::dequantize_f16(src, dst),
             GgmlType::BF16 => float::dequantize_bf16(src, dst),
-            _ => unimplemented!("dequantize_row for {self}"),
+            GgmlType::Q4_0 => dequantize_blocks::<BlockQ4_0>(src, dst),
+            GgmlType::Q4_1 => dequantize_blocks::<BlockQ4_1>(src, dst),
+            GgmlType::Q5_0 => dequantize_blocks::<BlockQ5_0>(src, dst),
+            GgmlType::Q5_1 => dequantize_blocks::<BlockQ5_1>(src, dst),
+            GgmlType::Q8_0 => dequantize_blocks::<BlockQ8_0>(src, dst),
+            GgmlType::Q8_1 => dequantize_blocks::<BlockQ8_1>(src, dst),
+            GgmlType::Q2K => dequantize_blocks::<BlockQ2K>(src, dst),
+            GgmlType::Q3K => dequantize_blocks::<BlockQ3K>(src, dst),
+            GgmlType::Q4K => dequantize_blocks::<BlockQ4K>(src, dst),
+            GgmlType::Q5K => dequantize_blocks::<BlockQ5K>(src, dst),
+            GgmlType::Q6K => dequantize_blocks::<BlockQ6K>(src, dst),
+            GgmlType::Q8K => dequantize_blocks::<BlockQ8K>(src, dst),
         }
     }
 
     /// Encodes `src` (a whole number of blocks) into `dst` with the reference quantizer.
+    ///
+    /// # Panics
+    /// When `src.len()` is not a whole number of blocks or `dst` is too short.
     pub fn quantize_row(self, src: &[f32], dst: &mut [u8]) {
         match self {
             GgmlType::F32 => float::quantize_f32(src, dst),
             GgmlType::F16 => float::quantize_f16(src, dst),
             GgmlType::BF16 => float::quantize_bf16(src, dst),
-            _ => unimplemented!("quantize_row for {self}"),
+            GgmlType::Q4_0 => quantize_blocks::<BlockQ4_0>(src, dst),
+            GgmlType::Q4_1 => quantize_blocks::<BlockQ4_1>(src, dst),
+            GgmlType::Q5_0 => quantize_blocks::<BlockQ5_0>(src, dst),
+            GgmlType::Q5_1 => quantize_blocks::<BlockQ5_1>(src, dst),
+            GgmlType::Q8_0 => quantize_blocks::<BlockQ8_0>(src, dst),
+            GgmlType::Q8_1 => quantize_blocks::<BlockQ8_1>(src, dst),
+            GgmlType::Q2K => quantize_blocks::<BlockQ2K>(src, dst),
+            GgmlType::Q3K => quantize_blocks::<BlockQ3K>(src, dst),
+            GgmlType::Q4K => quantize_blocks::<BlockQ4K>(src, dst),
+            GgmlType::Q5K => quantize_blocks::<BlockQ5K>(src, dst),
+            GgmlType::Q6K => quantize_blocks::<BlockQ6K>(src, dst),
+            GgmlType::Q8K => quantize_blocks::<BlockQ8K>(src, dst),
         }
     }
 }
