@@ -8,7 +8,7 @@
 use super::block::{min_max, signed_abs_max};
 
 /// Starting points tried per sub-block: the step count is varied over ±1 level.
-const STEP_TRIALS: usize = 21;
+const STEP_TRIALS: usize = 11;
 /// Assign/refit rounds per starting point.
 const REFIT_ROUNDS: usize = 3;
 
@@ -21,28 +21,29 @@ pub(crate) fn fit_scale_min(x: &[f32], nmax: u8) -> (f32, f32) {
     if hi <= lo {
         return (0.0, -lo);
     }
-    let nmax_f = nmax as f32;
-    let mut best = (f32::INFINITY, 0.0f32, -lo);
+    let nmax = nmax as f32;
+    let mut best = (f32::INFINITY, 0.0f32, lo);
     for trial in 0..STEP_TRIALS {
-        let levels = nmax_f + (trial as f32 - (STEP_TRIALS / 2) as f32) / (STEP_TRIALS / 2) as f32;
-        let mut scale = (hi - lo) / levels;
+        let mut scale = (hi - lo) / (nmax + trial_shift(trial));
         let mut offset = lo;
-        for _ in 0..REFIT_ROUNDS {
-            let err = affine_error(x, scale, offset, nmax_f);
-            if err < best.0 {
-                best = (err, scale, -offset);
+        for round in 0..=REFIT_ROUNDS {
+            let fit = AffineFit::measure(x, scale, offset, nmax);
+            if fit.err < best.0 {
+                best = (fit.err, scale, offset);
             }
-            match refit_affine(x, scale, offset, nmax_f) {
-                Some((s, b)) => (scale, offset) = (s, b),
-                None => break,
+            match fit.refit() {
+                Some((s, b)) if round < REFIT_ROUNDS => (scale, offset) = (s, b),
+                _ => break,
             }
-        }
-        let err = affine_error(x, scale, offset, nmax_f);
-        if err < best.0 {
-            best = (err, scale, -offset);
         }
     }
-    (best.1, best.2)
+    (best.1, -best.2)
+}
+
+/// Step-count shift of starting point `trial`: evenly spread over −1..=1.
+fn trial_shift(trial: usize) -> f32 {
+    let half = (STEP_TRIALS / 2) as f32;
+    (trial as f32 - half) / half
 }
 
 /// Code for `x` under value = scale·q + offset, q ∈ 0..=nmax.
@@ -51,40 +52,55 @@ pub(crate) fn affine_code(x: f32, inv_scale: f32, offset: f32, nmax: f32) -> f32
     ((x - offset) * inv_scale).round().clamp(0.0, nmax)
 }
 
-fn affine_error(x: &[f32], scale: f32, offset: f32, nmax: f32) -> f32 {
-    let inv = 1.0 / scale;
-    x.iter()
-        .map(|&v| {
-            let e = v - (scale * affine_code(v, inv, offset, nmax) + offset);
-            e * e
-        })
-        .sum()
+/// Squared error of one (scale, offset) with its own code assignment, and the sums a
+/// least-squares refit of those codes needs.
+struct AffineFit {
+    err: f32,
+    n: f32,
+    sq: f32,
+    sqq: f32,
+    sx: f32,
+    sqx: f32,
 }
 
-/// Least-squares (scale, offset) for the codes the current pair assigns, keeping
-/// offset ≤ 0; `None` when the fit degenerates (all codes equal, or a non-positive scale).
-fn refit_affine(x: &[f32], scale: f32, offset: f32, nmax: f32) -> Option<(f32, f32)> {
-    let inv = 1.0 / scale;
-    let (mut sq, mut sqq, mut sx, mut sqx) = (0.0f64, 0.0f64, 0.0f64, 0.0f64);
-    for &v in x {
-        let q = affine_code(v, inv, offset, nmax) as f64;
-        sq += q;
-        sqq += q * q;
-        sx += v as f64;
-        sqx += q * v as f64;
+impl AffineFit {
+    fn measure(x: &[f32], scale: f32, offset: f32, nmax: f32) -> AffineFit {
+        let inv = 1.0 / scale;
+        let mut fit = AffineFit {
+            err: 0.0,
+            n: x.len() as f32,
+            sq: 0.0,
+            sqq: 0.0,
+            sx: 0.0,
+            sqx: 0.0,
+        };
+        for &v in x {
+            let q = affine_code(v, inv, offset, nmax);
+            let e = v - (scale * q + offset);
+            fit.err += e * e;
+            fit.sq += q;
+            fit.sqq += q * q;
+            fit.sx += v;
+            fit.sqx += q * v;
+        }
+        fit
     }
-    let n = x.len() as f64;
-    let det = n * sqq - sq * sq;
-    if det <= 0.0 {
-        return None;
+
+    /// Least-squares (scale, offset) for the measured codes, keeping offset ≤ 0;
+    /// `None` when the fit degenerates (all codes equal, or a non-positive scale).
+    fn refit(&self) -> Option<(f32, f32)> {
+        let det = self.n * self.sqq - self.sq * self.sq;
+        if det <= 0.0 {
+            return None;
+        }
+        let mut s = (self.n * self.sqx - self.sq * self.sx) / det;
+        let mut b = (self.sqq * self.sx - self.sq * self.sqx) / det;
+        if b > 0.0 {
+            b = 0.0;
+            s = self.sqx / self.sqq;
+        }
+        (s > 0.0 && s.is_finite()).then_some((s, b))
     }
-    let mut s = (n * sqx - sq * sx) / det;
-    let mut b = (sqq * sx - sq * sqx) / det;
-    if b > 0.0 {
-        b = 0.0;
-        s = sqx / sqq;
-    }
-    (s > 0.0 && s.is_finite()).then_some((s as f32, b as f32))
 }
 
 /// The signed scale minimising Σ (x − scale·q)² over codes `q ∈ −nneg..=npos`.
@@ -96,25 +112,19 @@ pub(crate) fn fit_symmetric_scale(x: &[f32], nneg: i32, npos: i32) -> f32 {
         return 0.0;
     }
     let (lo, hi) = (-nneg as f32, npos as f32);
-    let half = (STEP_TRIALS / 2) as f32;
     let mut best = (f32::INFINITY, 0.0f32);
     for end in [lo, hi] {
         for trial in 0..STEP_TRIALS {
-            let level = end + end.signum() * (trial as f32 - half) / half;
-            let mut scale = max / level;
-            for _ in 0..REFIT_ROUNDS {
-                let err = symmetric_error(x, scale, lo, hi);
+            let mut scale = max / (end + end.signum() * trial_shift(trial));
+            for round in 0..=REFIT_ROUNDS {
+                let (err, refit) = measure_symmetric(x, scale, lo, hi);
                 if err < best.0 {
                     best = (err, scale);
                 }
-                match refit_symmetric(x, scale, lo, hi) {
-                    Some(s) => scale = s,
-                    None => break,
+                match refit {
+                    Some(s) if round < REFIT_ROUNDS => scale = s,
+                    _ => break,
                 }
-            }
-            let err = symmetric_error(x, scale, lo, hi);
-            if err < best.0 {
-                best = (err, scale);
             }
         }
     }
@@ -127,26 +137,20 @@ pub(crate) fn symmetric_code(x: f32, inv_scale: f32, lo: f32, hi: f32) -> f32 {
     (x * inv_scale).round().clamp(lo, hi)
 }
 
-fn symmetric_error(x: &[f32], scale: f32, lo: f32, hi: f32) -> f32 {
+/// Squared error of `scale` with its own codes, and the least-squares scale for those
+/// codes (`None` if degenerate).
+fn measure_symmetric(x: &[f32], scale: f32, lo: f32, hi: f32) -> (f32, Option<f32>) {
     let inv = 1.0 / scale;
-    x.iter()
-        .map(|&v| {
-            let e = v - scale * symmetric_code(v, inv, lo, hi);
-            e * e
-        })
-        .sum()
-}
-
-fn refit_symmetric(x: &[f32], scale: f32, lo: f32, hi: f32) -> Option<f32> {
-    let inv = 1.0 / scale;
-    let (mut sqq, mut sqx) = (0.0f64, 0.0f64);
+    let (mut err, mut sqq, mut sqx) = (0.0f32, 0.0f32, 0.0f32);
     for &v in x {
-        let q = symmetric_code(v, inv, lo, hi) as f64;
+        let q = symmetric_code(v, inv, lo, hi);
+        let e = v - scale * q;
+        err += e * e;
         sqq += q * q;
-        sqx += q * v as f64;
+        sqx += q * v;
     }
     let s = sqx / sqq;
-    (sqq > 0.0 && s != 0.0 && s.is_finite()).then_some(s as f32)
+    (err, (sqq > 0.0 && s != 0.0 && s.is_finite()).then_some(s))
 }
 
 /// Quantizes non-negative sub-block factors to `0..=max_code` with one f16 step,
