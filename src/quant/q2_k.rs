@@ -4,7 +4,9 @@
 use half::f16;
 
 use super::block::{inverse_or_zero, BlockFormat};
-use super::kquant_fit::{affine_code, fit_scale_min, quantize_unsigned_factors};
+use super::kquant_fit::{
+    affine_code, fit_scale_min, quantize_unsigned_factors, refine_affine_codes,
+};
 use super::q8_k::BlockQ8K;
 use super::GgmlType;
 
@@ -52,8 +54,12 @@ impl BlockFormat for BlockQ2K {
         for (j, x) in src.chunks_exact(16).enumerate() {
             (scales[j], mins[j]) = fit_scale_min(x, 3);
         }
-        let (d, sc) = quantize_unsigned_factors(&scales, 15);
-        let (dmin, m) = quantize_unsigned_factors(&mins, 15);
+        let (d, mut sc) = quantize_unsigned_factors(&scales, 15);
+        let (dmin, mut m) = quantize_unsigned_factors(&mins, 15);
+        let steps = (d.to_f32(), dmin.to_f32());
+        for (j, x) in src.chunks_exact(16).enumerate() {
+            (sc[j], m[j]) = refine_affine_codes(x, steps, (sc[j], m[j]), 15, 3.0);
+        }
         let mut block = BlockQ2K {
             scales: std::array::from_fn(|j| sc[j] | m[j] << 4),
             qs: [0; 64],

@@ -4,7 +4,9 @@
 use half::f16;
 
 use super::block::{inverse_or_zero, BlockFormat};
-use super::kquant_fit::{fit_symmetric_scale, quantize_signed_factors, symmetric_code};
+use super::kquant_fit::{
+    fit_symmetric_scale, quantize_signed_factors, refine_symmetric_code, symmetric_code,
+};
 use super::q2_k::k2_code_position;
 use super::q8_k::BlockQ8K;
 use super::GgmlType;
@@ -67,7 +69,10 @@ impl BlockFormat for BlockQ3K {
         for (s, x) in scales.iter_mut().zip(src.chunks_exact(16)) {
             *s = fit_symmetric_scale(x, 4, 3);
         }
-        let (d, sc) = quantize_signed_factors(&scales, 32, 31);
+        let (d, mut sc) = quantize_signed_factors(&scales, 32, 31);
+        for (j, x) in src.chunks_exact(16).enumerate() {
+            sc[j] = refine_symmetric_code(x, d.to_f32(), sc[j], (-32, 31), (-4.0, 3.0));
+        }
         let mut block = BlockQ3K {
             hmask: [0; 32],
             qs: [0; 64],

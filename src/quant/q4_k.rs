@@ -4,7 +4,9 @@
 use half::f16;
 
 use super::block::{inverse_or_zero, BlockFormat};
-use super::kquant_fit::{affine_code, fit_scale_min, quantize_unsigned_factors};
+use super::kquant_fit::{
+    affine_code, fit_scale_min, quantize_unsigned_factors, refine_affine_codes,
+};
 use super::q8_k::BlockQ8K;
 use super::GgmlType;
 
@@ -55,8 +57,12 @@ pub(crate) fn quantize_k4_like(src: &[f32], nmax: u8) -> (f16, f16, [u8; 12], [u
     for (j, x) in src.chunks_exact(32).enumerate() {
         (scales[j], mins[j]) = fit_scale_min(x, nmax);
     }
-    let (d, sc) = quantize_unsigned_factors(&scales, 63);
-    let (dmin, m) = quantize_unsigned_factors(&mins, 63);
+    let (d, mut sc) = quantize_unsigned_factors(&scales, 63);
+    let (dmin, mut m) = quantize_unsigned_factors(&mins, 63);
+    let steps = (d.to_f32(), dmin.to_f32());
+    for (j, x) in src.chunks_exact(32).enumerate() {
+        (sc[j], m[j]) = refine_affine_codes(x, steps, (sc[j], m[j]), 63, nmax as f32);
+    }
     let mut codes = [0u8; 256];
     for (j, (x, q)) in src
         .chunks_exact(32)

@@ -4,7 +4,9 @@
 use half::f16;
 
 use super::block::{inverse_or_zero, BlockFormat};
-use super::kquant_fit::{fit_symmetric_scale, quantize_signed_factors, symmetric_code};
+use super::kquant_fit::{
+    fit_symmetric_scale, quantize_signed_factors, refine_symmetric_code, symmetric_code,
+};
 use super::q8_k::BlockQ8K;
 use super::GgmlType;
 
@@ -56,7 +58,10 @@ impl BlockFormat for BlockQ6K {
         for (s, x) in scales.iter_mut().zip(src.chunks_exact(16)) {
             *s = fit_symmetric_scale(x, 32, 31);
         }
-        let (d, sc) = quantize_signed_factors(&scales, 128, 127);
+        let (d, mut sc) = quantize_signed_factors(&scales, 128, 127);
+        for (j, x) in src.chunks_exact(16).enumerate() {
+            sc[j] = refine_symmetric_code(x, d.to_f32(), sc[j], (-128, 127), (-32.0, 31.0));
+        }
         let mut block = BlockQ6K {
             ql: [0; 128],
             qh: [0; 64],
