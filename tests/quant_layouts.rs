@@ -246,3 +246,33 @@ fn blocks_view_tensor_bytes_in_place() {
     let second = decode(GgmlType::Q4K, &blocks[1]);
     assert_eq!(&whole[256..], &second[..]);
 }
+
+#[test]
+fn unaligned_bytes_decode_like_aligned() {
+    // Q8_K holds an f32, so its blocks want 4-byte alignment; rows cut from arbitrary
+    // buffers must still decode.
+    let x: Vec<f32> = (0..256).map(|i| (i as f32 - 100.0) / 7.0).collect();
+    let mut aligned = vec![0u8; 292];
+    GgmlType::Q8K.quantize_row(&x, &mut aligned);
+    let mut shifted = vec![0u8; 293];
+    shifted[1..].copy_from_slice(&aligned);
+    let (mut a, mut b) = (vec![0f32; 256], vec![0f32; 256]);
+    GgmlType::Q8K.dequantize_row(&aligned, &mut a);
+    GgmlType::Q8K.dequantize_row(&shifted[1..], &mut b);
+    assert_eq!(a, b);
+}
+
+#[test]
+fn non_finite_input_does_not_panic() {
+    for ty in GgmlType::ALL.into_iter().filter(|t| t.is_quantized()) {
+        let n = ty.block_elems();
+        for bad in [f32::NAN, f32::INFINITY, f32::NEG_INFINITY, f32::MAX] {
+            let mut x: Vec<f32> = (0..n).map(|i| i as f32 / n as f32).collect();
+            x[n / 3] = bad;
+            let mut bytes = vec![0u8; ty.block_bytes()];
+            ty.quantize_row(&x, &mut bytes);
+            let mut out = vec![0f32; n];
+            ty.dequantize_row(&bytes, &mut out);
+        }
+    }
+}

@@ -1,7 +1,15 @@
 //! Block formats of ggml/GGUF tensors.
 //!
 //! [`GgmlType`] is the registry: every format's id, name, block geometry and its row
-//! conversions to and from f32. Each format's bytes are described in its own file.
+//! conversions to and from f32. Each block format is one file holding its
+//! `#[repr(C)]` block struct (plain old data, so kernels can view tensor bytes as
+//! `&[BlockQ4K]` etc. with `bytemuck::cast_slice`) and its [`BlockFormat`] impl: layout,
+//! activation partner, decoding and the reference quantizer. Adding a format is one
+//! file plus one line in each `match` below.
+//!
+//! The legacy quantizers (Q4_0 … Q8_1) and Q8_K write exactly llama.cpp's reference
+//! bytes; the K-quant quantizers are tandem's own error-minimising search
+//! (`kquant_fit.rs`).
 
 use std::fmt;
 
@@ -210,6 +218,30 @@ impl GgmlType {
         (n_elems / be).checked_mul(self.block_bytes() as u64)
     }
 
+    /// The format activations are converted to before dot products with weights of
+    /// this type (llama.cpp's pairing): Q8_0 for Q4_0/Q5_0/Q8_0, Q8_1 for Q4_1/Q5_1,
+    /// Q8_K for the K-quants; activation formats and floats pair with themselves.
+    pub fn activation_type(self) -> GgmlType {
+        fn partner<B: BlockFormat>() -> GgmlType {
+            <B::Activation as BlockFormat>::TYPE
+        }
+        match self {
+            GgmlType::F32 | GgmlType::F16 | GgmlType::BF16 => self,
+            GgmlType::Q4_0 => partner::<BlockQ4_0>(),
+            GgmlType::Q4_1 => partner::<BlockQ4_1>(),
+            GgmlType::Q5_0 => partner::<BlockQ5_0>(),
+            GgmlType::Q5_1 => partner::<BlockQ5_1>(),
+            GgmlType::Q8_0 => partner::<BlockQ8_0>(),
+            GgmlType::Q8_1 => partner::<BlockQ8_1>(),
+            GgmlType::Q2K => partner::<BlockQ2K>(),
+            GgmlType::Q3K => partner::<BlockQ3K>(),
+            GgmlType::Q4K => partner::<BlockQ4K>(),
+            GgmlType::Q5K => partner::<BlockQ5K>(),
+            GgmlType::Q6K => partner::<BlockQ6K>(),
+            GgmlType::Q8K => partner::<BlockQ8K>(),
+        }
+    }
+
     /// Whether this is a block-quantized format (not a plain float).
     pub const fn is_quantized(self) -> bool {
         self.block_elems() > 1
@@ -287,6 +319,46 @@ mod tests {
         let err = GgmlType::from_id(23).unwrap_err();
         assert_eq!(err.name, "IQ4_XS");
         assert!(err.to_string().contains("IQ4_XS"));
+    }
+
+    #[test]
+    fn block_structs_match_the_registry() {
+        fn check<B: BlockFormat>() {
+            assert_eq!(size_of::<B>(), B::TYPE.block_bytes(), "{}", B::TYPE);
+            assert_eq!(B::ELEMS, B::TYPE.block_elems(), "{}", B::TYPE);
+        }
+        check::<BlockQ4_0>();
+        check::<BlockQ4_1>();
+        check::<BlockQ5_0>();
+        check::<BlockQ5_1>();
+        check::<BlockQ8_0>();
+        check::<BlockQ8_1>();
+        check::<BlockQ2K>();
+        check::<BlockQ3K>();
+        check::<BlockQ4K>();
+        check::<BlockQ5K>();
+        check::<BlockQ6K>();
+        check::<BlockQ8K>();
+    }
+
+    #[test]
+    fn activation_pairing_follows_llama_cpp() {
+        use GgmlType::*;
+        for (weight, act) in [
+            (Q4_0, Q8_0),
+            (Q5_0, Q8_0),
+            (Q8_0, Q8_0),
+            (Q4_1, Q8_1),
+            (Q5_1, Q8_1),
+            (Q2K, Q8K),
+            (Q3K, Q8K),
+            (Q4K, Q8K),
+            (Q5K, Q8K),
+            (Q6K, Q8K),
+            (F32, F32),
+        ] {
+            assert_eq!(weight.activation_type(), act, "{weight}");
+        }
     }
 
     #[test]

@@ -40,11 +40,14 @@ impl BlockFormat for BlockQ2K {
     fn dequantize(&self, out: &mut [f32]) {
         let d = self.d.to_f32();
         let dmin = self.dmin.to_f32();
-        for (e, o) in out.iter_mut().enumerate().take(256) {
-            let s = self.scales[e / 16];
-            let (byte, shift) = k2_code_position(e);
-            let q = (self.qs[byte] >> shift) & 3;
-            *o = d * (s & 15) as f32 * q as f32 - dmin * (s >> 4) as f32;
+        // Sub-blocks of 16 in element order; see `k2_code_position`.
+        for (j, out) in out.chunks_exact_mut(16).enumerate().take(16) {
+            let s = self.scales[j];
+            let (scale, min) = (d * (s & 15) as f32, dmin * (s >> 4) as f32);
+            let (byte, shift) = k2_code_position(16 * j);
+            for (o, &b) in out.iter_mut().zip(&self.qs[byte..byte + 16]) {
+                *o = scale * ((b >> shift) & 3) as f32 - min;
+            }
         }
     }
 

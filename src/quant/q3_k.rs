@@ -55,12 +55,18 @@ impl BlockFormat for BlockQ3K {
     fn dequantize(&self, out: &mut [f32]) {
         let d = self.d.to_f32();
         let scales = q3k_scales(&self.scales);
-        for (e, o) in out.iter_mut().enumerate().take(256) {
-            let (byte, shift) = k2_code_position(e);
-            let low = ((self.qs[byte] >> shift) & 3) as i32;
-            let high = (self.hmask[e % 32] >> (e / 32)) & 1;
-            let q = low - if high == 1 { 0 } else { 4 };
-            *o = d * (scales[e / 16] as i32 - 32) as f32 * q as f32;
+        // Sub-blocks of 16 in element order; element e's high bit is bit e/32 of
+        // hmask[e % 32].
+        for (j, out) in out.chunks_exact_mut(16).enumerate().take(16) {
+            let scale = d * (scales[j] as i32 - 32) as f32;
+            let (byte, shift) = k2_code_position(16 * j);
+            let (group, lane) = (16 * j / 32, 16 * j % 32);
+            let hmask = &self.hmask[lane..lane + 16];
+            for ((o, &b), &h) in out.iter_mut().zip(&self.qs[byte..byte + 16]).zip(hmask) {
+                let low = ((b >> shift) & 3) as i32;
+                let q = low - if (h >> group) & 1 == 1 { 0 } else { 4 };
+                *o = scale * q as f32;
+            }
         }
     }
 

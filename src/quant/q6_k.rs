@@ -46,10 +46,23 @@ impl BlockFormat for BlockQ6K {
 
     fn dequantize(&self, out: &mut [f32]) {
         let d = self.d.to_f32();
-        for (e, o) in out.iter_mut().enumerate().take(256) {
-            let (lb, ls, hb, hs) = q6k_code_position(e);
-            let q = ((self.ql[lb] >> ls) & 15) | ((self.qh[hb] >> hs) & 3) << 4;
-            *o = d * self.scales[e / 16] as f32 * (q as i32 - 32) as f32;
+        for (h, out) in out.chunks_exact_mut(128).enumerate().take(2) {
+            let ql = &self.ql[64 * h..64 * h + 64];
+            let qh = &self.qh[32 * h..32 * h + 32];
+            let scales = &self.scales[8 * h..8 * h + 8];
+            for l in 0..32 {
+                let is = l / 16;
+                let codes = [
+                    (ql[l] & 15) | (qh[l] & 3) << 4,
+                    (ql[l + 32] & 15) | ((qh[l] >> 2) & 3) << 4,
+                    (ql[l] >> 4) | ((qh[l] >> 4) & 3) << 4,
+                    (ql[l + 32] >> 4) | ((qh[l] >> 6) & 3) << 4,
+                ];
+                for (k, q) in codes.into_iter().enumerate() {
+                    let scale = d * scales[is + 2 * k] as f32;
+                    out[l + 32 * k] = scale * (q as i32 - 32) as f32;
+                }
+            }
         }
     }
 
