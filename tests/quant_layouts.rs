@@ -245,6 +245,11 @@ fn blocks_view_tensor_bytes_in_place() {
     GgmlType::Q4K.dequantize_row(&bytes, &mut whole);
     let second = decode(GgmlType::Q4K, &blocks[1]);
     assert_eq!(&whole[256..], &second[..]);
+    // The typed helpers write the same blocks as the byte-level row API.
+    let mut typed = vec![<BlockQ4K as bytemuck::Zeroable>::zeroed(); 2];
+    tandem::quant::quantize_into_blocks(&x, &mut typed);
+    assert_eq!(typed, blocks);
+    assert_eq!(tandem::quant::quantize_to_blocks::<BlockQ4K>(&x), blocks);
 }
 
 #[test]

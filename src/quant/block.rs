@@ -77,6 +77,24 @@ pub fn quantize_to_blocks<B: BlockFormat>(src: &[f32]) -> Vec<B> {
     src.chunks_exact(B::ELEMS).map(B::quantize).collect()
 }
 
+/// Encodes `src` (whole blocks of `B`) into the caller's block buffer, e.g. activations
+/// converted once per matmul into a reused `Vec<BlockQ8K>`.
+///
+/// # Panics
+/// When `src.len()` is not `dst.len()` whole blocks.
+pub fn quantize_into_blocks<B: BlockFormat>(src: &[f32], dst: &mut [B]) {
+    assert_eq!(
+        src.len(),
+        dst.len() * B::ELEMS,
+        "{} needs {} elements per block",
+        B::TYPE,
+        B::ELEMS
+    );
+    for (x, block) in src.chunks_exact(B::ELEMS).zip(dst) {
+        *block = B::quantize(x);
+    }
+}
+
 fn check_row<B: BlockFormat>(n_elems: usize, n_bytes: usize) -> usize {
     assert_eq!(
         n_elems % B::ELEMS,

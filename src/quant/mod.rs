@@ -29,7 +29,9 @@ pub mod q8_0;
 pub mod q8_1;
 pub mod q8_k;
 
-pub use block::{dequantize_blocks, quantize_blocks, quantize_to_blocks, BlockFormat};
+pub use block::{
+    dequantize_blocks, quantize_blocks, quantize_into_blocks, quantize_to_blocks, BlockFormat,
+};
 pub use q2_k::BlockQ2K;
 pub use q3_k::BlockQ3K;
 pub use q4_0::BlockQ4_0;
