@@ -8,7 +8,7 @@
 use super::block::{min_max, signed_abs_max};
 
 /// Starting points tried per sub-block: the step count is varied over ±1 level.
-const STEP_TRIALS: usize = 11;
+const STEP_TRIALS: usize = 7;
 /// Assign/refit rounds per starting point.
 const REFIT_ROUNDS: usize = 3;
 
