@@ -12,3 +12,4 @@ pub mod cpu;
 pub mod gguf;
 pub mod quant;
 pub mod sampling;
+pub mod tokenizer;
