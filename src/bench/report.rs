@@ -88,6 +88,56 @@ pub fn size_label(n_params: u64) -> String {
     format!("{text}{unit}")
 }
 
+/// The shape facts llama.cpp uses to name a model's size class.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ModelShape<'a> {
+    pub arch: &'a str,
+    pub n_layer: usize,
+    pub n_embd: usize,
+    pub n_vocab: usize,
+    pub n_head: usize,
+    pub n_head_kv: usize,
+}
+
+/// llama.cpp's size class for the shapes it knows (it names models by layer count and
+/// width, not by parameter count); `None` for others.
+pub fn known_size_class(shape: &ModelShape) -> Option<&'static str> {
+    let s = shape;
+    let class = match (s.arch, s.n_layer) {
+        ("llama", 16 | 22) => "1B",
+        ("llama", 26 | 28) => "3B",
+        ("llama", 32) if s.n_vocab < 40_000 => "7B",
+        ("llama", 32) => "8B",
+        ("llama", 40) => "13B",
+        ("llama", 48) => "34B",
+        ("llama", 60) => "30B",
+        ("llama", 80) if s.n_head == s.n_head_kv => "65B",
+        ("llama", 80) => "70B",
+        ("gemma3", 18) => "270M",
+        ("gemma3", 26) => "1B",
+        ("gemma3", 34) => "4B",
+        ("gemma3", 48) => "12B",
+        ("gemma3", 62) => "27B",
+        ("qwen2", 24) if s.n_embd == 1024 => "0.5B",
+        ("qwen2", 24) => "1B",
+        ("qwen2", 28) if s.n_embd == 1536 => "1.5B",
+        ("qwen2", 28) => "7B",
+        ("qwen2", 32) => "7B",
+        ("qwen2", 36) => "3B",
+        ("qwen2", 48) => "14B",
+        ("qwen2", 64) => "32B",
+        ("qwen2", 80) => "70B",
+        ("qwen3", 28) if s.n_embd == 1024 => "0.6B",
+        ("qwen3", 28) => "1.7B",
+        ("qwen3", 36) if s.n_embd == 2560 => "4B",
+        ("qwen3", 36) => "8B",
+        ("qwen3", 40) => "14B",
+        ("qwen3", 64) => "32B",
+        _ => return None,
+    };
+    Some(class)
+}
+
 /// "ARCH SIZE FILETYPE", as llama.cpp describes a model.
 pub fn model_description(arch: &str, size_label: &str, file_type_name: &str) -> String {
     format!("{arch} {size_label} {file_type_name}")
@@ -260,6 +310,28 @@ mod tests {
         assert_eq!(format_size(3 * 1024 * 1024 * 1024 / 2), "1.50 GiB");
         assert_eq!(format_params(268_098_176), "268.10 M");
         assert_eq!(format_params(1_235_814_400), "1.24 B");
+        let shape = ModelShape {
+            arch: "llama",
+            n_layer: 16,
+            n_embd: 2048,
+            n_vocab: 32_000,
+            n_head: 32,
+            n_head_kv: 8,
+        };
+        assert_eq!(known_size_class(&shape), Some("1B"));
+        let gemma = ModelShape {
+            arch: "gemma3",
+            n_layer: 18,
+            ..shape
+        };
+        assert_eq!(known_size_class(&gemma), Some("270M"));
+        assert_eq!(
+            known_size_class(&ModelShape {
+                n_layer: 3,
+                ..shape
+            }),
+            None
+        );
         assert_eq!(
             model_description("gemma3", "270M", "Q4_K - Medium"),
             "gemma3 270M Q4_K - Medium"
