@@ -18,14 +18,16 @@
 //!   cumulative probabilities.
 //!
 //! Speed on a 262k vocabulary: no stage sorts the whole vocabulary unless both top-k and
-//! min-p are off. Top-k uses a linear-time selection; top-p and min-p both keep a prefix of the
+//! min-p are off. Top-k rescans only the blocks that can hold the k best (see `select`); top-p and min-p both keep a prefix of the
 //! descending order, so the min-p survivors (found in one linear pass) are the only tokens that
 //! need sorting, while top-p's normalizer is summed over all surviving candidates. The result
 //! is exactly what the sequential chain gives.
 
 mod rng;
+mod select;
 
 pub use rng::Rng;
+pub use select::argmax;
 
 /// Sampling settings; `Default` gives llama.cpp's defaults (except the seed, which llama.cpp
 /// draws at random: the CLI does that when no `--seed` is given).
@@ -80,6 +82,8 @@ pub struct Sampler {
     candidates: Vec<(u32, f32)>,
     /// Scratch for the per-token occurrence marks of the penalty window.
     seen: Vec<u32>,
+    /// Scratch for the block maxima of the top-k shortcut.
+    block_maxima: Vec<f32>,
 }
 
 /// Orders candidates by descending logit; ties by ascending id so results never depend on
@@ -105,6 +109,7 @@ impl Sampler {
             penalized: Vec::new(),
             candidates: Vec::new(),
             seen: Vec::new(),
+            block_maxima: Vec::new(),
         }
     }
 
@@ -187,44 +192,70 @@ impl Sampler {
 
         let candidates = &mut self.candidates;
         candidates.clear();
-        candidates.extend(
-            logits
+        let top_p_active = params.top_p < 1.0;
+        // Min-p keeps logits ≥ max + ln(min_p). It and top-p both keep a prefix of the
+        // descending order, so their intersection is the shorter prefix: applying min-p
+        // first means only its survivors need sorting. Top-p's normalizer, though, covers
+        // every candidate that survived top-k.
+        let min_p_margin = if params.min_p > 0.0 {
+            params.min_p.ln()
+        } else {
+            f32::NEG_INFINITY
+        };
+        let (max, normalizer) = if params.top_k > 0 && params.top_k < logits.len() {
+            let selected = select::top_k_by_blocks(
+                logits,
+                params.top_k,
+                by_logit_desc,
+                sanitize,
+                &mut self.block_maxima,
+                candidates,
+            );
+            if !selected {
+                candidates.extend(
+                    logits
+                        .iter()
+                        .enumerate()
+                        .map(|(i, &l)| (i as u32, sanitize(l))),
+                );
+                candidates.select_nth_unstable_by(params.top_k - 1, by_logit_desc);
+                candidates.truncate(params.top_k);
+            }
+            let max = candidates
                 .iter()
-                .enumerate()
-                .map(|(i, &l)| (i as u32, sanitize(l))),
-        );
-
-        // Top-k: linear-time selection, then the k survivors in any order.
-        if params.top_k > 0 && params.top_k < candidates.len() {
-            candidates.select_nth_unstable_by(params.top_k - 1, by_logit_desc);
-            candidates.truncate(params.top_k);
-        }
-
-        let max = candidates
-            .iter()
-            .map(|c| c.1)
-            .fold(f32::NEG_INFINITY, f32::max);
+                .map(|c| c.1)
+                .fold(f32::NEG_INFINITY, f32::max);
+            let normalizer = if top_p_active {
+                candidates.iter().map(|c| exp_f64(c.1 - max)).sum()
+            } else {
+                1.0
+            };
+            let threshold = max + min_p_margin;
+            candidates.retain(|c| c.1 >= threshold);
+            (max, normalizer)
+        } else {
+            // No top-k: never materialize the whole vocabulary, only min-p's survivors.
+            let max = sanitize(logits[argmax(logits) as usize]);
+            let normalizer = if top_p_active {
+                logits.iter().map(|&l| exp_f64(sanitize(l) - max)).sum()
+            } else {
+                1.0
+            };
+            let threshold = max + min_p_margin;
+            candidates.extend(
+                logits
+                    .iter()
+                    .enumerate()
+                    .map(|(i, &l)| (i as u32, sanitize(l)))
+                    .filter(|c| c.1 >= threshold),
+            );
+            (max, normalizer)
+        };
         if max == f32::NEG_INFINITY {
             // Every token is impossible: fall back to the lowest id rather than dividing by 0.
-            let first = candidates.iter().map(|c| c.0).min().unwrap_or(0);
             candidates.clear();
-            candidates.push((first, 1.0));
+            candidates.push((0, 1.0));
             return;
-        }
-
-        // Top-p's normalizer covers every candidate that survived top-k.
-        let top_p_active = params.top_p < 1.0;
-        let normalizer: f64 = if top_p_active {
-            candidates.iter().map(|c| ((c.1 - max) as f64).exp()).sum()
-        } else {
-            1.0
-        };
-
-        // Min-p before sorting: both it and top-p keep a prefix of the descending order, so
-        // the intersection is the shorter prefix and only min-p's survivors need sorting.
-        if params.min_p > 0.0 {
-            let threshold = max + params.min_p.ln();
-            candidates.retain(|c| c.1 >= threshold);
         }
 
         if top_p_active {
@@ -233,7 +264,7 @@ impl Sampler {
             let mut cumulative = 0.0f64;
             let mut keep = candidates.len();
             for (i, c) in candidates.iter().enumerate() {
-                cumulative += ((c.1 - max) as f64).exp() / normalizer;
+                cumulative += exp_f64(c.1 - max) / normalizer;
                 if cumulative >= target {
                     keep = i + 1;
                     break;
@@ -248,6 +279,11 @@ impl Sampler {
             c.1 = ((c.1 - max) * inv_temp).exp();
         }
     }
+}
+
+/// `e^x` for x ≤ 0 in single precision (ample for probabilities), widened for summing.
+fn exp_f64(x: f32) -> f64 {
+    x.exp() as f64
 }
 
 /// Returns the logits with the repetition penalty applied (a copy into `penalized` only
@@ -284,19 +320,6 @@ fn apply_penalty<'a>(
         }
     }
     penalized
-}
-
-/// Index of the largest logit (the first one on ties; NaN never wins).
-pub fn argmax(logits: &[f32]) -> u32 {
-    let mut best = 0usize;
-    let mut best_value = f32::NEG_INFINITY;
-    for (i, &l) in logits.iter().enumerate() {
-        if l > best_value {
-            best = i;
-            best_value = l;
-        }
-    }
-    best as u32
 }
 
 #[cfg(test)]
