@@ -9,3 +9,5 @@ pub mod cli;
 pub mod cpu;
 pub mod gguf;
 pub mod quant;
+pub mod synth;
+pub mod weight_types;
