@@ -169,10 +169,8 @@ fn hyperparameters(md: &Metadata, arch: &str) -> BTreeMap<String, Json> {
             .opt_u64(&format!("{arch}.attention.head_count"))
             .ok()
             .flatten();
-        if let (Some(e), Some(h)) = (embd, heads) {
-            if h > 0 {
-                out.insert("head_dim".into(), Json::from(e / h));
-            }
+        if let Some(d) = embd.zip(heads).and_then(|(e, h)| e.checked_div(h)) {
+            out.insert("head_dim".into(), Json::from(d));
         }
     } else {
         out.insert("head_dim".into(), out["key_length"].clone());
