@@ -450,6 +450,29 @@ mod tests {
     }
 
     #[test]
+    fn presets_have_the_published_parameter_counts() {
+        // LLaMA-1/2 parameter counts with the 32000-token vocabulary; `1b` is TinyLlama's
+        // shape with 16 instead of 22 blocks (1,100,048,384 - 6 * 44,044,288).
+        let published = [
+            ("1b", 835_782_656u64),
+            ("7b", 6_738_415_616),
+            ("13b", 13_015_864_320),
+            ("33b", 32_528_943_616),
+            ("70b", 68_976_648_192),
+        ];
+        for (preset, params) in published {
+            let spec = SynthSpec::preset(Arch::Llama, preset).unwrap();
+            let plan = spec.tensor_plan(32000);
+            let n: u64 = plan
+                .iter()
+                .map(|(d, _)| d.dims.iter().product::<u64>())
+                .sum();
+            assert_eq!(n, params, "{preset}");
+            assert_eq!(plan.len(), 3 + 9 * spec.n_blocks);
+        }
+    }
+
+    #[test]
     fn presets_are_whole_k_blocks() {
         for p in PRESETS {
             let s = SynthSpec::preset(Arch::Llama, p).unwrap();
