@@ -195,6 +195,11 @@ impl SynthSpec {
         md
     }
 
+    /// The tensors the model file will hold (names, types, shapes), in file order.
+    pub fn tensor_descs(&self, n_vocab: usize) -> Vec<TensorDesc> {
+        self.tensor_plan(n_vocab).into_iter().map(|(d, _)| d).collect()
+    }
+
     /// Every tensor of the model, in file order, with how to fill it.
     fn tensor_plan(&self, n_vocab: usize) -> Vec<(TensorDesc, Fill)> {
         let (e, f) = (self.n_embd as u64, self.n_ff as u64);
