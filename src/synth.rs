@@ -197,7 +197,10 @@ impl SynthSpec {
 
     /// The tensors the model file will hold (names, types, shapes), in file order.
     pub fn tensor_descs(&self, n_vocab: usize) -> Vec<TensorDesc> {
-        self.tensor_plan(n_vocab).into_iter().map(|(d, _)| d).collect()
+        self.tensor_plan(n_vocab)
+            .into_iter()
+            .map(|(d, _)| d)
+            .collect()
     }
 
     /// Every tensor of the model, in file order, with how to fill it.
