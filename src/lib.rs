@@ -10,4 +10,5 @@ pub mod cpu;
 pub mod gguf;
 pub mod quant;
 pub mod synth;
+pub mod tokenizer;
 pub mod weight_types;
