@@ -365,3 +365,34 @@ fn tiny_models_give_finite_well_spread_logits() {
         assert!((0.3..5.0).contains(&sd), "{}: logit sd {sd}", arch.name());
     }
 }
+
+#[test]
+fn q4_k_m_models_mix_types_and_keep_the_same_function() {
+    let dir = tempfile::tempdir().unwrap();
+    let exact = synth(
+        Arch::Gemma3,
+        WeightTypeChoice::Uniform(GgmlType::F32),
+        8,
+        dir.path(),
+    );
+    let mixed = synth(Arch::Gemma3, WeightTypeChoice::Q4KM, 8, dir.path());
+    assert_eq!(mixed.metadata().usize("general.file_type").unwrap(), 15);
+    let ty = |n: &str| mixed.tensor(n).unwrap().ty;
+    // Tied output: token_embd is the output matrix, so it gets Q6_K.
+    assert_eq!(ty("token_embd.weight"), GgmlType::Q6K);
+    // 6 blocks: n/8 = 0, 7n/8 = 5; blocks 2 and 5 get more bits.
+    let more: Vec<bool> = (0..6)
+        .map(|i| ty(&format!("blk.{i}.attn_v.weight")) == GgmlType::Q6K)
+        .collect();
+    assert_eq!(more, [false, false, true, false, false, true]);
+    assert_eq!(ty("blk.2.ffn_down.weight"), GgmlType::Q6K);
+    assert_eq!(ty("blk.2.ffn_up.weight"), GgmlType::Q4K);
+    assert_eq!(ty("blk.2.attn_q_norm.weight"), GgmlType::F32);
+    // Same seed, same underlying weights: the logits barely move under 4-6 bit weights.
+    let tokens = [1, 450, 4996];
+    let (a, b) = (naive_logits(&exact, &tokens), naive_logits(&mixed, &tokens));
+    let dot: f64 = a.iter().zip(&b).map(|(x, y)| x * y).sum();
+    let norm = |v: &[f64]| v.iter().map(|x| x * x).sum::<f64>().sqrt();
+    let cosine = dot / (norm(&a) * norm(&b));
+    assert!(cosine > 0.95, "cosine {cosine}");
+}
