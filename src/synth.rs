@@ -68,6 +68,11 @@ pub struct SynthSpec {
     /// Type of the 2-D weights; norms and biases are always F32.
     pub weight_type: WeightTypeChoice,
     pub seed: u64,
+    /// Build each quantized matrix from a pool of [`BLOCK_POOL_ROWS`] quantized random rows,
+    /// each row's blocks picked from the pool's rows at random: valid blocks of the right
+    /// distribution without quantizing every row (a 70B K-quant model otherwise takes
+    /// hours to write). Weights are then no longer the reference rows of the seed.
+    pub block_pool: bool,
     /// Worker threads for generating and quantizing (at least 1).
     pub threads: usize,
 }
@@ -111,6 +116,7 @@ impl SynthSpec {
             tied_output: false,
             weight_type: WeightTypeChoice::Uniform(GgmlType::F32),
             seed: 0,
+            block_pool: false,
             threads,
         };
         match arch {
@@ -323,6 +329,22 @@ pub fn reference_row(seed: u64, name: &str, row_index: u64, row: &mut [f32]) {
     fill_row(fill, seed ^ name_hash(name), row_index, row);
 }
 
+/// Distinct quantized rows per matrix when [`SynthSpec::block_pool`] is set.
+pub const BLOCK_POOL_ROWS: u64 = 256;
+
+/// Row `row_index` assembled block by block from `pool` (whole quantized rows of
+/// `out.len()` bytes): every block of every format is self-contained, so block j may
+/// come from any pool row's block j.
+fn pooled_row(pool: &[u8], block_bytes: usize, tensor_seed: u64, row_index: u64, out: &mut [u8]) {
+    let row_bytes = out.len();
+    let mut rng = SplitMix64(tensor_seed ^ row_index.wrapping_mul(0x9FB2_1C65_1E98_DF25));
+    for (j, block) in out.chunks_exact_mut(block_bytes).enumerate() {
+        let source_row = (rng.next_u64() % BLOCK_POOL_ROWS) as usize;
+        let at = source_row * row_bytes + j * block_bytes;
+        block.copy_from_slice(&pool[at..at + block_bytes]);
+    }
+}
+
 /// Splits `out` (whole rows of `row_bytes`) among `threads` workers; `encode(row, bytes,
 /// scratch)` writes row number `row` (counted within `out`) into `bytes`, with an f32
 /// scratch buffer of its own.
@@ -399,6 +421,22 @@ pub fn write_synth_model(
             let row_bytes = desc.ty.bytes_for(row_len as u64).expect("rows fit") as usize;
             let rows_per_chunk = (CHUNK_ELEMS / row_len).max(1) as u64;
             let tensor_seed = spec.seed ^ name_hash(&desc.name);
+            let pool = (spec.block_pool && desc.ty.is_quantized() && n_rows > BLOCK_POOL_ROWS)
+                .then(|| {
+                    let mut pool = vec![0u8; BLOCK_POOL_ROWS as usize * row_bytes];
+                    let (ty, fill) = (desc.ty, *fill);
+                    encode_rows_parallel(
+                        &mut pool,
+                        row_bytes,
+                        row_len,
+                        spec.threads,
+                        &|r, bytes, scratch| {
+                            fill_row(fill, tensor_seed, r as u64, scratch);
+                            ty.quantize_row(scratch, bytes);
+                        },
+                    );
+                    pool
+                });
             let mut first = 0u64;
             while first < n_rows {
                 let rows = rows_per_chunk.min(n_rows - first);
@@ -410,9 +448,14 @@ pub fn write_synth_model(
                     row_bytes,
                     row_len,
                     spec.threads,
-                    &|r, bytes, scratch| {
-                        fill_row(fill, tensor_seed, first + r as u64, scratch);
-                        ty.quantize_row(scratch, bytes);
+                    &|r, bytes, scratch| match &pool {
+                        Some(pool) => {
+                            pooled_row(pool, ty.block_bytes(), tensor_seed, first + r as u64, bytes)
+                        }
+                        None => {
+                            fill_row(fill, tensor_seed, first + r as u64, scratch);
+                            ty.quantize_row(scratch, bytes);
+                        }
                     },
                 );
                 writer.write_data(&chunk)?;

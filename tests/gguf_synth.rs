@@ -396,3 +396,42 @@ fn q4_k_m_models_mix_types_and_keep_the_same_function() {
     let cosine = dot / (norm(&a) * norm(&b));
     assert!(cosine > 0.95, "cosine {cosine}");
 }
+
+#[test]
+fn block_pool_models_look_like_fully_quantized_ones() {
+    let dir = tempfile::tempdir().unwrap();
+    let vocab = vocab();
+    let mut spec = SynthSpec::preset(Arch::Gemma3, "tiny").unwrap();
+    // Q8_0: 8 blocks in a row of 256, so assembled rows can all differ (a Q4_K row of
+    // 256 is a single block: only the pool's 256 rows would exist).
+    spec.weight_type = WeightTypeChoice::Uniform(GgmlType::Q8_0);
+    spec.block_pool = true;
+    spec.seed = 2;
+    let path = dir.path().join("pooled.gguf");
+    write_synth_model(&spec, &vocab, &path, |_, _| {}).unwrap();
+    let f = GgufFile::open(&path).unwrap();
+    for name in ["token_embd.weight", "blk.0.ffn_gate.weight"] {
+        let (w, row_len) = f32_tensor(&f, name);
+        let n = w.len() as f64;
+        let var = w.iter().map(|x| x * x).sum::<f64>() / n;
+        let want = 1.0 / row_len as f64;
+        assert!(
+            (var / want - 1.0).abs() < 0.1,
+            "{name}: var {var}, want {want}"
+        );
+        // Rows are mixtures of pool rows: (nearly) all distinct.
+        let mut rows: Vec<&[f64]> = w.chunks(row_len).collect();
+        let total = rows.len();
+        rows.sort_by(|a, b| a.partial_cmp(b).unwrap());
+        rows.dedup();
+        assert!(
+            rows.len() * 100 >= total * 99,
+            "{name}: {} distinct of {total}",
+            rows.len()
+        );
+    }
+    let logits = naive_logits(&f, &[1, 2, 3]);
+    assert!(logits.iter().all(|v| v.is_finite()));
+    let sd = (logits.iter().map(|v| v * v).sum::<f64>() / logits.len() as f64).sqrt();
+    assert!((0.3..5.0).contains(&sd), "logit rms {sd}");
+}
