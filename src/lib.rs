@@ -12,4 +12,6 @@ pub mod cpu;
 pub mod gguf;
 pub mod quant;
 pub mod sampling;
+pub mod synth;
 pub mod tokenizer;
+pub mod weight_types;
