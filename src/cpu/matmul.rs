@@ -1,7 +1,18 @@
 //! Matrix products with GGUF weights: y = W·x for a batch of activation rows.
+//!
+//! The activations are quantized once per call into the weight type's partner format
+//! (see [`super::act_quant`]); then each weight row is streamed once per tile of up to
+//! [`TILE_TOKENS`] activation rows, so each weight block is decoded once per tile. Rows
+//! are handed out to the pool's threads in chunks from a shared counter (threads on a
+//! busy machine do not wait for a slow sibling's fixed share).
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Mutex;
 
 use crate::quant::GgmlType;
 
+use super::act_quant::{ActFormat, QuantizedActs};
+use super::kernels::{Acts, KernelTable, RowKernel, SimdLevel, TILE_TOKENS};
 use super::ThreadPool;
 
 /// A weight matrix as it lies in the file: `rows` rows of `cols` elements, each row a
@@ -22,12 +33,166 @@ impl WeightRef<'_> {
 }
 
 /// `y[t][r] = Σ_c W[r][c] · x[t][c]` for `n_tokens` rows of `x` (`n_tokens × cols`),
-/// writing `y` (`n_tokens × rows`).
-///
-/// Placeholder: dequantizes each weight row and takes f32 dot products.
+/// writing `y` (`n_tokens × rows`), with the kernels of [`SimdLevel::selected`].
 pub fn matmul(pool: &ThreadPool, w: WeightRef<'_>, x: &[f32], n_tokens: usize, y: &mut [f32]) {
-    assert_eq!(x.len(), n_tokens * w.cols);
-    assert_eq!(y.len(), n_tokens * w.rows);
+    matmul_with(pool, KernelTable::selected(), w, x, n_tokens, y);
+}
+
+/// [`matmul`] with the kernels of a given level (for tests and benchmarks). Panics if
+/// the machine lacks `level`.
+pub fn matmul_at_level(
+    pool: &ThreadPool,
+    level: SimdLevel,
+    w: WeightRef<'_>,
+    x: &[f32],
+    n_tokens: usize,
+    y: &mut [f32],
+) {
+    matmul_with(pool, KernelTable::for_level(level), w, x, n_tokens, y);
+}
+
+fn matmul_with(
+    pool: &ThreadPool,
+    table: &KernelTable,
+    w: WeightRef<'_>,
+    x: &[f32],
+    n_tokens: usize,
+    y: &mut [f32],
+) {
+    assert_eq!(x.len(), n_tokens * w.cols, "activation length");
+    assert_eq!(y.len(), n_tokens * w.rows, "output length");
+    assert_eq!(
+        w.cols % w.ty.block_elems(),
+        0,
+        "row length is not whole blocks"
+    );
+    let row_bytes = w.row_bytes();
+    assert!(w.data.len() >= w.rows * row_bytes, "weight data too short");
+    if n_tokens == 0 || w.rows == 0 {
+        return;
+    }
+    let Some(kernel) = table.kernel(w.ty) else {
+        return naive_parallel(pool, w, x, n_tokens, y);
+    };
+    let format = ActFormat::for_weight(w.ty);
+    let quantized = if format == ActFormat::F32 {
+        QuantizedActs::default()
+    } else {
+        quantize_parallel(pool, format, x, n_tokens, w.cols)
+    };
+    let acts = Acts {
+        cols: w.cols,
+        x,
+        q: &quantized,
+    };
+    run_tiles(pool, kernel, w, &acts, n_tokens, y);
+}
+
+fn run_tiles(
+    pool: &ThreadPool,
+    kernel: RowKernel,
+    w: WeightRef<'_>,
+    acts: &Acts<'_>,
+    n_tokens: usize,
+    y: &mut [f32],
+) {
+    let rows = w.rows;
+    let row_bytes = w.row_bytes();
+    // Decode: a few chunks per thread so a delayed thread's share can be taken over.
+    // Prefill: chunks small enough that their weights stay in L2 across token tiles.
+    let chunk_rows = if n_tokens <= TILE_TOKENS {
+        rows.div_ceil(pool.n_threads() * 8).max(16)
+    } else {
+        32
+    };
+    let n_chunks = rows.div_ceil(chunk_rows);
+    let next = AtomicUsize::new(0);
+    let out = SharedOut(y.as_mut_ptr());
+    pool.run(|_, _| {
+        let out = &out;
+        let mut tile = [0f32; TILE_TOKENS];
+        loop {
+            let chunk = next.fetch_add(1, Ordering::Relaxed);
+            if chunk >= n_chunks {
+                break;
+            }
+            let r0 = chunk * chunk_rows;
+            let r1 = (r0 + chunk_rows).min(rows);
+            for t0 in (0..n_tokens).step_by(TILE_TOKENS) {
+                let nt = TILE_TOKENS.min(n_tokens - t0);
+                for r in r0..r1 {
+                    kernel(
+                        &w.data[r * row_bytes..(r + 1) * row_bytes],
+                        acts,
+                        t0,
+                        nt,
+                        &mut tile,
+                    );
+                    for (k, &v) in tile.iter().enumerate().take(nt) {
+                        // SAFETY: rows r0..r1 belong to this chunk alone; (t0+k) < n_tokens
+                        // and r < rows, so the index is inside y.
+                        unsafe { *out.0.add((t0 + k) * rows + r) = v };
+                    }
+                }
+            }
+        }
+    });
+}
+
+/// Quantizes the activation rows, split over the pool's threads by token.
+fn quantize_parallel(
+    pool: &ThreadPool,
+    format: ActFormat,
+    x: &[f32],
+    n_tokens: usize,
+    cols: usize,
+) -> QuantizedActs {
+    let mut acts = QuantizedActs::zeroed(format, n_tokens, cols);
+    let n_parts = if n_tokens >= 4 {
+        pool.n_threads().min(n_tokens)
+    } else {
+        1
+    };
+    if n_parts == 1 {
+        for t in 0..n_tokens {
+            acts.quantize_token(format, t, &x[t * cols..(t + 1) * cols]);
+        }
+        return acts;
+    }
+    let per = n_tokens.div_ceil(n_parts);
+    let parts: Vec<Mutex<QuantizedActs>> = (0..n_parts)
+        .map(|p| {
+            let n = per.min(n_tokens.saturating_sub(p * per));
+            Mutex::new(QuantizedActs::zeroed(format, n, cols))
+        })
+        .collect();
+    pool.run(|i, n| {
+        for p in (i..n_parts).step_by(n) {
+            let mut part = parts[p].lock().unwrap_or_else(|e| e.into_inner());
+            for k in 0..part.n_tokens {
+                let t = p * per + k;
+                part.quantize_token(format, k, &x[t * cols..(t + 1) * cols]);
+            }
+        }
+    });
+    // Stitch the parts together (cheap next to the matmul they feed).
+    let (mut qs, mut d, mut s, mut bsums) = (0, 0, 0, 0);
+    for part in parts {
+        let part = part.into_inner().unwrap_or_else(|e| e.into_inner());
+        acts.qs[qs..qs + part.qs.len()].copy_from_slice(&part.qs);
+        acts.d[d..d + part.d.len()].copy_from_slice(&part.d);
+        acts.s[s..s + part.s.len()].copy_from_slice(&part.s);
+        acts.bsums[bsums..bsums + part.bsums.len()].copy_from_slice(&part.bsums);
+        qs += part.qs.len();
+        d += part.d.len();
+        s += part.s.len();
+        bsums += part.bsums.len();
+    }
+    acts
+}
+
+/// Types without a kernel (Q8_1, Q8_K weights): dequantize each row and dot in f32.
+fn naive_parallel(pool: &ThreadPool, w: WeightRef<'_>, x: &[f32], n_tokens: usize, y: &mut [f32]) {
     let row_bytes = w.row_bytes();
     let out = SharedOut(y.as_mut_ptr());
     pool.run(|ti, nt| {
@@ -47,5 +212,5 @@ pub fn matmul(pool: &ThreadPool, w: WeightRef<'_>, x: &[f32], n_tokens: usize, y
 }
 
 struct SharedOut(*mut f32);
-// SAFETY: writers touch disjoint elements (see matmul).
+// SAFETY: writers touch disjoint elements (see run_tiles and naive_parallel).
 unsafe impl Sync for SharedOut {}

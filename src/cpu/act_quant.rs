@@ -1,0 +1,236 @@
+//! Activations quantized once per matmul into the format each weight type pairs with.
+//!
+//! The layouts are tandem's own (struct of arrays, so SIMD loads are plain), but the
+//! values follow llama.cpp's Q8_0 / Q8_1 / Q8_K reference quantizers:
+//! - 32-element blocks (partner of Q4_0, Q4_1, Q5_0, Q5_1, Q8_0): `d = max|x| / 127`
+//!   rounded to f16 as Q8_0 stores it, `q = round(x / d)`; `s = d·Σq` is kept too, which
+//!   is Q8_1's extra field (kept in f32 here) and gives the offset terms of Q4_0/Q5_0.
+//! - 256-element blocks (partner of the K-quants): `d = max / −127` taken with the sign
+//!   of the largest magnitude, `q = min(127, round_ties_even(x / d))`, plus `bsums`, the
+//!   sum of each group of 16 `q`.
+
+use half::f16;
+
+use crate::quant::GgmlType;
+
+/// Which activation format a weight type's kernels read.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ActFormat {
+    /// Plain f32 activations (float weights).
+    F32,
+    /// 32-element blocks with `d` and `s` (legacy weight formats).
+    Q8Block32,
+    /// 256-element blocks with `d` and 16 `bsums` (K-quant weights).
+    Q8K,
+}
+
+impl ActFormat {
+    pub fn for_weight(ty: GgmlType) -> ActFormat {
+        match ty {
+            GgmlType::F32 | GgmlType::F16 | GgmlType::BF16 => ActFormat::F32,
+            GgmlType::Q4_0
+            | GgmlType::Q4_1
+            | GgmlType::Q5_0
+            | GgmlType::Q5_1
+            | GgmlType::Q8_0
+            | GgmlType::Q8_1 => ActFormat::Q8Block32,
+            GgmlType::Q2K
+            | GgmlType::Q3K
+            | GgmlType::Q4K
+            | GgmlType::Q5K
+            | GgmlType::Q6K
+            | GgmlType::Q8K => ActFormat::Q8K,
+        }
+    }
+
+    /// Elements per activation block (1 for f32).
+    pub fn block_elems(self) -> usize {
+        match self {
+            ActFormat::F32 => 1,
+            ActFormat::Q8Block32 => 32,
+            ActFormat::Q8K => 256,
+        }
+    }
+}
+
+/// `n_tokens` rows of `cols` activations in one [`ActFormat`].
+#[derive(Debug, Default)]
+pub struct QuantizedActs {
+    pub cols: usize,
+    pub n_tokens: usize,
+    /// `n_tokens × cols` quantized values.
+    pub qs: Vec<i8>,
+    /// One scale per block, `n_tokens × cols/block` of them.
+    pub d: Vec<f32>,
+    /// Q8Block32 only: `d·Σq` per block.
+    pub s: Vec<f32>,
+    /// Q8K only: sums of each 16 `q`, `n_tokens × cols/16`.
+    pub bsums: Vec<i16>,
+}
+
+impl QuantizedActs {
+    /// Quantizes `x` (`n_tokens × cols`) into `format` (not [`ActFormat::F32`]).
+    pub fn quantize(format: ActFormat, x: &[f32], n_tokens: usize, cols: usize) -> Self {
+        let mut acts = Self::zeroed(format, n_tokens, cols);
+        for t in 0..n_tokens {
+            acts.quantize_token(format, t, &x[t * cols..(t + 1) * cols]);
+        }
+        acts
+    }
+
+    /// Storage for `n_tokens` rows, all zero (to be filled by [`Self::quantize_token`]).
+    pub fn zeroed(format: ActFormat, n_tokens: usize, cols: usize) -> Self {
+        let be = format.block_elems();
+        assert!(
+            format != ActFormat::F32,
+            "f32 activations are not quantized"
+        );
+        assert_eq!(
+            cols % be,
+            0,
+            "row length {cols} is not a whole number of blocks"
+        );
+        let nb = n_tokens * cols / be;
+        QuantizedActs {
+            cols,
+            n_tokens,
+            qs: vec![0; n_tokens * cols],
+            d: vec![0.0; nb],
+            s: if format == ActFormat::Q8Block32 {
+                vec![0.0; nb]
+            } else {
+                Vec::new()
+            },
+            bsums: if format == ActFormat::Q8K {
+                vec![0; n_tokens * cols / 16]
+            } else {
+                Vec::new()
+            },
+        }
+    }
+
+    /// Quantizes one token's row into its slot.
+    pub fn quantize_token(&mut self, format: ActFormat, t: usize, x: &[f32]) {
+        let cols = self.cols;
+        let be = format.block_elems();
+        let nb = cols / be;
+        let qs = &mut self.qs[t * cols..(t + 1) * cols];
+        let d = &mut self.d[t * nb..(t + 1) * nb];
+        match format {
+            ActFormat::Q8Block32 => {
+                let s = &mut self.s[t * nb..(t + 1) * nb];
+                quantize_block32(x, qs, d, s);
+            }
+            ActFormat::Q8K => {
+                let bsums = &mut self.bsums[t * cols / 16..(t + 1) * cols / 16];
+                quantize_q8k(x, qs, d, bsums);
+            }
+            ActFormat::F32 => unreachable!("checked in zeroed"),
+        }
+    }
+
+    /// The value the kernels see for element `i` of token `t` (for reference checks).
+    pub fn dequantized(&self, t: usize, i: usize, format: ActFormat) -> f32 {
+        let be = format.block_elems();
+        let d = self.d[(t * self.cols + i) / be];
+        d * self.qs[t * self.cols + i] as f32
+    }
+}
+
+/// Q8_0-style quantization of whole 32-blocks, with `s = d·Σq` per block.
+pub fn quantize_block32(x: &[f32], qs: &mut [i8], d: &mut [f32], s: &mut [f32]) {
+    for (((xb, qb), db), sb) in x
+        .chunks_exact(32)
+        .zip(qs.chunks_exact_mut(32))
+        .zip(d.iter_mut())
+        .zip(s.iter_mut())
+    {
+        let amax = xb.iter().fold(0f32, |m, v| m.max(v.abs()));
+        let scale = amax / 127.0;
+        let inv = if scale != 0.0 { 1.0 / scale } else { 0.0 };
+        let mut sum = 0i32;
+        for (q, v) in qb.iter_mut().zip(xb) {
+            let r = (v * inv).round() as i32;
+            sum += r;
+            *q = r as i8;
+        }
+        let stored = f16::from_f32(scale).to_f32();
+        *db = stored;
+        *sb = stored * sum as f32;
+    }
+}
+
+/// Q8_K quantization of whole 256-blocks.
+pub fn quantize_q8k(x: &[f32], qs: &mut [i8], d: &mut [f32], bsums: &mut [i16]) {
+    for (((xb, qb), db), bs) in x
+        .chunks_exact(256)
+        .zip(qs.chunks_exact_mut(256))
+        .zip(d.iter_mut())
+        .zip(bsums.chunks_exact_mut(16))
+    {
+        let mut amax = 0f32;
+        let mut max = 0f32;
+        for &v in xb {
+            if v.abs() > amax {
+                amax = v.abs();
+                max = v;
+            }
+        }
+        if amax == 0.0 {
+            *db = 0.0;
+            qb.fill(0);
+            bs.fill(0);
+            continue;
+        }
+        let iscale = -127.0 / max;
+        for (q, v) in qb.iter_mut().zip(xb) {
+            *q = ((iscale * v).round_ties_even() as i32).min(127) as i8;
+        }
+        for (sum, group) in bs.iter_mut().zip(qb.chunks_exact(16)) {
+            *sum = group.iter().map(|&q| q as i16).sum();
+        }
+        *db = 1.0 / iscale;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn block32_matches_hand_values() {
+        let mut x = [0f32; 32];
+        x[0] = 1.27;
+        x[1] = -0.5;
+        x[2] = 0.004;
+        let acts = QuantizedActs::quantize(ActFormat::Q8Block32, &x, 1, 32);
+        let d = f16::from_f32(0.01).to_f32();
+        assert_eq!(acts.d[0], d);
+        assert_eq!(&acts.qs[..4], &[127, -50, 0, 0]);
+        assert_eq!(acts.s[0], d * 77.0);
+    }
+
+    #[test]
+    fn q8k_uses_the_signed_maximum_and_sums_groups() {
+        let mut x = [0f32; 256];
+        x[0] = -2.54;
+        x[1] = 1.0;
+        x[17] = 0.02;
+        let acts = QuantizedActs::quantize(ActFormat::Q8K, &x, 1, 256);
+        // iscale = -127 / -2.54 = 50.
+        assert!((acts.d[0] - 0.02).abs() < 1e-7);
+        assert_eq!(&acts.qs[..2], &[-127, 50]);
+        assert_eq!(acts.qs[17], 1);
+        assert_eq!(acts.bsums[0], -77);
+        assert_eq!(acts.bsums[1], 1);
+    }
+
+    #[test]
+    fn zero_blocks_quantize_to_zero() {
+        let x = [0f32; 256];
+        let a = QuantizedActs::quantize(ActFormat::Q8K, &x, 1, 256);
+        assert!(a.qs.iter().all(|&q| q == 0) && a.d[0] == 0.0);
+        let b = QuantizedActs::quantize(ActFormat::Q8Block32, &x, 1, 256);
+        assert!(b.qs.iter().all(|&q| q == 0) && b.d.iter().all(|&d| d == 0.0));
+    }
+}
