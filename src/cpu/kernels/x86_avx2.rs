@@ -1,9 +1,522 @@
-//! AVX2 + FMA + F16C kernels.
+//! AVX2 + FMA + F16C row kernels (x86-64).
+//!
+//! Integer products use `maddubs` (u8 × i8 → i16 pairs): weights are decoded to
+//! unsigned values and their offsets (−8, −16, −32) are applied afterwards through the
+//! activation block sums, and K-quant sub-block scales ride along in the following
+//! `madd` (i16 × i16 → i32) in place of ones. Every product fits i16: at most
+//! 63·127·2 = 16002 (Q6_K) or, for Q8_0 via the sign trick, 127·127·2.
+
+use std::arch::x86_64::*;
 
 use crate::quant::GgmlType;
 
-use super::RowKernel;
+use super::{Acts, RowKernel, TILE_TOKENS};
 
-pub fn kernel(_ty: GgmlType) -> Option<RowKernel> {
-    None
+pub fn kernel(ty: GgmlType) -> Option<RowKernel> {
+    Some(match ty {
+        GgmlType::F32 => f32_kernel,
+        GgmlType::F16 => f16_kernel,
+        GgmlType::BF16 => bf16_kernel,
+        GgmlType::Q4_0 => q4_0_kernel,
+        GgmlType::Q4_1 => q4_1_kernel,
+        GgmlType::Q5_0 => q5_0_kernel,
+        GgmlType::Q5_1 => q5_1_kernel,
+        GgmlType::Q8_0 => q8_0_kernel,
+        GgmlType::Q4K => q4_k_kernel,
+        GgmlType::Q5K => q5_k_kernel,
+        GgmlType::Q6K => q6_k_kernel,
+        _ => return None,
+    })
+}
+
+/// A safe entry for the dispatch table around an AVX2 kernel.
+macro_rules! table_entry {
+    ($name:ident, $inner:ident) => {
+        fn $name(row: &[u8], acts: &Acts<'_>, t0: usize, nt: usize, out: &mut [f32; TILE_TOKENS]) {
+            check_bounds(row, acts, t0, nt);
+            // SAFETY: the table holds this entry only when AVX2, FMA and F16C were
+            // detected; the slices were bounds-checked above for what the kernel reads.
+            unsafe { $inner(row, acts, t0, nt, out) }
+        }
+    };
+}
+
+/// The kernels read `cols` elements of the row and of tokens `t0..t0+nt` through raw
+/// pointers; check once per call that those exist.
+fn check_bounds(_row: &[u8], acts: &Acts<'_>, t0: usize, nt: usize) {
+    assert!(nt <= TILE_TOKENS);
+    let end = (t0 + nt) * acts.cols;
+    if acts.q.qs.is_empty() {
+        assert!(acts.x.len() >= end);
+    } else {
+        assert!(acts.q.qs.len() >= end);
+    }
+}
+
+table_entry!(f32_kernel, f32_avx2);
+table_entry!(f16_kernel, f16_avx2);
+table_entry!(bf16_kernel, bf16_avx2);
+table_entry!(q4_0_kernel, q4_0_avx2);
+table_entry!(q4_1_kernel, q4_1_avx2);
+table_entry!(q5_0_kernel, q5_0_avx2);
+table_entry!(q5_1_kernel, q5_1_avx2);
+table_entry!(q8_0_kernel, q8_0_avx2);
+table_entry!(q4_k_kernel, q4_k_avx2);
+table_entry!(q5_k_kernel, q5_k_avx2);
+table_entry!(q6_k_kernel, q6_k_avx2);
+
+#[inline(always)]
+unsafe fn hsum(v: __m256) -> f32 {
+    let s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+    let s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+    let s = _mm_add_ss(s, _mm_movehdup_ps(s));
+    _mm_cvtss_f32(s)
+}
+
+#[inline(always)]
+unsafe fn load_f16(p: *const u8) -> f32 {
+    let bits = std::ptr::read_unaligned(p as *const u16);
+    _mm_cvtss_f32(_mm_cvtph_ps(_mm_cvtsi32_si128(bits as i32)))
+}
+
+// ---------------------------------------------------------------------------------------
+// Float weights
+
+#[inline(always)]
+unsafe fn float_rows(
+    row: &[u8],
+    acts: &Acts<'_>,
+    t0: usize,
+    nt: usize,
+    out: &mut [f32; TILE_TOKENS],
+    elem_bytes: usize,
+    load8: impl Fn(*const u8) -> __m256,
+) {
+    let cols = acts.cols;
+    assert!(row.len() >= cols * elem_bytes);
+    let mut acc = [_mm256_setzero_ps(); TILE_TOKENS];
+    let w = row.as_ptr();
+    let full = cols / 8 * 8;
+    let mut i = 0;
+    while i < full {
+        let wv = load8(w.add(i * elem_bytes));
+        for (k, acc) in acc.iter_mut().enumerate().take(nt) {
+            let x = acts.x.as_ptr().add((t0 + k) * cols + i);
+            *acc = _mm256_fmadd_ps(wv, _mm256_loadu_ps(x), *acc);
+        }
+        i += 8;
+    }
+    let mut tail = [0f32; 8];
+    for (j, v) in tail.iter_mut().enumerate().take(cols - full) {
+        let mut one = [0f32; 8];
+        _mm256_storeu_ps(
+            one.as_mut_ptr(),
+            load8_tail(w.add((full + j) * elem_bytes), elem_bytes, &load8),
+        );
+        *v = one[0];
+    }
+    for k in 0..nt {
+        let mut s = hsum(acc[k]);
+        for (j, wv) in tail.iter().enumerate().take(cols - full) {
+            s += wv * acts.x[(t0 + k) * cols + full + j];
+        }
+        out[k] = s;
+    }
+}
+
+/// Loads one element through an 8-element loader without reading past it.
+#[inline(always)]
+unsafe fn load8_tail(
+    p: *const u8,
+    elem_bytes: usize,
+    load8: &impl Fn(*const u8) -> __m256,
+) -> __m256 {
+    let mut buf = [0u8; 32];
+    std::ptr::copy_nonoverlapping(p, buf.as_mut_ptr(), elem_bytes);
+    load8(buf.as_ptr())
+}
+
+#[target_feature(enable = "avx2,fma,f16c")]
+unsafe fn f32_avx2(
+    row: &[u8],
+    acts: &Acts<'_>,
+    t0: usize,
+    nt: usize,
+    out: &mut [f32; TILE_TOKENS],
+) {
+    float_rows(row, acts, t0, nt, out, 4, |p| {
+        _mm256_loadu_ps(p as *const f32)
+    });
+}
+
+#[target_feature(enable = "avx2,fma,f16c")]
+unsafe fn f16_avx2(
+    row: &[u8],
+    acts: &Acts<'_>,
+    t0: usize,
+    nt: usize,
+    out: &mut [f32; TILE_TOKENS],
+) {
+    float_rows(row, acts, t0, nt, out, 2, |p| {
+        _mm256_cvtph_ps(_mm_loadu_si128(p as *const __m128i))
+    });
+}
+
+#[target_feature(enable = "avx2,fma,f16c")]
+unsafe fn bf16_avx2(
+    row: &[u8],
+    acts: &Acts<'_>,
+    t0: usize,
+    nt: usize,
+    out: &mut [f32; TILE_TOKENS],
+) {
+    float_rows(row, acts, t0, nt, out, 2, |p| {
+        let h = _mm256_cvtepu16_epi32(_mm_loadu_si128(p as *const __m128i));
+        _mm256_castsi256_ps(_mm256_slli_epi32(h, 16))
+    });
+}
+
+// ---------------------------------------------------------------------------------------
+// Legacy formats × 32-element Q8 activations
+
+/// 16 bytes of packed nibbles → 32 bytes: low nibbles first, then high nibbles.
+#[inline(always)]
+unsafe fn nibbles(p: *const u8) -> __m256i {
+    let raw = _mm_loadu_si128(p as *const __m128i);
+    let mask = _mm_set1_epi8(15);
+    let lo = _mm_and_si128(raw, mask);
+    let hi = _mm_and_si128(_mm_srli_epi16(raw, 4), mask);
+    _mm256_set_m128i(hi, lo)
+}
+
+/// Expands 32 bits into 32 bytes: 0x10 where the bit is set, else 0 (Q5's fifth bit).
+#[inline(always)]
+unsafe fn fifth_bits(p: *const u8) -> __m256i {
+    let bits = std::ptr::read_unaligned(p as *const u32);
+    let v = _mm256_set1_epi32(bits as i32);
+    // Byte i picks the byte of `bits` that holds bit i.
+    let pick = _mm256_set_epi64x(
+        0x0303_0303_0303_0303,
+        0x0202_0202_0202_0202,
+        0x0101_0101_0101_0101,
+        0x0000_0000_0000_0000,
+    );
+    let bytes = _mm256_shuffle_epi8(v, pick);
+    let select = _mm256_set1_epi64x(0x8040_2010_0804_0201u64 as i64);
+    let hit = _mm256_cmpeq_epi8(_mm256_and_si256(bytes, select), select);
+    _mm256_and_si256(hit, _mm256_set1_epi8(0x10))
+}
+
+/// Σ w·x over 32 bytes as 8 i32 lanes (w unsigned ≤ 127 in effect, x signed).
+#[inline(always)]
+unsafe fn dot_u8_i8(w: __m256i, x: __m256i) -> __m256i {
+    _mm256_madd_epi16(_mm256_maddubs_epi16(w, x), _mm256_set1_epi16(1))
+}
+
+/// Shared loop of the legacy kernels. `decode` gives a block's unsigned values, `d`
+/// and the per-block constant `c` that multiplies the activation block sum `s`
+/// (−8·d, −16·d, or m).
+#[inline(always)]
+unsafe fn legacy_rows<const BYTES: usize>(
+    row: &[u8],
+    acts: &Acts<'_>,
+    t0: usize,
+    nt: usize,
+    out: &mut [f32; TILE_TOKENS],
+    decode: impl Fn(*const u8) -> (__m256i, f32, f32),
+) {
+    let cols = acts.cols;
+    let nb = cols / 32;
+    assert!(row.len() >= nb * BYTES);
+    let mut acc = [_mm256_setzero_ps(); TILE_TOKENS];
+    let mut offset = [0f32; TILE_TOKENS];
+    let q = acts.q;
+    for b in 0..nb {
+        let (w, d, c) = decode(row.as_ptr().add(b * BYTES));
+        for k in 0..nt {
+            let blk = (t0 + k) * nb + b;
+            let x = _mm256_loadu_si256(q.qs.as_ptr().add(blk * 32) as *const __m256i);
+            let p = _mm256_cvtepi32_ps(dot_u8_i8(w, x));
+            acc[k] = _mm256_fmadd_ps(p, _mm256_set1_ps(d * *q.d.get_unchecked(blk)), acc[k]);
+            offset[k] += c * *q.s.get_unchecked(blk);
+        }
+    }
+    for k in 0..nt {
+        out[k] = hsum(acc[k]) + offset[k];
+    }
+}
+
+#[target_feature(enable = "avx2,fma,f16c")]
+unsafe fn q4_0_avx2(
+    row: &[u8],
+    acts: &Acts<'_>,
+    t0: usize,
+    nt: usize,
+    out: &mut [f32; TILE_TOKENS],
+) {
+    legacy_rows::<18>(row, acts, t0, nt, out, |p| {
+        let d = load_f16(p);
+        (nibbles(p.add(2)), d, -8.0 * d)
+    });
+}
+
+#[target_feature(enable = "avx2,fma,f16c")]
+unsafe fn q4_1_avx2(
+    row: &[u8],
+    acts: &Acts<'_>,
+    t0: usize,
+    nt: usize,
+    out: &mut [f32; TILE_TOKENS],
+) {
+    legacy_rows::<20>(row, acts, t0, nt, out, |p| {
+        (nibbles(p.add(4)), load_f16(p), load_f16(p.add(2)))
+    });
+}
+
+#[target_feature(enable = "avx2,fma,f16c")]
+unsafe fn q5_0_avx2(
+    row: &[u8],
+    acts: &Acts<'_>,
+    t0: usize,
+    nt: usize,
+    out: &mut [f32; TILE_TOKENS],
+) {
+    legacy_rows::<22>(row, acts, t0, nt, out, |p| {
+        let d = load_f16(p);
+        let w = _mm256_or_si256(nibbles(p.add(6)), fifth_bits(p.add(2)));
+        (w, d, -16.0 * d)
+    });
+}
+
+#[target_feature(enable = "avx2,fma,f16c")]
+unsafe fn q5_1_avx2(
+    row: &[u8],
+    acts: &Acts<'_>,
+    t0: usize,
+    nt: usize,
+    out: &mut [f32; TILE_TOKENS],
+) {
+    legacy_rows::<24>(row, acts, t0, nt, out, |p| {
+        let w = _mm256_or_si256(nibbles(p.add(8)), fifth_bits(p.add(4)));
+        (w, load_f16(p), load_f16(p.add(2)))
+    });
+}
+
+#[target_feature(enable = "avx2,fma,f16c")]
+unsafe fn q8_0_avx2(
+    row: &[u8],
+    acts: &Acts<'_>,
+    t0: usize,
+    nt: usize,
+    out: &mut [f32; TILE_TOKENS],
+) {
+    let cols = acts.cols;
+    let nb = cols / 32;
+    assert!(row.len() >= nb * 34);
+    let mut acc = [_mm256_setzero_ps(); TILE_TOKENS];
+    let q = acts.q;
+    for b in 0..nb {
+        let p = row.as_ptr().add(b * 34);
+        let d = load_f16(p);
+        let w = _mm256_loadu_si256(p.add(2) as *const __m256i);
+        let w_abs = _mm256_sign_epi8(w, w);
+        for k in 0..nt {
+            let blk = (t0 + k) * nb + b;
+            let x = _mm256_loadu_si256(q.qs.as_ptr().add(blk * 32) as *const __m256i);
+            // |w| · (x with w's sign) = w·x, with the unsigned operand first.
+            let p = _mm256_cvtepi32_ps(dot_u8_i8(w_abs, _mm256_sign_epi8(x, w)));
+            acc[k] = _mm256_fmadd_ps(p, _mm256_set1_ps(d * *q.d.get_unchecked(blk)), acc[k]);
+        }
+    }
+    for k in 0..nt {
+        out[k] = hsum(acc[k]);
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// K-quants × Q8_K
+
+/// The Q4_K/Q5_K scales and mins of a block, as i16 for `madd`.
+#[inline(always)]
+fn k4_scales_mins(b: &[u8]) -> ([i16; 8], [i16; 8]) {
+    let mut sc = [0i16; 8];
+    let mut mn = [0i16; 8];
+    for j in 0..8 {
+        let (s, m) = super::portable::k4_scale_min(b, j);
+        sc[j] = s as i16;
+        mn[j] = m as i16;
+    }
+    (sc, mn)
+}
+
+/// Q4_K and Q5_K: `FIVE` adds the fifth bit from qh.
+#[inline(always)]
+unsafe fn q45_k_rows<const BYTES: usize, const FIVE: bool>(
+    row: &[u8],
+    acts: &Acts<'_>,
+    t0: usize,
+    nt: usize,
+    out: &mut [f32; TILE_TOKENS],
+) {
+    let cols = acts.cols;
+    let nb = cols / 256;
+    assert!(row.len() >= nb * BYTES);
+    let q = acts.q;
+    let mut acc = [_mm256_setzero_ps(); TILE_TOKENS];
+    let mut mins = [0f32; TILE_TOKENS];
+    let mask = _mm256_set1_epi8(15);
+    for b in 0..nb {
+        let blk = &row[b * BYTES..(b + 1) * BYTES];
+        let p = blk.as_ptr();
+        let d = load_f16(p);
+        let dmin = load_f16(p.add(2));
+        let (sc, mn) = k4_scales_mins(&blk[4..16]);
+        let qs = if FIVE { p.add(48) } else { p.add(16) };
+        let qh = if FIVE {
+            _mm256_loadu_si256(p.add(16) as *const __m256i)
+        } else {
+            _mm256_setzero_si256()
+        };
+        let mut w = [_mm256_setzero_si256(); 8];
+        for c in 0..4 {
+            let raw = _mm256_loadu_si256(qs.add(32 * c) as *const __m256i);
+            let mut lo = _mm256_and_si256(raw, mask);
+            let mut hi = _mm256_and_si256(_mm256_srli_epi16(raw, 4), mask);
+            if FIVE {
+                // Bit 2c of each qh byte → 16 for the low half, bit 2c+1 → the high half.
+                let one = _mm256_set1_epi8(1);
+                let bit_lo = _mm256_and_si256(_mm256_srlv_epi64_const(qh, 2 * c), one);
+                let bit_hi = _mm256_and_si256(_mm256_srlv_epi64_const(qh, 2 * c + 1), one);
+                lo = _mm256_or_si256(lo, _mm256_slli_epi16(bit_lo, 4));
+                hi = _mm256_or_si256(hi, _mm256_slli_epi16(bit_hi, 4));
+            }
+            w[2 * c] = lo;
+            w[2 * c + 1] = hi;
+        }
+        for k in 0..nt {
+            let ab = (t0 + k) * nb + b;
+            let x = q.qs.as_ptr().add(ab * 256);
+            let mut isum = _mm256_setzero_si256();
+            for j in 0..8 {
+                let xv = _mm256_loadu_si256(x.add(32 * j) as *const __m256i);
+                let prod = _mm256_maddubs_epi16(w[j], xv);
+                isum = _mm256_add_epi32(isum, _mm256_madd_epi16(prod, _mm256_set1_epi16(sc[j])));
+            }
+            let dx = *q.d.get_unchecked(ab);
+            acc[k] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(isum), _mm256_set1_ps(d * dx), acc[k]);
+            let bs = &q.bsums[ab * 16..ab * 16 + 16];
+            let mut m = 0i32;
+            for j in 0..8 {
+                m += mn[j] as i32 * (bs[2 * j] as i32 + bs[2 * j + 1] as i32);
+            }
+            mins[k] += dmin * dx * m as f32;
+        }
+    }
+    for k in 0..nt {
+        out[k] = hsum(acc[k]) - mins[k];
+    }
+}
+
+/// Shifts every byte right by `n` bits (n < 8) using a 64-bit shift; the bits that
+/// cross byte boundaries are removed by the caller's mask.
+#[inline(always)]
+unsafe fn _mm256_srlv_epi64_const(v: __m256i, n: usize) -> __m256i {
+    _mm256_srlv_epi64(v, _mm256_set1_epi64x(n as i64))
+}
+
+#[target_feature(enable = "avx2,fma,f16c")]
+unsafe fn q4_k_avx2(
+    row: &[u8],
+    acts: &Acts<'_>,
+    t0: usize,
+    nt: usize,
+    out: &mut [f32; TILE_TOKENS],
+) {
+    q45_k_rows::<144, false>(row, acts, t0, nt, out);
+}
+
+#[target_feature(enable = "avx2,fma,f16c")]
+unsafe fn q5_k_avx2(
+    row: &[u8],
+    acts: &Acts<'_>,
+    t0: usize,
+    nt: usize,
+    out: &mut [f32; TILE_TOKENS],
+) {
+    q45_k_rows::<176, true>(row, acts, t0, nt, out);
+}
+
+#[target_feature(enable = "avx2,fma,f16c")]
+unsafe fn q6_k_avx2(
+    row: &[u8],
+    acts: &Acts<'_>,
+    t0: usize,
+    nt: usize,
+    out: &mut [f32; TILE_TOKENS],
+) {
+    let cols = acts.cols;
+    let nb = cols / 256;
+    assert!(row.len() >= nb * 210);
+    let q = acts.q;
+    let mut acc = [_mm256_setzero_ps(); TILE_TOKENS];
+    let mut offsets = [0f32; TILE_TOKENS];
+    let m4 = _mm256_set1_epi8(15);
+    let m2 = _mm256_set1_epi8(3);
+    for b in 0..nb {
+        let blk = &row[b * 210..(b + 1) * 210];
+        let p = blk.as_ptr();
+        let d = load_f16(p.add(208));
+        let scales: [i8; 16] = std::array::from_fn(|i| blk[192 + i] as i8);
+        // 8 vectors of 32 unsigned 6-bit values, in element order.
+        let mut w = [_mm256_setzero_si256(); 8];
+        for h in 0..2 {
+            let ql0 = _mm256_loadu_si256(p.add(64 * h) as *const __m256i);
+            let ql1 = _mm256_loadu_si256(p.add(64 * h + 32) as *const __m256i);
+            let qh = _mm256_loadu_si256(p.add(128 + 32 * h) as *const __m256i);
+            let hbits = |shift: i32| -> __m256i {
+                let v = match shift {
+                    0 => qh,
+                    2 => _mm256_srli_epi16(qh, 2),
+                    4 => _mm256_srli_epi16(qh, 4),
+                    _ => _mm256_srli_epi16(qh, 6),
+                };
+                _mm256_slli_epi16(_mm256_and_si256(v, m2), 4)
+            };
+            w[4 * h] = _mm256_or_si256(_mm256_and_si256(ql0, m4), hbits(0));
+            w[4 * h + 1] = _mm256_or_si256(_mm256_and_si256(ql1, m4), hbits(2));
+            w[4 * h + 2] =
+                _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(ql0, 4), m4), hbits(4));
+            w[4 * h + 3] =
+                _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(ql1, 4), m4), hbits(6));
+        }
+        // Vector v covers scale groups 2v and 2v+1 (one per 128-bit half).
+        let sc: [__m256i; 8] = std::array::from_fn(|v| {
+            _mm256_set_m128i(
+                _mm_set1_epi16(scales[2 * v + 1] as i16),
+                _mm_set1_epi16(scales[2 * v] as i16),
+            )
+        });
+        for k in 0..nt {
+            let ab = (t0 + k) * nb + b;
+            let x = q.qs.as_ptr().add(ab * 256);
+            let mut isum = _mm256_setzero_si256();
+            for v in 0..8 {
+                let xv = _mm256_loadu_si256(x.add(32 * v) as *const __m256i);
+                let prod = _mm256_maddubs_epi16(w[v], xv);
+                isum = _mm256_add_epi32(isum, _mm256_madd_epi16(prod, sc[v]));
+            }
+            // The −32 offset: 32 · Σ_g scale_g · bsum_g.
+            let bs = &q.bsums[ab * 16..ab * 16 + 16];
+            let mut offset = 0i32;
+            for g in 0..16 {
+                offset += scales[g] as i32 * bs[g] as i32;
+            }
+            let dx = *q.d.get_unchecked(ab);
+            acc[k] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(isum), _mm256_set1_ps(d * dx), acc[k]);
+            offsets[k] += d * dx * (32 * offset) as f32;
+        }
+    }
+    for k in 0..nt {
+        out[k] = hsum(acc[k]) - offsets[k];
+    }
 }
