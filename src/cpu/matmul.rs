@@ -12,7 +12,10 @@ use std::sync::Mutex;
 use crate::quant::GgmlType;
 
 use super::act_quant::{ActFormat, QuantizedActs};
-use super::kernels::{Acts, KernelTable, RowKernel, SimdLevel, TILE_TOKENS};
+use super::kernels::panel::{self, Panel, PanelActs, PANEL_ROWS};
+use super::kernels::{
+    Acts, KernelTable, PanelTile, RowKernel, SimdLevel, PANEL_TOKENS, TILE_TOKENS,
+};
 use super::ThreadPool;
 
 /// A weight matrix as it lies in the file: `rows` rows of `cols` elements, each row a
@@ -80,6 +83,11 @@ fn matmul_with(
     } else {
         quantize_parallel(pool, format, x, n_tokens, w.cols)
     };
+    if let Some(tile) = table.panel_tile {
+        if n_tokens > TILE_TOKENS && panel::supported(w.ty) {
+            return run_panels(pool, tile, w, &quantized, n_tokens, y);
+        }
+    }
     let acts = Acts {
         cols: w.cols,
         x,
@@ -133,6 +141,60 @@ fn run_tiles(
                         // and r < rows, so the index is inside y.
                         unsafe { *out.0.add((t0 + k) * rows + r) = v };
                     }
+                }
+            }
+        }
+    });
+}
+
+/// Prefill through weight panels: each thread decodes 16 rows at a time into a panel
+/// and multiplies it with every token, [`PANEL_TOKENS`] at a time.
+fn run_panels(
+    pool: &ThreadPool,
+    tile: PanelTile,
+    w: WeightRef<'_>,
+    quantized: &QuantizedActs,
+    n_tokens: usize,
+    y: &mut [f32],
+) {
+    let acts = PanelActs::new(w.ty, quantized);
+    let rows = w.rows;
+    let row_bytes = w.row_bytes();
+    let g_cols = panel::group_cols(w.ty);
+    let mins = panel::has_mins(w.ty);
+    let n_panels = rows.div_ceil(PANEL_ROWS);
+    let next = AtomicUsize::new(0);
+    let out = SharedOut(y.as_mut_ptr());
+    pool.run(|_, _| {
+        let out = &out;
+        let mut panel = Panel::new(w.ty, w.cols);
+        let mut tile_out = [[0f32; PANEL_ROWS]; PANEL_TOKENS];
+        loop {
+            let p = next.fetch_add(1, Ordering::Relaxed);
+            if p >= n_panels {
+                break;
+            }
+            let r0 = p * PANEL_ROWS;
+            let nr = PANEL_ROWS.min(rows - r0);
+            panel.fill(
+                w.ty,
+                &w.data[r0 * row_bytes..(r0 + nr) * row_bytes],
+                row_bytes,
+                nr,
+            );
+            for t0 in (0..n_tokens).step_by(PANEL_TOKENS) {
+                let nt = PANEL_TOKENS.min(n_tokens - t0);
+                tile(&panel, &acts, t0, nt, g_cols, mins, &mut tile_out);
+                for (k, vals) in tile_out.iter().enumerate().take(nt) {
+                    // SAFETY: rows r0..r0+nr belong to this panel alone and lie inside
+                    // y's row t0+k (t0+k < n_tokens, r0+nr ≤ rows).
+                    unsafe {
+                        std::ptr::copy_nonoverlapping(
+                            vals.as_ptr(),
+                            out.0.add((t0 + k) * rows + r0),
+                            nr,
+                        )
+                    };
                 }
             }
         }

@@ -7,11 +7,12 @@ use crate::quant::GgmlType;
 
 use super::act_quant::QuantizedActs;
 
+pub mod panel;
 pub mod portable;
 #[cfg(target_arch = "x86_64")]
 mod x86_avx2;
 #[cfg(target_arch = "x86_64")]
-mod x86_avx512;
+pub mod x86_avx512;
 
 /// Most activation rows one kernel call handles (each weight block is decoded once and
 /// used for all of them).
@@ -121,7 +122,23 @@ impl SimdLevel {
 pub struct KernelTable {
     pub level: SimdLevel,
     kernels: [Option<RowKernel>; GgmlType::ALL.len()],
+    /// The prefill panel tile, where the level has one.
+    pub panel_tile: Option<PanelTile>,
 }
+
+/// See [`x86_avx512::panel_tile`].
+pub type PanelTile = fn(
+    &panel::Panel,
+    &panel::PanelActs,
+    usize,
+    usize,
+    usize,
+    bool,
+    &mut [[f32; panel::PANEL_ROWS]; PANEL_TOKENS],
+);
+
+/// Tokens per panel tile.
+pub const PANEL_TOKENS: usize = 8;
 
 impl KernelTable {
     /// The table for `level` (built once). Panics if the machine lacks `level`.
@@ -157,7 +174,17 @@ impl KernelTable {
             }
             *slot = k;
         }
-        KernelTable { level, kernels }
+        #[allow(unused_mut)]
+        let mut panel_tile: Option<PanelTile> = None;
+        #[cfg(target_arch = "x86_64")]
+        if level >= SimdLevel::Avx512 {
+            panel_tile = Some(x86_avx512::panel_tile);
+        }
+        KernelTable {
+            level,
+            kernels,
+            panel_tile,
+        }
     }
 
     pub fn kernel(&self, ty: GgmlType) -> Option<RowKernel> {

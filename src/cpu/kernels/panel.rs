@@ -1,0 +1,199 @@
+//! Weight panels for prefill: 16 rows decoded once into signed bytes, interleaved so
+//! that one 64-byte load holds 4 consecutive columns of all 16 rows. A kernel then
+//! multiplies a panel with many activation rows, each loaded 4 bytes at a time and
+//! broadcast, accumulating 16 rows' dot products in the 16 lanes of one register.
+//!
+//! Every quantized type is expressed the same way, in scale groups of `G` columns
+//! (32, or 16 for Q2_K/Q3_K/Q6_K): `w = scale[g]·q + minv[g]`, `q` a signed byte.
+//! Activations enter as `qx + 128` (unsigned bytes, what `vpdpbusd` wants); `corr[g]`
+//! = −128·Σq removes that shift. Per token and group the activations supply their
+//! scale `dxg` and their sum `xs = dx·Σqx` (for the `minv` term).
+
+use crate::quant::GgmlType;
+
+use super::super::act_quant::QuantizedActs;
+use super::portable::{decode_k, decode_legacy, KBlock, LegacyBlock};
+
+/// Rows in one panel.
+pub const PANEL_ROWS: usize = 16;
+
+/// Columns per scale group for a weight type.
+pub fn group_cols(ty: GgmlType) -> usize {
+    match ty {
+        GgmlType::Q2K | GgmlType::Q3K | GgmlType::Q6K => 16,
+        _ => 32,
+    }
+}
+
+/// Whether the type has a `minv` term.
+pub fn has_mins(ty: GgmlType) -> bool {
+    matches!(
+        ty,
+        GgmlType::Q4_1 | GgmlType::Q5_1 | GgmlType::Q2K | GgmlType::Q4K | GgmlType::Q5K
+    )
+}
+
+/// Types the panel path handles.
+pub fn supported(ty: GgmlType) -> bool {
+    matches!(
+        ty,
+        GgmlType::Q4_0
+            | GgmlType::Q4_1
+            | GgmlType::Q5_0
+            | GgmlType::Q5_1
+            | GgmlType::Q8_0
+            | GgmlType::Q2K
+            | GgmlType::Q3K
+            | GgmlType::Q4K
+            | GgmlType::Q5K
+            | GgmlType::Q6K
+    )
+}
+
+/// 16 decoded weight rows.
+pub struct Panel {
+    pub cols: usize,
+    pub groups: usize,
+    /// `[cols/4][16 rows][4]` signed values.
+    pub w: Vec<i8>,
+    /// `[group][16 rows]`.
+    pub scale: Vec<f32>,
+    pub corr: Vec<i32>,
+    pub minv: Vec<f32>,
+    /// Scratch: one decoded row.
+    row_vals: Vec<i8>,
+}
+
+impl Panel {
+    pub fn new(ty: GgmlType, cols: usize) -> Panel {
+        let groups = cols / group_cols(ty);
+        Panel {
+            cols,
+            groups,
+            w: vec![0; cols * PANEL_ROWS],
+            scale: vec![0.0; groups * PANEL_ROWS],
+            corr: vec![0; groups * PANEL_ROWS],
+            minv: vec![0.0; groups * PANEL_ROWS],
+            row_vals: vec![0; cols],
+        }
+    }
+
+    /// Decodes `rows` (at most 16, each `row_bytes` long, back to back); missing rows
+    /// become zeros.
+    pub fn fill(&mut self, ty: GgmlType, data: &[u8], row_bytes: usize, rows: usize) {
+        let g_cols = group_cols(ty);
+        for r in 0..PANEL_ROWS {
+            let mut vals = std::mem::take(&mut self.row_vals);
+            if r < rows {
+                let row = &data[r * row_bytes..(r + 1) * row_bytes];
+                self.decode_row(ty, row, r, &mut vals);
+            } else {
+                vals.fill(0);
+                for g in 0..self.groups {
+                    self.scale[g * PANEL_ROWS + r] = 0.0;
+                    self.minv[g * PANEL_ROWS + r] = 0.0;
+                }
+            }
+            for (g, chunk) in vals.chunks_exact(g_cols).enumerate() {
+                let sum: i32 = chunk.iter().map(|&q| q as i32).sum();
+                self.corr[g * PANEL_ROWS + r] = -128 * sum;
+            }
+            for (k4, quad) in vals.chunks_exact(4).enumerate() {
+                let at = (k4 * PANEL_ROWS + r) * 4;
+                self.w[at..at + 4].copy_from_slice(quad);
+            }
+            self.row_vals = vals;
+        }
+    }
+
+    fn decode_row(&mut self, ty: GgmlType, row: &[u8], r: usize, vals: &mut [i8]) {
+        let bb = ty.block_bytes();
+        let be = ty.block_elems();
+        for (b, (block, out)) in row
+            .chunks_exact(bb)
+            .zip(vals.chunks_exact_mut(be))
+            .enumerate()
+        {
+            match ty {
+                GgmlType::Q4_0 => self.put_legacy(decode_legacy::<0>(block), b, r, out),
+                GgmlType::Q4_1 => self.put_legacy(decode_legacy::<1>(block), b, r, out),
+                GgmlType::Q5_0 => self.put_legacy(decode_legacy::<2>(block), b, r, out),
+                GgmlType::Q5_1 => self.put_legacy(decode_legacy::<3>(block), b, r, out),
+                GgmlType::Q8_0 => self.put_legacy(decode_legacy::<4>(block), b, r, out),
+                GgmlType::Q2K => self.put_k(decode_k::<0>(block), 16, b, r, out),
+                GgmlType::Q3K => self.put_k(decode_k::<1>(block), 16, b, r, out),
+                GgmlType::Q4K => self.put_k(decode_k::<2>(block), 32, b, r, out),
+                GgmlType::Q5K => self.put_k(decode_k::<3>(block), 32, b, r, out),
+                GgmlType::Q6K => self.put_k(decode_k::<4>(block), 16, b, r, out),
+                other => unreachable!("no panel decoding for {other}"),
+            }
+        }
+    }
+
+    fn put_legacy(&mut self, blk: LegacyBlock, b: usize, r: usize, out: &mut [i8]) {
+        out.copy_from_slice(&blk.q);
+        self.scale[b * PANEL_ROWS + r] = blk.d;
+        self.minv[b * PANEL_ROWS + r] = blk.m;
+    }
+
+    fn put_k(&mut self, blk: KBlock, g_cols: usize, b: usize, r: usize, out: &mut [i8]) {
+        out.copy_from_slice(&blk.q);
+        let per_block = 256 / g_cols;
+        for j in 0..per_block {
+            // Groups of 32 take the scale of their first 16 (both halves share it).
+            let sub = j * g_cols / 16;
+            let g = b * per_block + j;
+            self.scale[g * PANEL_ROWS + r] = blk.d * blk.sc[sub] as f32;
+            self.minv[g * PANEL_ROWS + r] = -blk.dmin * blk.mn[sub] as f32;
+        }
+    }
+}
+
+/// The activation side of the panel path: shifted bytes and per-group scale and sum.
+pub struct PanelActs {
+    pub cols: usize,
+    pub groups: usize,
+    /// `qx + 128`, `n_tokens × cols`.
+    pub xu8: Vec<u8>,
+    /// `[token][group]` activation scale.
+    pub dxg: Vec<f32>,
+    /// `[token][group]` `dx·Σqx`.
+    pub xs: Vec<f32>,
+}
+
+impl PanelActs {
+    pub fn new(ty: GgmlType, q: &QuantizedActs) -> PanelActs {
+        let cols = q.cols;
+        let g_cols = group_cols(ty);
+        let groups = cols / g_cols;
+        let n = q.n_tokens;
+        let xu8 = q.qs.iter().map(|&v| (v as u8) ^ 0x80).collect();
+        let mut dxg = vec![0f32; n * groups];
+        let mut xs = vec![0f32; n * groups];
+        for t in 0..n {
+            for g in 0..groups {
+                let i = t * groups + g;
+                if ty.block_elems() == 32 {
+                    dxg[i] = q.d[i];
+                    xs[i] = q.s[i];
+                } else {
+                    let d = q.d[(t * cols + g * g_cols) / 256];
+                    let b16 = (t * cols + g * g_cols) / 16;
+                    let sum: i32 = q.bsums[b16..b16 + g_cols / 16]
+                        .iter()
+                        .map(|&v| v as i32)
+                        .sum();
+                    dxg[i] = d;
+                    xs[i] = d * sum as f32;
+                }
+            }
+        }
+        PanelActs {
+            cols,
+            groups,
+            xu8,
+            dxg,
+            xs,
+        }
+    }
+}
