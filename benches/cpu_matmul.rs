@@ -2,7 +2,10 @@
 //! (decode) and GFLOP/s for matrix×matrix (prefill), with the pool's 2 threads.
 //!
 //! Environment: `TANDEM_BENCH_TYPES=q4_0,q8_0` limits the weight types,
-//! `TANDEM_BENCH_TOKENS=128` sets the prefill batch, `TANDEM_CPU_SIMD` the level.
+//! `TANDEM_BENCH_TOKENS=128` sets the prefill batch, `TANDEM_BENCH_THREADS=2` the pool,
+//! `TANDEM_CPU_SIMD` the level. `TANDEM_BENCH_RAW=vec|mat` skips criterion and runs that
+//! case of the first selected type on 2048×2048 for `TANDEM_BENCH_ITERS` iterations (for
+//! `perf stat -e cycles:u`, which stays meaningful on a busy machine).
 
 use std::hint::black_box;
 
@@ -83,12 +86,56 @@ fn selected_types() -> Vec<GgmlType> {
     }
 }
 
-fn bench(c: &mut Criterion) {
-    let pool = ThreadPool::new(2);
-    let prefill_tokens: usize = std::env::var("TANDEM_BENCH_TOKENS")
+fn env_usize(name: &str, default: usize) -> usize {
+    std::env::var(name)
         .ok()
         .and_then(|v| v.parse().ok())
-        .unwrap_or(128);
+        .unwrap_or(default)
+}
+
+/// The `TANDEM_BENCH_RAW` mode (see the module comment).
+fn raw(case: &str) {
+    let pool = ThreadPool::new(env_usize("TANDEM_BENCH_THREADS", 2));
+    let ty = selected_types()[0];
+    let (rows, cols) = (2048, 2048);
+    let n = if case == "vec" {
+        1
+    } else {
+        env_usize("TANDEM_BENCH_TOKENS", 128)
+    };
+    let data = weights(ty, rows, cols);
+    let w = WeightRef {
+        ty,
+        data: &data,
+        rows,
+        cols,
+    };
+    let x: Vec<f32> = (0..n * cols)
+        .map(|i| ((i * 7919) % 1000) as f32 / 500.0 - 1.0)
+        .collect();
+    let mut y = vec![0f32; n * rows];
+    let iters = env_usize("TANDEM_BENCH_ITERS", 100);
+    let start = std::time::Instant::now();
+    for _ in 0..iters {
+        matmul(&pool, w, black_box(&x), n, &mut y);
+    }
+    let per = start.elapsed().as_secs_f64() / iters as f64;
+    println!(
+        "{} {case} tokens {n}: {:.1} us/call, {:.2} GB/s, {:.1} GFLOP/s (wall clock)",
+        ty.name(),
+        per * 1e6,
+        data.len() as f64 / per / 1e9,
+        2.0 * (rows * cols * n) as f64 / per / 1e9
+    );
+}
+
+fn bench(c: &mut Criterion) {
+    if let Ok(case) = std::env::var("TANDEM_BENCH_RAW") {
+        raw(&case);
+        return;
+    }
+    let pool = ThreadPool::new(env_usize("TANDEM_BENCH_THREADS", 2));
+    let prefill_tokens = env_usize("TANDEM_BENCH_TOKENS", 128);
     eprintln!("SIMD level: {}", SimdLevel::selected().name());
     for ty in selected_types() {
         for (rows, cols) in [(2048, 2048), (5632, 2048)] {

@@ -3,7 +3,8 @@
 //! The layouts are tandem's own (struct of arrays, so SIMD loads are plain), but the
 //! values follow llama.cpp's Q8_0 / Q8_1 / Q8_K reference quantizers:
 //! - 32-element blocks (partner of Q4_0, Q4_1, Q5_0, Q5_1, Q8_0): `d = max|x| / 127`
-//!   rounded to f16 as Q8_0 stores it, `q = round(x / d)`; `s = d·Σq` is kept too, which
+//!   rounded to f16 as Q8_0 stores it, `q = round(x / d)` (ties to even, as llama.cpp's SIMD
+//!   quantizer rounds); `s = d·Σq` is kept too, which
 //!   is Q8_1's extra field (kept in f32 here) and gives the offset terms of Q4_0/Q5_0.
 //! - 256-element blocks (partner of the K-quants): `d = max / −127` taken with the sign
 //!   of the largest magnitude, `q = min(127, round_ties_even(x / d))`, plus `bsums`, the
@@ -112,21 +113,56 @@ impl QuantizedActs {
     /// Quantizes one token's row into its slot.
     pub fn quantize_token(&mut self, format: ActFormat, t: usize, x: &[f32]) {
         let cols = self.cols;
-        let be = format.block_elems();
-        let nb = cols / be;
+        let nb = cols / format.block_elems();
         let qs = &mut self.qs[t * cols..(t + 1) * cols];
         let d = &mut self.d[t * nb..(t + 1) * nb];
         match format {
-            ActFormat::Q8Block32 => {
-                let s = &mut self.s[t * nb..(t + 1) * nb];
-                quantize_block32(x, qs, d, s);
-            }
-            ActFormat::Q8K => {
-                let bsums = &mut self.bsums[t * cols / 16..(t + 1) * cols / 16];
-                quantize_q8k(x, qs, d, bsums);
-            }
+            ActFormat::Q8Block32 => quantize_block32(x, qs, d, &mut self.s[t * nb..(t + 1) * nb]),
+            ActFormat::Q8K => quantize_q8k(
+                x,
+                qs,
+                d,
+                &mut self.bsums[t * cols / 16..(t + 1) * cols / 16],
+            ),
             ActFormat::F32 => unreachable!("checked in zeroed"),
         }
+    }
+
+    /// Splits the storage into `parts` disjoint pieces of `per` tokens each (the last
+    /// may be shorter), for quantizing in parallel.
+    pub fn split_tokens(&mut self, per: usize) -> Vec<ActsPart<'_>> {
+        let cols = self.cols;
+        let n = self.n_tokens;
+        let per_block = if self.s.is_empty() { 256 } else { 32 };
+        let mut parts = Vec::new();
+        let (mut qs, mut d, mut s, mut bsums) = (
+            &mut self.qs[..],
+            &mut self.d[..],
+            &mut self.s[..],
+            &mut self.bsums[..],
+        );
+        let mut t0 = 0;
+        while t0 < n {
+            let nt = per.min(n - t0);
+            let (a, rest) = qs.split_at_mut(nt * cols);
+            qs = rest;
+            let (b, rest) = d.split_at_mut(nt * cols / per_block);
+            d = rest;
+            let (c, rest) = s.split_at_mut(if s.is_empty() { 0 } else { nt * cols / 32 });
+            s = rest;
+            let (e, rest) = bsums.split_at_mut(if bsums.is_empty() { 0 } else { nt * cols / 16 });
+            bsums = rest;
+            parts.push(ActsPart {
+                t0,
+                n_tokens: nt,
+                qs: a,
+                d: b,
+                s: c,
+                bsums: e,
+            });
+            t0 += nt;
+        }
+        parts
     }
 
     /// The value the kernels see for element `i` of token `t` (for reference checks).
@@ -135,6 +171,36 @@ impl QuantizedActs {
         let d = self.d[(t * self.cols + i) / be];
         d * self.qs[t * self.cols + i] as f32
     }
+}
+
+/// A range of tokens' storage inside [`QuantizedActs`].
+pub struct ActsPart<'a> {
+    pub t0: usize,
+    pub n_tokens: usize,
+    pub qs: &'a mut [i8],
+    pub d: &'a mut [f32],
+    pub s: &'a mut [f32],
+    pub bsums: &'a mut [i16],
+}
+
+impl ActsPart<'_> {
+    /// Quantizes this part's tokens from `x` (all tokens' rows, `cols` each).
+    pub fn quantize(&mut self, format: ActFormat, x: &[f32], cols: usize) {
+        let rows = &x[self.t0 * cols..(self.t0 + self.n_tokens) * cols];
+        match format {
+            ActFormat::Q8Block32 => quantize_block32(rows, self.qs, self.d, self.s),
+            ActFormat::Q8K => quantize_q8k(rows, self.qs, self.d, self.bsums),
+            ActFormat::F32 => unreachable!("f32 activations are not quantized"),
+        }
+    }
+}
+
+/// Rounds to the nearest integer, ties to even, for |v| < 2²² (the float-add trick:
+/// fast everywhere, and the same as the SIMD rounding mode).
+#[inline(always)]
+pub fn nearest_int(v: f32) -> i32 {
+    let t = v + 12_582_912.0;
+    (t.to_bits() & 0x007f_ffff) as i32 - 0x0040_0000
 }
 
 /// Q8_0-style quantization of whole 32-blocks, with `s = d·Σq` per block.
@@ -150,7 +216,7 @@ pub fn quantize_block32(x: &[f32], qs: &mut [i8], d: &mut [f32], s: &mut [f32]) 
         let inv = if scale != 0.0 { 1.0 / scale } else { 0.0 };
         let mut sum = 0i32;
         for (q, v) in qb.iter_mut().zip(xb) {
-            let r = (v * inv).round() as i32;
+            let r = nearest_int(v * inv);
             sum += r;
             *q = r as i8;
         }
@@ -184,7 +250,7 @@ pub fn quantize_q8k(x: &[f32], qs: &mut [i8], d: &mut [f32], bsums: &mut [i16]) 
         }
         let iscale = -127.0 / max;
         for (q, v) in qb.iter_mut().zip(xb) {
-            *q = ((iscale * v).round_ties_even() as i32).min(127) as i8;
+            *q = nearest_int(iscale * v).min(127) as i8;
         }
         for (sum, group) in bs.iter_mut().zip(qb.chunks_exact(16)) {
             *sum = group.iter().map(|&q| q as i16).sum();

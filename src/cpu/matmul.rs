@@ -11,7 +11,7 @@ use std::sync::Mutex;
 
 use crate::quant::GgmlType;
 
-use super::act_quant::{ActFormat, QuantizedActs};
+use super::act_quant::{ActFormat, ActsPart, QuantizedActs};
 use super::kernels::panel::{self, Panel, PanelActs, PANEL_ROWS};
 use super::kernels::{
     Acts, KernelTable, PanelTile, RowKernel, SimdLevel, PANEL_TOKENS, TILE_TOKENS,
@@ -78,14 +78,14 @@ fn matmul_with(
         return naive_parallel(pool, w, x, n_tokens, y);
     };
     let format = ActFormat::for_weight(w.ty);
-    let quantized = if format == ActFormat::F32 {
+    let mut quantized = if format == ActFormat::F32 {
         QuantizedActs::default()
     } else {
         quantize_parallel(pool, format, x, n_tokens, w.cols)
     };
     if let Some(tile) = table.panel_tile {
         if n_tokens > TILE_TOKENS && panel::supported(w.ty) {
-            return run_panels(pool, tile, w, &quantized, n_tokens, y);
+            return run_panels(pool, tile, w, &mut quantized, n_tokens, y);
         }
     }
     let acts = Acts {
@@ -153,7 +153,7 @@ fn run_panels(
     pool: &ThreadPool,
     tile: PanelTile,
     w: WeightRef<'_>,
-    quantized: &QuantizedActs,
+    quantized: &mut QuantizedActs,
     n_tokens: usize,
     y: &mut [f32],
 ) {
@@ -215,40 +215,18 @@ fn quantize_parallel(
     } else {
         1
     };
-    if n_parts == 1 {
-        for t in 0..n_tokens {
-            acts.quantize_token(format, t, &x[t * cols..(t + 1) * cols]);
-        }
-        return acts;
-    }
     let per = n_tokens.div_ceil(n_parts);
-    let parts: Vec<Mutex<QuantizedActs>> = (0..n_parts)
-        .map(|p| {
-            let n = per.min(n_tokens.saturating_sub(p * per));
-            Mutex::new(QuantizedActs::zeroed(format, n, cols))
-        })
-        .collect();
-    pool.run(|i, n| {
-        for p in (i..n_parts).step_by(n) {
-            let mut part = parts[p].lock().unwrap_or_else(|e| e.into_inner());
-            for k in 0..part.n_tokens {
-                let t = p * per + k;
-                part.quantize_token(format, k, &x[t * cols..(t + 1) * cols]);
+    let mut parts = acts.split_tokens(per);
+    if parts.len() == 1 {
+        parts[0].quantize(format, x, cols);
+    } else {
+        let parts: Vec<Mutex<ActsPart<'_>>> = parts.into_iter().map(Mutex::new).collect();
+        pool.run(|i, n| {
+            for part in parts.iter().skip(i).step_by(n) {
+                let mut part = part.lock().unwrap_or_else(|e| e.into_inner());
+                part.quantize(format, x, cols);
             }
-        }
-    });
-    // Stitch the parts together (cheap next to the matmul they feed).
-    let (mut qs, mut d, mut s, mut bsums) = (0, 0, 0, 0);
-    for part in parts {
-        let part = part.into_inner().unwrap_or_else(|e| e.into_inner());
-        acts.qs[qs..qs + part.qs.len()].copy_from_slice(&part.qs);
-        acts.d[d..d + part.d.len()].copy_from_slice(&part.d);
-        acts.s[s..s + part.s.len()].copy_from_slice(&part.s);
-        acts.bsums[bsums..bsums + part.bsums.len()].copy_from_slice(&part.bsums);
-        qs += part.qs.len();
-        d += part.d.len();
-        s += part.s.len();
-        bsums += part.bsums.len();
+        });
     }
     acts
 }

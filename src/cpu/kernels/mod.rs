@@ -129,7 +129,7 @@ pub struct KernelTable {
 /// See [`x86_avx512::panel_tile`].
 pub type PanelTile = fn(
     &panel::Panel,
-    &panel::PanelActs,
+    &panel::PanelActs<'_>,
     usize,
     usize,
     usize,

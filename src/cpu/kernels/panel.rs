@@ -150,24 +150,27 @@ impl Panel {
 }
 
 /// The activation side of the panel path: shifted bytes and per-group scale and sum.
-pub struct PanelActs {
+pub struct PanelActs<'a> {
     pub cols: usize,
     pub groups: usize,
     /// `qx + 128`, `n_tokens × cols`.
-    pub xu8: Vec<u8>,
+    pub xu8: &'a [u8],
     /// `[token][group]` activation scale.
     pub dxg: Vec<f32>,
     /// `[token][group]` `dx·Σqx`.
     pub xs: Vec<f32>,
 }
 
-impl PanelActs {
-    pub fn new(ty: GgmlType, q: &QuantizedActs) -> PanelActs {
+impl PanelActs<'_> {
+    /// Takes over `q`, shifting its values to unsigned bytes in place.
+    pub fn new(ty: GgmlType, q: &mut QuantizedActs) -> PanelActs<'_> {
+        for v in q.qs.iter_mut() {
+            *v = (*v as u8 ^ 0x80) as i8;
+        }
         let cols = q.cols;
         let g_cols = group_cols(ty);
         let groups = cols / g_cols;
         let n = q.n_tokens;
-        let xu8 = q.qs.iter().map(|&v| (v as u8) ^ 0x80).collect();
         let mut dxg = vec![0f32; n * groups];
         let mut xs = vec![0f32; n * groups];
         for t in 0..n {
@@ -191,7 +194,7 @@ impl PanelActs {
         PanelActs {
             cols,
             groups,
-            xu8,
+            xu8: bytemuck::cast_slice(&q.qs),
             dxg,
             xs,
         }

@@ -36,7 +36,15 @@ macro_rules! table_entry {
             check_bounds(row, acts, t0, nt);
             // SAFETY: the table holds this entry only when AVX2, FMA and F16C were
             // detected; the slices were bounds-checked above for what the kernel reads.
-            unsafe { $inner(row, acts, t0, nt, out) }
+            // The token count is made a constant so the accumulators stay in registers.
+            unsafe {
+                match nt {
+                    1 => $inner::<1>(row, acts, t0, out),
+                    2 => $inner::<2>(row, acts, t0, out),
+                    3 => $inner::<3>(row, acts, t0, out),
+                    _ => $inner::<4>(row, acts, t0, out),
+                }
+            }
         }
     };
 }
@@ -82,7 +90,8 @@ unsafe fn load_f16(p: *const u8) -> f32 {
 // ---------------------------------------------------------------------------------------
 // Float weights
 
-#[inline(always)]
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
 unsafe fn float_rows(
     row: &[u8],
     acts: &Acts<'_>,
@@ -137,39 +146,39 @@ unsafe fn load8_tail(
 }
 
 #[target_feature(enable = "avx2,fma,f16c")]
-unsafe fn f32_avx2(
+unsafe fn f32_avx2<const NT: usize>(
     row: &[u8],
     acts: &Acts<'_>,
     t0: usize,
-    nt: usize,
     out: &mut [f32; TILE_TOKENS],
 ) {
+    let nt = NT;
     float_rows(row, acts, t0, nt, out, 4, |p| {
         _mm256_loadu_ps(p as *const f32)
     });
 }
 
 #[target_feature(enable = "avx2,fma,f16c")]
-unsafe fn f16_avx2(
+unsafe fn f16_avx2<const NT: usize>(
     row: &[u8],
     acts: &Acts<'_>,
     t0: usize,
-    nt: usize,
     out: &mut [f32; TILE_TOKENS],
 ) {
+    let nt = NT;
     float_rows(row, acts, t0, nt, out, 2, |p| {
         _mm256_cvtph_ps(_mm_loadu_si128(p as *const __m128i))
     });
 }
 
 #[target_feature(enable = "avx2,fma,f16c")]
-unsafe fn bf16_avx2(
+unsafe fn bf16_avx2<const NT: usize>(
     row: &[u8],
     acts: &Acts<'_>,
     t0: usize,
-    nt: usize,
     out: &mut [f32; TILE_TOKENS],
 ) {
+    let nt = NT;
     float_rows(row, acts, t0, nt, out, 2, |p| {
         let h = _mm256_cvtepu16_epi32(_mm_loadu_si128(p as *const __m128i));
         _mm256_castsi256_ps(_mm256_slli_epi32(h, 16))
@@ -216,7 +225,8 @@ unsafe fn dot_u8_i8(w: __m256i, x: __m256i) -> __m256i {
 /// Shared loop of the legacy kernels. `decode` gives a block's unsigned values, `d`
 /// and the per-block constant `c` that multiplies the activation block sum `s`
 /// (−8·d, −16·d, or m).
-#[inline(always)]
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
 unsafe fn legacy_rows<const BYTES: usize>(
     row: &[u8],
     acts: &Acts<'_>,
@@ -228,32 +238,50 @@ unsafe fn legacy_rows<const BYTES: usize>(
     let cols = acts.cols;
     let nb = cols / 32;
     assert!(row.len() >= nb * BYTES);
-    let mut acc = [_mm256_setzero_ps(); TILE_TOKENS];
-    let mut offset = [0f32; TILE_TOKENS];
+    // Two sets of accumulators (even and odd blocks) so that consecutive blocks do not
+    // wait on each other's FMA.
+    let mut acc = [[_mm256_setzero_ps(); TILE_TOKENS]; 2];
+    let mut offset = [[0f32; TILE_TOKENS]; 2];
     let q = acts.q;
-    for b in 0..nb {
-        let (w, d, c) = decode(row.as_ptr().add(b * BYTES));
-        for k in 0..nt {
-            let blk = (t0 + k) * nb + b;
-            let x = _mm256_loadu_si256(q.qs.as_ptr().add(blk * 32) as *const __m256i);
-            let p = _mm256_cvtepi32_ps(dot_u8_i8(w, x));
-            acc[k] = _mm256_fmadd_ps(p, _mm256_set1_ps(d * *q.d.get_unchecked(blk)), acc[k]);
-            offset[k] += c * *q.s.get_unchecked(blk);
-        }
+    // A macro, not a closure: closures are not reliably inlined, and an outlined one
+    // would lose this function's target features.
+    macro_rules! step {
+        ($b:expr, $acc:expr, $offset:expr) => {{
+            let b = $b;
+            let (w, d, c) = decode(row.as_ptr().add(b * BYTES));
+            for k in 0..nt {
+                let blk = (t0 + k) * nb + b;
+                let x = _mm256_loadu_si256(q.qs.as_ptr().add(blk * 32) as *const __m256i);
+                let p = _mm256_cvtepi32_ps(dot_u8_i8(w, x));
+                $acc[k] = _mm256_fmadd_ps(p, _mm256_set1_ps(d * *q.d.get_unchecked(blk)), $acc[k]);
+                $offset[k] += c * *q.s.get_unchecked(blk);
+            }
+        }};
+    }
+    let [acc0, acc1] = &mut acc;
+    let [off0, off1] = &mut offset;
+    let mut b = 0;
+    while b + 2 <= nb {
+        step!(b, acc0, off0);
+        step!(b + 1, acc1, off1);
+        b += 2;
+    }
+    if b < nb {
+        step!(b, acc0, off0);
     }
     for k in 0..nt {
-        out[k] = hsum(acc[k]) + offset[k];
+        out[k] = hsum(_mm256_add_ps(acc0[k], acc1[k])) + off0[k] + off1[k];
     }
 }
 
 #[target_feature(enable = "avx2,fma,f16c")]
-unsafe fn q4_0_avx2(
+unsafe fn q4_0_avx2<const NT: usize>(
     row: &[u8],
     acts: &Acts<'_>,
     t0: usize,
-    nt: usize,
     out: &mut [f32; TILE_TOKENS],
 ) {
+    let nt = NT;
     legacy_rows::<18>(row, acts, t0, nt, out, |p| {
         let d = load_f16(p);
         (nibbles(p.add(2)), d, -8.0 * d)
@@ -261,26 +289,26 @@ unsafe fn q4_0_avx2(
 }
 
 #[target_feature(enable = "avx2,fma,f16c")]
-unsafe fn q4_1_avx2(
+unsafe fn q4_1_avx2<const NT: usize>(
     row: &[u8],
     acts: &Acts<'_>,
     t0: usize,
-    nt: usize,
     out: &mut [f32; TILE_TOKENS],
 ) {
+    let nt = NT;
     legacy_rows::<20>(row, acts, t0, nt, out, |p| {
         (nibbles(p.add(4)), load_f16(p), load_f16(p.add(2)))
     });
 }
 
 #[target_feature(enable = "avx2,fma,f16c")]
-unsafe fn q5_0_avx2(
+unsafe fn q5_0_avx2<const NT: usize>(
     row: &[u8],
     acts: &Acts<'_>,
     t0: usize,
-    nt: usize,
     out: &mut [f32; TILE_TOKENS],
 ) {
+    let nt = NT;
     legacy_rows::<22>(row, acts, t0, nt, out, |p| {
         let d = load_f16(p);
         let w = _mm256_or_si256(nibbles(p.add(6)), fifth_bits(p.add(2)));
@@ -289,13 +317,13 @@ unsafe fn q5_0_avx2(
 }
 
 #[target_feature(enable = "avx2,fma,f16c")]
-unsafe fn q5_1_avx2(
+unsafe fn q5_1_avx2<const NT: usize>(
     row: &[u8],
     acts: &Acts<'_>,
     t0: usize,
-    nt: usize,
     out: &mut [f32; TILE_TOKENS],
 ) {
+    let nt = NT;
     legacy_rows::<24>(row, acts, t0, nt, out, |p| {
         let w = _mm256_or_si256(nibbles(p.add(8)), fifth_bits(p.add(4)));
         (w, load_f16(p), load_f16(p.add(2)))
@@ -303,33 +331,46 @@ unsafe fn q5_1_avx2(
 }
 
 #[target_feature(enable = "avx2,fma,f16c")]
-unsafe fn q8_0_avx2(
+unsafe fn q8_0_avx2<const NT: usize>(
     row: &[u8],
     acts: &Acts<'_>,
     t0: usize,
-    nt: usize,
     out: &mut [f32; TILE_TOKENS],
 ) {
+    let nt = NT;
     let cols = acts.cols;
     let nb = cols / 32;
     assert!(row.len() >= nb * 34);
-    let mut acc = [_mm256_setzero_ps(); TILE_TOKENS];
+    let mut acc = [[_mm256_setzero_ps(); TILE_TOKENS]; 2];
     let q = acts.q;
-    for b in 0..nb {
-        let p = row.as_ptr().add(b * 34);
-        let d = load_f16(p);
-        let w = _mm256_loadu_si256(p.add(2) as *const __m256i);
-        let w_abs = _mm256_sign_epi8(w, w);
-        for k in 0..nt {
-            let blk = (t0 + k) * nb + b;
-            let x = _mm256_loadu_si256(q.qs.as_ptr().add(blk * 32) as *const __m256i);
-            // |w| · (x with w's sign) = w·x, with the unsigned operand first.
-            let p = _mm256_cvtepi32_ps(dot_u8_i8(w_abs, _mm256_sign_epi8(x, w)));
-            acc[k] = _mm256_fmadd_ps(p, _mm256_set1_ps(d * *q.d.get_unchecked(blk)), acc[k]);
-        }
+    macro_rules! step {
+        ($b:expr, $acc:expr) => {{
+            let b = $b;
+            let p = row.as_ptr().add(b * 34);
+            let d = load_f16(p);
+            let w = _mm256_loadu_si256(p.add(2) as *const __m256i);
+            let w_abs = _mm256_sign_epi8(w, w);
+            for k in 0..nt {
+                let blk = (t0 + k) * nb + b;
+                let x = _mm256_loadu_si256(q.qs.as_ptr().add(blk * 32) as *const __m256i);
+                // |w| · (x with w's sign) = w·x, with the unsigned operand first.
+                let p = _mm256_cvtepi32_ps(dot_u8_i8(w_abs, _mm256_sign_epi8(x, w)));
+                $acc[k] = _mm256_fmadd_ps(p, _mm256_set1_ps(d * *q.d.get_unchecked(blk)), $acc[k]);
+            }
+        }};
+    }
+    let [acc0, acc1] = &mut acc;
+    let mut b = 0;
+    while b + 2 <= nb {
+        step!(b, acc0);
+        step!(b + 1, acc1);
+        b += 2;
+    }
+    if b < nb {
+        step!(b, acc0);
     }
     for k in 0..nt {
-        out[k] = hsum(acc[k]);
+        out[k] = hsum(_mm256_add_ps(acc0[k], acc1[k]));
     }
 }
 
@@ -350,7 +391,8 @@ fn k4_scales_mins(b: &[u8]) -> ([i16; 8], [i16; 8]) {
 }
 
 /// Q4_K and Q5_K: `FIVE` adds the fifth bit from qh.
-#[inline(always)]
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
 unsafe fn q45_k_rows<const BYTES: usize, const FIVE: bool>(
     row: &[u8],
     acts: &Acts<'_>,
@@ -425,35 +467,35 @@ unsafe fn _mm256_srlv_epi64_const(v: __m256i, n: usize) -> __m256i {
 }
 
 #[target_feature(enable = "avx2,fma,f16c")]
-unsafe fn q4_k_avx2(
+unsafe fn q4_k_avx2<const NT: usize>(
     row: &[u8],
     acts: &Acts<'_>,
     t0: usize,
-    nt: usize,
     out: &mut [f32; TILE_TOKENS],
 ) {
+    let nt = NT;
     q45_k_rows::<144, false>(row, acts, t0, nt, out);
 }
 
 #[target_feature(enable = "avx2,fma,f16c")]
-unsafe fn q5_k_avx2(
+unsafe fn q5_k_avx2<const NT: usize>(
     row: &[u8],
     acts: &Acts<'_>,
     t0: usize,
-    nt: usize,
     out: &mut [f32; TILE_TOKENS],
 ) {
+    let nt = NT;
     q45_k_rows::<176, true>(row, acts, t0, nt, out);
 }
 
 #[target_feature(enable = "avx2,fma,f16c")]
-unsafe fn q6_k_avx2(
+unsafe fn q6_k_avx2<const NT: usize>(
     row: &[u8],
     acts: &Acts<'_>,
     t0: usize,
-    nt: usize,
     out: &mut [f32; TILE_TOKENS],
 ) {
+    let nt = NT;
     let cols = acts.cols;
     let nb = cols / 256;
     assert!(row.len() >= nb * 210);

@@ -17,7 +17,7 @@ pub fn kernel(_ty: GgmlType) -> Option<RowKernel> {
 /// then).
 pub fn panel_tile(
     panel: &Panel,
-    acts: &PanelActs,
+    acts: &PanelActs<'_>,
     t0: usize,
     nt: usize,
     g_cols: usize,
@@ -57,7 +57,7 @@ pub fn panel_tile(
 #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c")]
 unsafe fn tile<const G: usize, const NT: usize, const MINS: bool>(
     panel: &Panel,
-    acts: &PanelActs,
+    acts: &PanelActs<'_>,
     t0: usize,
     out: &mut [[f32; PANEL_ROWS]; PANEL_TOKENS],
 ) {
