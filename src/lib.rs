@@ -1,10 +1,11 @@
 //! tandem: runs quantized GGUF language models split between a GPU and the CPU.
 //!
-//! The layout follows the data path: [`gguf`] reads files, [`quant`] knows the block
-//! formats, [`tokenizer`] turns text into ids, [`model`] defines each architecture once
-//! in terms of backend operations, [`cpu`] (and later `gpu`) run those operations, and
-//! [`engine`] drives prefill, decode and sampling. [`cli`] holds the commands.
+//! The layout follows the data path: `gguf` reads and writes files, `quant` knows the
+//! block formats, `tokenizer` turns text into ids, `model` defines each architecture once
+//! in terms of backend operations, `cpu` (and later `gpu`) run those operations, and
+//! `engine` drives prefill, decode and sampling. `cli` holds the commands.
 
+pub mod cli;
 pub mod cpu;
 pub mod gguf;
 pub mod quant;

@@ -1,0 +1,169 @@
+//! Writing GGUF files: the header first, then tensor data streamed in declared order, so
+//! that writing a 70B model never holds more than the piece being written.
+
+use std::io::{self, Write};
+
+use super::reader::{DEFAULT_ALIGNMENT, GGUF_MAGIC};
+use super::value::{Metadata, Value};
+use crate::quant::GgmlType;
+
+/// A tensor to be written: its data follow later through [`GgufWriter::write_data`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TensorDesc {
+    pub name: String,
+    pub ty: GgmlType,
+    pub dims: Vec<u64>,
+}
+
+impl TensorDesc {
+    pub fn new(name: impl Into<String>, ty: GgmlType, dims: &[u64]) -> TensorDesc {
+        TensorDesc {
+            name: name.into(),
+            ty,
+            dims: dims.to_vec(),
+        }
+    }
+
+    /// Bytes of this tensor's data; panics on shapes that are not whole blocks (a caller bug).
+    pub fn n_bytes(&self) -> u64 {
+        self.ty
+            .bytes_for(self.dims.iter().product())
+            .unwrap_or_else(|| panic!("tensor {} is not a whole number of blocks", self.name))
+    }
+}
+
+/// Streams tensor data after the header, padding each tensor to the alignment.
+pub struct GgufWriter<W: Write> {
+    out: W,
+    sizes: Vec<(String, u64)>,
+    current: usize,
+    written_in_current: u64,
+    alignment: u64,
+}
+
+fn write_str(out: &mut impl Write, s: &str) -> io::Result<()> {
+    out.write_all(&(s.len() as u64).to_le_bytes())?;
+    out.write_all(s.as_bytes())
+}
+
+fn write_value(out: &mut impl Write, v: &Value) -> io::Result<()> {
+    match v {
+        Value::U8(x) => out.write_all(&[*x]),
+        Value::I8(x) => out.write_all(&x.to_le_bytes()),
+        Value::U16(x) => out.write_all(&x.to_le_bytes()),
+        Value::I16(x) => out.write_all(&x.to_le_bytes()),
+        Value::U32(x) => out.write_all(&x.to_le_bytes()),
+        Value::I32(x) => out.write_all(&x.to_le_bytes()),
+        Value::F32(x) => out.write_all(&x.to_le_bytes()),
+        Value::Bool(x) => out.write_all(&[u8::from(*x)]),
+        Value::String(s) => write_str(out, s),
+        Value::U64(x) => out.write_all(&x.to_le_bytes()),
+        Value::I64(x) => out.write_all(&x.to_le_bytes()),
+        Value::F64(x) => out.write_all(&x.to_le_bytes()),
+        Value::Array(elem, items) => {
+            out.write_all(&elem.id().to_le_bytes())?;
+            out.write_all(&(items.len() as u64).to_le_bytes())?;
+            for item in items {
+                if item.value_type() != *elem {
+                    return Err(io::Error::new(
+                        io::ErrorKind::InvalidInput,
+                        "array element of the wrong type",
+                    ));
+                }
+                write_value(out, item)?;
+            }
+            Ok(())
+        }
+    }
+}
+
+fn pad(out: &mut impl Write, written: u64, alignment: u64) -> io::Result<u64> {
+    let padding = written.div_ceil(alignment) * alignment - written;
+    out.write_all(&vec![0u8; padding as usize])?;
+    Ok(padding)
+}
+
+impl<W: Write> GgufWriter<W> {
+    /// Writes the header (GGUF version 3) for `tensors` and returns a writer waiting for
+    /// their data. The alignment is `general.alignment` when set, else 32.
+    pub fn new(mut out: W, metadata: &Metadata, tensors: &[TensorDesc]) -> io::Result<Self> {
+        let alignment = match metadata.get("general.alignment") {
+            Some(Value::U32(a)) if a.is_power_of_two() => u64::from(*a),
+            Some(_) => {
+                return Err(io::Error::new(
+                    io::ErrorKind::InvalidInput,
+                    "general.alignment must be a power-of-two u32",
+                ))
+            }
+            None => DEFAULT_ALIGNMENT,
+        };
+        let mut header = Vec::new();
+        header.extend_from_slice(GGUF_MAGIC);
+        header.extend_from_slice(&3u32.to_le_bytes());
+        header.extend_from_slice(&(tensors.len() as u64).to_le_bytes());
+        header.extend_from_slice(&(metadata.len() as u64).to_le_bytes());
+        for (key, value) in metadata.iter() {
+            write_str(&mut header, key)?;
+            header.extend_from_slice(&value.value_type().id().to_le_bytes());
+            write_value(&mut header, value)?;
+        }
+        let mut offset = 0u64;
+        let mut sizes = Vec::with_capacity(tensors.len());
+        for t in tensors {
+            write_str(&mut header, &t.name)?;
+            header.extend_from_slice(&(t.dims.len() as u32).to_le_bytes());
+            for d in &t.dims {
+                header.extend_from_slice(&d.to_le_bytes());
+            }
+            header.extend_from_slice(&t.ty.id().to_le_bytes());
+            header.extend_from_slice(&offset.to_le_bytes());
+            let n = t.n_bytes();
+            sizes.push((t.name.clone(), n));
+            offset = (offset + n).div_ceil(alignment) * alignment;
+        }
+        out.write_all(&header)?;
+        pad(&mut out, header.len() as u64, alignment)?;
+        Ok(GgufWriter {
+            out,
+            sizes,
+            current: 0,
+            written_in_current: 0,
+            alignment,
+        })
+    }
+
+    /// Appends bytes to the tensors' data, in declared order; a call may cover part of a
+    /// tensor or run across several.
+    pub fn write_data(&mut self, mut bytes: &[u8]) -> io::Result<()> {
+        while !bytes.is_empty() {
+            let Some((_, size)) = self.sizes.get(self.current) else {
+                return Err(io::Error::new(
+                    io::ErrorKind::InvalidInput,
+                    "more tensor data than the declared tensors hold",
+                ));
+            };
+            let take = (size - self.written_in_current).min(bytes.len() as u64) as usize;
+            self.out.write_all(&bytes[..take])?;
+            bytes = &bytes[take..];
+            self.written_in_current += take as u64;
+            if self.written_in_current == *size {
+                pad(&mut self.out, *size, self.alignment)?;
+                self.current += 1;
+                self.written_in_current = 0;
+            }
+        }
+        Ok(())
+    }
+
+    /// Checks that every declared tensor got its data and flushes.
+    pub fn finish(mut self) -> io::Result<W> {
+        if let Some((name, _)) = self.sizes.get(self.current) {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                format!("tensor {name} did not get all its data"),
+            ));
+        }
+        self.out.flush()?;
+        Ok(self.out)
+    }
+}
