@@ -77,11 +77,9 @@ fn random_weights(ty: GgmlType, rows: usize, cols: usize, rng: &mut Rng) -> Vec<
     }
 }
 
+/// The oracle's weights: `quant`'s dequantizers, written independently of the kernels.
 fn dequantize(ty: GgmlType, row: &[u8], dst: &mut [f32]) {
-    match ty {
-        GgmlType::F32 | GgmlType::F16 | GgmlType::BF16 => ty.dequantize_row(row, dst),
-        _ => dequantize_row_by_kernels(ty, row, dst),
-    }
+    ty.dequantize_row(row, dst);
 }
 
 /// The oracle and, per output, the sum of |terms| (the scale for the tolerance).
@@ -146,6 +144,28 @@ fn check_type(ty: GgmlType, rows: usize, cols: usize) {
                         );
                     }
                 }
+            }
+        }
+    }
+}
+
+#[test]
+fn kernel_block_decoding_equals_quant_dequantize() {
+    for ty in WEIGHT_TYPES.into_iter().filter(|t| t.is_quantized()) {
+        let mut rng = Rng(0x1234_5678 ^ ty.id() as u64);
+        let cols = 1024;
+        let data = random_weights(ty, 4, cols, &mut rng);
+        let mut ours = vec![0f32; cols];
+        let mut theirs = vec![0f32; cols];
+        let rb = data.len() / 4;
+        for row in data.chunks_exact(rb) {
+            dequantize_row_by_kernels(ty, row, &mut ours);
+            ty.dequantize_row(row, &mut theirs);
+            for (i, (a, b)) in ours.iter().zip(&theirs).enumerate() {
+                assert!(
+                    (a - b).abs() <= 1e-6 * b.abs().max(1e-3),
+                    "{ty} element {i}: {a} vs {b}"
+                );
             }
         }
     }

@@ -2,13 +2,14 @@
 //!
 //! The layouts are tandem's own (struct of arrays, so SIMD loads are plain), but the
 //! values follow llama.cpp's Q8_0 / Q8_1 / Q8_K reference quantizers:
-//! - 32-element blocks (partner of Q4_0, Q4_1, Q5_0, Q5_1, Q8_0): `d = max|x| / 127`
-//!   rounded to f16 as Q8_0 stores it, `q = round(x / d)` (ties to even, as llama.cpp's SIMD
-//!   quantizer rounds); `s = d·Σq` is kept too, which
-//!   is Q8_1's extra field (kept in f32 here) and gives the offset terms of Q4_0/Q5_0.
-//! - 256-element blocks (partner of the K-quants): `d = max / −127` taken with the sign
-//!   of the largest magnitude, `q = min(127, round_ties_even(x / d))`, plus `bsums`, the
-//!   sum of each group of 16 `q`.
+//! - 32-element blocks (partner of Q4_0, Q4_1, Q5_0, Q5_1, Q8_0): exactly the codes and
+//!   f16 scale of [`crate::quant::q8_0`]'s reference quantizer (`d = max|x| / 127`,
+//!   `q = round(x / d)`, half away from zero); `s = d·Σq`, Q8_1's extra field, is kept
+//!   in f32 (llama.cpp rounds it to f16), so the Q4_1/Q5_1 kernels equal the product
+//!   of the dequantized operands up to f32 rounding.
+//! - 256-element blocks (partner of the K-quants): exactly [`crate::quant::q8_k`]'s
+//!   reference (`d = max / −127` with the sign of the largest magnitude,
+//!   `q = min(127, round_ties_even(x / d))`, `bsums` = sums of each 16 `q`).
 
 use half::f16;
 
@@ -196,11 +197,18 @@ impl ActsPart<'_> {
 }
 
 /// Rounds to the nearest integer, ties to even, for |v| < 2²² (the float-add trick:
-/// fast everywhere, and the same as the SIMD rounding mode).
+/// no libm call, and what a SIMD version computes too).
 #[inline(always)]
 pub fn nearest_int(v: f32) -> i32 {
     let t = v + 12_582_912.0;
     (t.to_bits() & 0x007f_ffff) as i32 - 0x0040_0000
+}
+
+/// `v.round() as i32` (half away from zero) without a libm call: adding the largest
+/// float below ½ with v's sign and truncating is exact for every f32.
+#[inline(always)]
+pub fn round_half_away(v: f32) -> i32 {
+    (v + 0.499_999_97f32.copysign(v)) as i32
 }
 
 /// Q8_0-style quantization of whole 32-blocks, with `s = d·Σq` per block.
@@ -216,7 +224,7 @@ pub fn quantize_block32(x: &[f32], qs: &mut [i8], d: &mut [f32], s: &mut [f32]) 
         let inv = if scale != 0.0 { 1.0 / scale } else { 0.0 };
         let mut sum = 0i32;
         for (q, v) in qb.iter_mut().zip(xb) {
-            let r = nearest_int(v * inv);
+            let r = round_half_away(v * inv);
             sum += r;
             *q = r as i8;
         }
@@ -289,6 +297,74 @@ mod tests {
         assert_eq!(acts.qs[17], 1);
         assert_eq!(acts.bsums[0], -77);
         assert_eq!(acts.bsums[1], 1);
+    }
+
+    fn random_row(n: usize, seed: u64) -> Vec<f32> {
+        let mut state = seed;
+        (0..n)
+            .map(|i| {
+                state = state
+                    .wrapping_mul(6364136223846793005)
+                    .wrapping_add(1442695040888963407);
+                let v = ((state >> 40) as f32 / (1u64 << 24) as f32 - 0.5) * 8.0;
+                // Some exact half-integers of the code grid and a zero block now and then.
+                if i % 97 == 0 {
+                    0.5
+                } else if (i / 256) % 5 == 4 {
+                    0.0
+                } else {
+                    v
+                }
+            })
+            .collect()
+    }
+
+    #[test]
+    fn block32_equals_the_quant_reference_q8_0() {
+        use crate::quant::block::BlockFormat;
+        use crate::quant::q8_0::BlockQ8_0;
+        let x = random_row(32 * 64, 7);
+        let acts = QuantizedActs::quantize(ActFormat::Q8Block32, &x, 2, 32 * 32);
+        for (b, chunk) in x.chunks_exact(32).enumerate() {
+            let want = BlockQ8_0::quantize(chunk);
+            assert_eq!(&acts.qs[b * 32..b * 32 + 32], &want.qs[..], "block {b}");
+            assert_eq!(acts.d[b], want.d.to_f32(), "block {b}");
+            let sum: i32 = want.qs.iter().map(|&q| q as i32).sum();
+            assert_eq!(acts.s[b], want.d.to_f32() * sum as f32);
+        }
+    }
+
+    #[test]
+    fn q8k_equals_the_quant_reference() {
+        use crate::quant::block::BlockFormat;
+        use crate::quant::q8_k::BlockQ8K;
+        let x = random_row(256 * 6, 11);
+        let acts = QuantizedActs::quantize(ActFormat::Q8K, &x, 2, 256 * 3);
+        for (b, chunk) in x.chunks_exact(256).enumerate() {
+            let want = BlockQ8K::quantize(chunk);
+            assert_eq!(&acts.qs[b * 256..b * 256 + 256], &want.qs[..], "block {b}");
+            assert_eq!(acts.d[b], want.d, "block {b}");
+            assert_eq!(&acts.bsums[b * 16..b * 16 + 16], &want.bsums[..]);
+        }
+    }
+
+    #[test]
+    fn rounding_helpers_match_std() {
+        for v in [
+            0.5f32,
+            -0.5,
+            1.5,
+            2.5,
+            -2.5,
+            0.499_999_97,
+            -0.499_999_97,
+            126.5,
+            3.2,
+            -7.7,
+        ] {
+            assert_eq!(round_half_away(v), v.round() as i32, "{v}");
+            assert_eq!(nearest_int(v), v.round_ties_even() as i32, "{v}");
+        }
     }
 
     #[test]
