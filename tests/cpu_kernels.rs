@@ -191,3 +191,52 @@ fn long_rows_of_k_quants() {
         check_type(ty, 3, 2816);
     }
 }
+
+#[test]
+fn simd_activation_quantizers_are_bit_exact() {
+    use tandem::cpu::act_quant::{quantize_block32, quantize_q8k};
+    use tandem::cpu::kernels::KernelTable;
+    let mut rng = Rng(42);
+    let cols = 256 * 4;
+    let mut x: Vec<f32> = (0..cols).map(|_| rng.float() * 3.0).collect();
+    // Block 0: scale exactly 1 with ties at .5 (127 is the max); block 1 of Q8K too.
+    x[0] = 127.0;
+    for (i, v) in [2.5f32, -3.5, 0.5, -0.5, 126.5, 1.5].iter().enumerate() {
+        x[1 + i] = *v;
+    }
+    x[256] = -127.0;
+    for (i, v) in [2.5f32, -3.5, 0.5, -0.5, 126.5, 1.5].iter().enumerate() {
+        x[257 + i] = *v;
+    }
+    // An all-zero block.
+    x[512..768].fill(0.0);
+    let (mut q0, mut d0, mut s0) = (
+        vec![0i8; cols],
+        vec![0f32; cols / 32],
+        vec![0f32; cols / 32],
+    );
+    quantize_block32(&x, &mut q0, &mut d0, &mut s0);
+    let (mut k0, mut kd0, mut b0) = (
+        vec![0i8; cols],
+        vec![0f32; cols / 256],
+        vec![0i16; cols / 16],
+    );
+    quantize_q8k(&x, &mut k0, &mut kd0, &mut b0);
+    for level in SimdLevel::available() {
+        let table = KernelTable::for_level(level);
+        let (mut q, mut d, mut s) = (
+            vec![0i8; cols],
+            vec![0f32; cols / 32],
+            vec![0f32; cols / 32],
+        );
+        (table.quantize_block32)(&x, &mut q, &mut d, &mut s);
+        assert_eq!((&q, &d, &s), (&q0, &d0, &s0), "{level:?} block32");
+        let (mut k, mut kd, mut b) = (
+            vec![0i8; cols],
+            vec![0f32; cols / 256],
+            vec![0i16; cols / 16],
+        );
+        (table.quantize_q8k)(&x, &mut k, &mut kd, &mut b);
+        assert_eq!((&k, &kd, &b), (&k0, &kd0, &b0), "{level:?} q8k");
+    }
+}

@@ -15,6 +15,8 @@ use half::f16;
 
 use crate::quant::GgmlType;
 
+use super::kernels::KernelTable;
+
 /// Which activation format a weight type's kernels read.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum ActFormat {
@@ -185,12 +187,13 @@ pub struct ActsPart<'a> {
 }
 
 impl ActsPart<'_> {
-    /// Quantizes this part's tokens from `x` (all tokens' rows, `cols` each).
-    pub fn quantize(&mut self, format: ActFormat, x: &[f32], cols: usize) {
+    /// Quantizes this part's tokens from `x` (all tokens' rows, `cols` each) with the
+    /// table's quantizers.
+    pub fn quantize(&mut self, table: &KernelTable, format: ActFormat, x: &[f32], cols: usize) {
         let rows = &x[self.t0 * cols..(self.t0 + self.n_tokens) * cols];
         match format {
-            ActFormat::Q8Block32 => quantize_block32(rows, self.qs, self.d, self.s),
-            ActFormat::Q8K => quantize_q8k(rows, self.qs, self.d, self.bsums),
+            ActFormat::Q8Block32 => (table.quantize_block32)(rows, self.qs, self.d, self.s),
+            ActFormat::Q8K => (table.quantize_q8k)(rows, self.qs, self.d, self.bsums),
             ActFormat::F32 => unreachable!("f32 activations are not quantized"),
         }
     }

@@ -81,7 +81,7 @@ fn matmul_with(
     let mut quantized = if format == ActFormat::F32 {
         QuantizedActs::default()
     } else {
-        quantize_parallel(pool, format, x, n_tokens, w.cols)
+        quantize_parallel(pool, table, format, x, n_tokens, w.cols)
     };
     if let Some(tile) = table.panel_tile {
         if n_tokens > TILE_TOKENS && panel::supported(w.ty) {
@@ -204,6 +204,7 @@ fn run_panels(
 /// Quantizes the activation rows, split over the pool's threads by token.
 fn quantize_parallel(
     pool: &ThreadPool,
+    table: &KernelTable,
     format: ActFormat,
     x: &[f32],
     n_tokens: usize,
@@ -218,13 +219,13 @@ fn quantize_parallel(
     let per = n_tokens.div_ceil(n_parts);
     let mut parts = acts.split_tokens(per);
     if parts.len() == 1 {
-        parts[0].quantize(format, x, cols);
+        parts[0].quantize(table, format, x, cols);
     } else {
         let parts: Vec<Mutex<ActsPart<'_>>> = parts.into_iter().map(Mutex::new).collect();
         pool.run(|i, n| {
             for part in parts.iter().skip(i).step_by(n) {
                 let mut part = part.lock().unwrap_or_else(|e| e.into_inner());
-                part.quantize(format, x, cols);
+                part.quantize(table, format, x, cols);
             }
         });
     }

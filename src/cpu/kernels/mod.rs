@@ -10,7 +10,7 @@ use super::act_quant::QuantizedActs;
 pub mod panel;
 pub mod portable;
 #[cfg(target_arch = "x86_64")]
-mod x86_avx2;
+pub mod x86_avx2;
 #[cfg(target_arch = "x86_64")]
 pub mod x86_avx512;
 
@@ -124,7 +124,13 @@ pub struct KernelTable {
     kernels: [Option<RowKernel>; GgmlType::ALL.len()],
     /// The prefill panel tile, where the level has one.
     pub panel_tile: Option<PanelTile>,
+    /// Activation quantizers (bit-exact with the portable ones in `act_quant`).
+    pub quantize_block32: QuantizeFn<f32>,
+    pub quantize_q8k: QuantizeFn<i16>,
 }
+
+/// `(x, qs, d, s or bsums)`, as [`super::act_quant::quantize_block32`] / `quantize_q8k`.
+pub type QuantizeFn<T> = fn(&[f32], &mut [i8], &mut [f32], &mut [T]);
 
 /// See [`x86_avx512::panel_tile`].
 pub type PanelTile = fn(
@@ -176,14 +182,26 @@ impl KernelTable {
         }
         #[allow(unused_mut)]
         let mut panel_tile: Option<PanelTile> = None;
+        #[allow(unused_mut)]
+        let mut quantize_block32: QuantizeFn<f32> = super::act_quant::quantize_block32;
+        #[allow(unused_mut)]
+        let mut quantize_q8k: QuantizeFn<i16> = super::act_quant::quantize_q8k;
         #[cfg(target_arch = "x86_64")]
-        if level >= SimdLevel::Avx512 {
-            panel_tile = Some(x86_avx512::panel_tile);
+        {
+            if level >= SimdLevel::Avx2 {
+                quantize_block32 = x86_avx2::quantize_block32;
+                quantize_q8k = x86_avx2::quantize_q8k;
+            }
+            if level >= SimdLevel::Avx512 {
+                panel_tile = Some(x86_avx512::panel_tile);
+            }
         }
         KernelTable {
             level,
             kernels,
             panel_tile,
+            quantize_block32,
+            quantize_q8k,
         }
     }
 

@@ -54,14 +54,14 @@ pub fn supported(ty: GgmlType) -> bool {
 pub struct Panel {
     pub cols: usize,
     pub groups: usize,
-    /// `[cols/4][16 rows][4]` signed values.
-    pub w: Vec<i8>,
+    /// `[cols/4][16 rows]` little groups of 4 signed values (one u32 each).
+    pub w: Vec<u32>,
     /// `[group][16 rows]`.
     pub scale: Vec<f32>,
     pub corr: Vec<i32>,
     pub minv: Vec<f32>,
-    /// Scratch: one decoded row.
-    row_vals: Vec<i8>,
+    /// Scratch: the 16 rows decoded, row after row (`[16][cols/4]` quads).
+    rows_vals: Vec<u32>,
 }
 
 impl Panel {
@@ -70,11 +70,11 @@ impl Panel {
         Panel {
             cols,
             groups,
-            w: vec![0; cols * PANEL_ROWS],
+            w: vec![0; cols / 4 * PANEL_ROWS],
             scale: vec![0.0; groups * PANEL_ROWS],
             corr: vec![0; groups * PANEL_ROWS],
             minv: vec![0.0; groups * PANEL_ROWS],
-            row_vals: vec![0; cols],
+            rows_vals: vec![0; cols / 4 * PANEL_ROWS],
         }
     }
 
@@ -82,11 +82,13 @@ impl Panel {
     /// become zeros.
     pub fn fill(&mut self, ty: GgmlType, data: &[u8], row_bytes: usize, rows: usize) {
         let g_cols = group_cols(ty);
-        for r in 0..PANEL_ROWS {
-            let mut vals = std::mem::take(&mut self.row_vals);
+        let quads = self.cols / 4;
+        let mut all = std::mem::take(&mut self.rows_vals);
+        for (r, vals) in all.chunks_exact_mut(quads).enumerate() {
+            let vals: &mut [i8] = bytemuck::cast_slice_mut(vals);
             if r < rows {
                 let row = &data[r * row_bytes..(r + 1) * row_bytes];
-                self.decode_row(ty, row, r, &mut vals);
+                self.decode_row(ty, row, r, vals);
             } else {
                 vals.fill(0);
                 for g in 0..self.groups {
@@ -98,12 +100,14 @@ impl Panel {
                 let sum: i32 = chunk.iter().map(|&q| q as i32).sum();
                 self.corr[g * PANEL_ROWS + r] = -128 * sum;
             }
-            for (k4, quad) in vals.chunks_exact(4).enumerate() {
-                let at = (k4 * PANEL_ROWS + r) * 4;
-                self.w[at..at + 4].copy_from_slice(quad);
-            }
-            self.row_vals = vals;
         }
+        // Interleave: each output line of 16 quads is written once, in order.
+        for (k4, line) in self.w.chunks_exact_mut(PANEL_ROWS).enumerate() {
+            for (r, v) in line.iter_mut().enumerate() {
+                *v = all[r * quads + k4];
+            }
+        }
+        self.rows_vals = all;
     }
 
     fn decode_row(&mut self, ty: GgmlType, row: &[u8], r: usize, vals: &mut [i8]) {

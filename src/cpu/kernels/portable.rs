@@ -30,6 +30,7 @@ pub fn kernel(ty: GgmlType) -> Option<RowKernel> {
     })
 }
 
+#[inline]
 pub(crate) fn f16_at(b: &[u8], at: usize) -> f32 {
     f16::from_le_bytes([b[at], b[at + 1]]).to_f32()
 }
@@ -92,6 +93,7 @@ pub struct LegacyBlock {
 }
 
 /// Decodes one legacy block; `FMT`: 0 = Q4_0, 1 = Q4_1, 2 = Q5_0, 3 = Q5_1, 4 = Q8_0.
+#[inline]
 pub fn decode_legacy<const FMT: usize>(b: &[u8]) -> LegacyBlock {
     let mut q = [0i8; 32];
     let d = f16_at(b, 0);
@@ -197,6 +199,7 @@ pub fn q3k_scales(b: &[u8]) -> [i32; 16] {
 }
 
 /// Decodes one K-quant block; `FMT`: 0 = Q2_K, 1 = Q3_K, 2 = Q4_K, 3 = Q5_K, 4 = Q6_K.
+#[inline]
 pub fn decode_k<const FMT: usize>(b: &[u8]) -> KBlock {
     let mut q = [0i8; 256];
     let mut sc = [0i32; 16];

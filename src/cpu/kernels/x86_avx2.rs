@@ -562,3 +562,131 @@ unsafe fn q6_k_avx2<const NT: usize>(
         out[k] = hsum(acc[k]) - offsets[k];
     }
 }
+
+// ---------------------------------------------------------------------------------------
+// Activation quantizers (bit-exact with the portable ones in act_quant)
+
+/// See [`crate::cpu::act_quant::quantize_block32`].
+pub fn quantize_block32(x: &[f32], qs: &mut [i8], d: &mut [f32], s: &mut [f32]) {
+    let nb = x.len() / 32;
+    assert!(qs.len() >= nb * 32 && d.len() >= nb && s.len() >= nb);
+    // SAFETY: installed only when AVX2/FMA/F16C were detected; lengths checked above.
+    unsafe { quantize_block32_avx2(x, qs, d, s) }
+}
+
+#[target_feature(enable = "avx2,fma,f16c")]
+unsafe fn quantize_block32_avx2(x: &[f32], qs: &mut [i8], d: &mut [f32], s: &mut [f32]) {
+    let sign = _mm256_set1_ps(-0.0);
+    let almost_half = _mm256_set1_ps(0.499_999_97);
+    let order = _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7);
+    for b in 0..x.len() / 32 {
+        let p = x.as_ptr().add(b * 32);
+        let v = [
+            _mm256_loadu_ps(p),
+            _mm256_loadu_ps(p.add(8)),
+            _mm256_loadu_ps(p.add(16)),
+            _mm256_loadu_ps(p.add(24)),
+        ];
+        let abs = |v: __m256| _mm256_andnot_ps(sign, v);
+        let m = _mm256_max_ps(
+            _mm256_max_ps(abs(v[0]), abs(v[1])),
+            _mm256_max_ps(abs(v[2]), abs(v[3])),
+        );
+        let m = _mm_max_ps(_mm256_castps256_ps128(m), _mm256_extractf128_ps(m, 1));
+        let m = _mm_max_ps(m, _mm_movehl_ps(m, m));
+        let amax = _mm_cvtss_f32(_mm_max_ss(m, _mm_movehdup_ps(m)));
+        let scale = amax / 127.0;
+        let inv = _mm256_set1_ps(if scale != 0.0 { 1.0 / scale } else { 0.0 });
+        let mut q = [_mm256_setzero_si256(); 4];
+        for i in 0..4 {
+            let r = _mm256_mul_ps(v[i], inv);
+            let bump = _mm256_or_ps(_mm256_and_ps(r, sign), almost_half);
+            q[i] = _mm256_cvttps_epi32(_mm256_add_ps(r, bump));
+        }
+        let sum = _mm256_add_epi32(_mm256_add_epi32(q[0], q[1]), _mm256_add_epi32(q[2], q[3]));
+        let sum = _mm_add_epi32(
+            _mm256_castsi256_si128(sum),
+            _mm256_extracti128_si256(sum, 1),
+        );
+        let sum = _mm_add_epi32(sum, _mm_unpackhi_epi64(sum, sum));
+        let sum = _mm_cvtsi128_si32(_mm_add_epi32(sum, _mm_shuffle_epi32(sum, 1)));
+        let packed = _mm256_packs_epi16(
+            _mm256_packs_epi32(q[0], q[1]),
+            _mm256_packs_epi32(q[2], q[3]),
+        );
+        let packed = _mm256_permutevar8x32_epi32(packed, order);
+        _mm256_storeu_si256(qs.as_mut_ptr().add(b * 32) as *mut __m256i, packed);
+        let half = _mm_cvtps_ph(_mm_set_ss(scale), _MM_FROUND_TO_NEAREST_INT);
+        let stored = _mm_cvtss_f32(_mm_cvtph_ps(half));
+        d[b] = stored;
+        s[b] = stored * sum as f32;
+    }
+}
+
+/// See [`crate::cpu::act_quant::quantize_q8k`].
+pub fn quantize_q8k(x: &[f32], qs: &mut [i8], d: &mut [f32], bsums: &mut [i16]) {
+    let nb = x.len() / 256;
+    assert!(qs.len() >= nb * 256 && d.len() >= nb && bsums.len() >= nb * 16);
+    // SAFETY: installed only when AVX2/FMA/F16C were detected; lengths checked above.
+    unsafe { quantize_q8k_avx2(x, qs, d, bsums) }
+}
+
+#[target_feature(enable = "avx2,fma,f16c")]
+unsafe fn quantize_q8k_avx2(x: &[f32], qs: &mut [i8], d: &mut [f32], bsums: &mut [i16]) {
+    let sign = _mm256_set1_ps(-0.0);
+    let order = _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7);
+    let limit = _mm256_set1_epi32(127);
+    for b in 0..x.len() / 256 {
+        let xb = &x[b * 256..(b + 1) * 256];
+        let p = xb.as_ptr();
+        let mut m = _mm256_setzero_ps();
+        for i in 0..32 {
+            m = _mm256_max_ps(m, _mm256_andnot_ps(sign, _mm256_loadu_ps(p.add(8 * i))));
+        }
+        let h = _mm_max_ps(_mm256_castps256_ps128(m), _mm256_extractf128_ps(m, 1));
+        let h = _mm_max_ps(h, _mm_movehl_ps(h, h));
+        let amax = _mm_cvtss_f32(_mm_max_ss(h, _mm_movehdup_ps(h)));
+        let qb = &mut qs[b * 256..(b + 1) * 256];
+        let sums = &mut bsums[b * 16..(b + 1) * 16];
+        if amax == 0.0 {
+            d[b] = 0.0;
+            qb.fill(0);
+            sums.fill(0);
+            continue;
+        }
+        // The first element of largest magnitude gives the sign (as the reference).
+        let target = _mm256_set1_ps(amax);
+        let mut max = amax;
+        for i in 0..32 {
+            let hit = _mm256_movemask_ps(_mm256_cmp_ps(
+                _mm256_andnot_ps(sign, _mm256_loadu_ps(p.add(8 * i))),
+                target,
+                _CMP_EQ_OQ,
+            ));
+            if hit != 0 {
+                max = xb[8 * i + hit.trailing_zeros() as usize];
+                break;
+            }
+        }
+        let iscale = -127.0 / max;
+        let scale = _mm256_set1_ps(iscale);
+        for i in 0..8 {
+            let mut q = [_mm256_setzero_si256(); 4];
+            for (j, q) in q.iter_mut().enumerate() {
+                let v = _mm256_mul_ps(_mm256_loadu_ps(p.add(32 * i + 8 * j)), scale);
+                let r = _mm256_round_ps(v, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+                *q = _mm256_min_epi32(_mm256_cvtps_epi32(r), limit);
+            }
+            let packed = _mm256_packs_epi16(
+                _mm256_packs_epi32(q[0], q[1]),
+                _mm256_packs_epi32(q[2], q[3]),
+            );
+            let packed = _mm256_permutevar8x32_epi32(packed, order);
+            _mm256_storeu_si256(qb.as_mut_ptr().add(32 * i) as *mut __m256i, packed);
+        }
+        for (sum, group) in sums.iter_mut().zip(qb.chunks_exact(16)) {
+            *sum = group.iter().map(|&q| q as i16).sum();
+        }
+        d[b] = 1.0 / iscale;
+    }
+}

@@ -261,7 +261,7 @@ unsafe fn tile<const G: usize, const NT: usize, const MINS: bool>(
 ) {
     let cols = acts.cols;
     let groups = panel.groups;
-    let w = panel.w.as_ptr();
+    let w = panel.w.as_ptr() as *const u8;
     let x = acts.xu8.as_ptr().add(t0 * cols);
     let dxg = acts.dxg.as_ptr().add(t0 * groups);
     let xs = acts.xs.as_ptr().add(t0 * groups);
