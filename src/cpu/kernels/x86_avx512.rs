@@ -120,7 +120,7 @@ unsafe fn legacy_rows<const NT: usize, const BYTES: usize>(
         }
         for k in 0..NT {
             let blk = (t0 + k) * nb + b;
-            let x = _mm512_maskz_loadu_epi8(xmask, q.qs.as_ptr().add(blk * 32) as *const i8);
+            let x = _mm512_maskz_loadu_epi8(xmask, q.qs.as_ptr().add(blk * 32));
             let dot = _mm512_cvtepi32_ps(_mm512_dpbusd_epi32(_mm512_setzero_si512(), wv, x));
             let dx = if pair {
                 _mm_castpd_ps(_mm_load_sd(q.d.as_ptr().add(blk) as *const f64))
