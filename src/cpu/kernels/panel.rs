@@ -88,6 +88,18 @@ impl Panel {
             let vals: &mut [i8] = bytemuck::cast_slice_mut(vals);
             if r < rows {
                 let row = &data[r * row_bytes..(r + 1) * row_bytes];
+                #[cfg(target_arch = "x86_64")]
+                if super::x86_avx2::panel_row(
+                    ty,
+                    row,
+                    r,
+                    vals,
+                    &mut self.scale,
+                    &mut self.minv,
+                    &mut self.corr,
+                ) {
+                    continue;
+                }
                 self.decode_row(ty, row, r, vals);
             } else {
                 vals.fill(0);

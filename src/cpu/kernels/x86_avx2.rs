@@ -690,3 +690,156 @@ unsafe fn quantize_q8k_avx2(x: &[f32], qs: &mut [i8], d: &mut [f32], bsums: &mut
         d[b] = 1.0 / iscale;
     }
 }
+
+// ---------------------------------------------------------------------------------------
+// Panel rows for the prefill path (see `panel.rs`)
+
+/// Decodes one weight row for a panel: signed values into `vals`, and for each scale
+/// group g the entries `[g·16 + r]` of `scale`, `minv` and `corr` (−128·Σq). Returns
+/// false for types without a fast path here (the caller decodes portably).
+pub fn panel_row(
+    ty: GgmlType,
+    row: &[u8],
+    r: usize,
+    vals: &mut [i8],
+    scale: &mut [f32],
+    minv: &mut [f32],
+    corr: &mut [i32],
+) -> bool {
+    let cols = vals.len();
+    let (bb, be) = (ty.block_bytes(), ty.block_elems());
+    let groups = cols / super::panel::group_cols(ty);
+    let fast = matches!(
+        ty,
+        GgmlType::Q4_0 | GgmlType::Q5_0 | GgmlType::Q8_0 | GgmlType::Q4K | GgmlType::Q6K
+    );
+    // The detection result is cached by std: one atomic load per row.
+    let avx2 = is_x86_feature_detected!("avx2")
+        && is_x86_feature_detected!("fma")
+        && is_x86_feature_detected!("f16c");
+    if !fast || !avx2 {
+        return false;
+    }
+    assert!(row.len() >= cols / be * bb && r < 16);
+    assert!(scale.len() >= groups * 16 && minv.len() >= groups * 16 && corr.len() >= groups * 16);
+    // SAFETY: AVX2, FMA and F16C were detected just above; the lengths checked.
+    unsafe { panel_row_avx2(ty, row, r, vals, scale, minv, corr) };
+    true
+}
+
+/// Σ of 32 unsigned bytes.
+#[inline(always)]
+unsafe fn byte_sum(v: __m256i) -> i32 {
+    let s = _mm256_sad_epu8(v, _mm256_setzero_si256());
+    let s = _mm_add_epi64(_mm256_castsi256_si128(s), _mm256_extracti128_si256(s, 1));
+    (_mm_cvtsi128_si64(s) + _mm_extract_epi64(s, 1)) as i32
+}
+
+/// Σ of each 16-byte half of 32 unsigned bytes.
+#[inline(always)]
+unsafe fn byte_sums_halves(v: __m256i) -> (i32, i32) {
+    let s = _mm256_sad_epu8(v, _mm256_setzero_si256());
+    let lo = _mm256_castsi256_si128(s);
+    let hi = _mm256_extracti128_si256(s, 1);
+    (
+        (_mm_cvtsi128_si64(lo) + _mm_extract_epi64(lo, 1)) as i32,
+        (_mm_cvtsi128_si64(hi) + _mm_extract_epi64(hi, 1)) as i32,
+    )
+}
+
+#[target_feature(enable = "avx2,fma,f16c")]
+unsafe fn panel_row_avx2(
+    ty: GgmlType,
+    row: &[u8],
+    r: usize,
+    vals: &mut [i8],
+    scale: &mut [f32],
+    minv: &mut [f32],
+    corr: &mut [i32],
+) {
+    let (bb, be) = (ty.block_bytes(), ty.block_elems());
+    let out = vals.as_mut_ptr() as *mut __m256i;
+    for b in 0..vals.len() / be {
+        let p = row.as_ptr().add(b * bb);
+        match ty {
+            GgmlType::Q4_0 | GgmlType::Q5_0 | GgmlType::Q8_0 => {
+                let (u, offset) = match ty {
+                    GgmlType::Q4_0 => (nibbles(p.add(2)), 8),
+                    GgmlType::Q5_0 => {
+                        (_mm256_or_si256(nibbles(p.add(6)), fifth_bits(p.add(2))), 16)
+                    }
+                    // Signed bytes: flip to unsigned (+128) for the sum.
+                    _ => (
+                        _mm256_xor_si256(
+                            _mm256_loadu_si256(p.add(2) as *const __m256i),
+                            _mm256_set1_epi8(-128),
+                        ),
+                        128,
+                    ),
+                };
+                let signed = _mm256_sub_epi8(u, _mm256_set1_epi8(offset as i8));
+                _mm256_storeu_si256(out.add(b), signed);
+                scale[b * 16 + r] = load_f16(p);
+                minv[b * 16 + r] = 0.0;
+                corr[b * 16 + r] = -128 * (byte_sum(u) - 32 * offset);
+            }
+            GgmlType::Q4K => {
+                let d = load_f16(p);
+                let dmin = load_f16(p.add(2));
+                let (sc, mn) = k4_scales_mins(&row[b * bb + 4..b * bb + 16]);
+                let mask = _mm256_set1_epi8(15);
+                for c in 0..4 {
+                    let raw = _mm256_loadu_si256(p.add(16 + 32 * c) as *const __m256i);
+                    let lo = _mm256_and_si256(raw, mask);
+                    let hi = _mm256_and_si256(_mm256_srli_epi16(raw, 4), mask);
+                    _mm256_storeu_si256(out.add(8 * b + 2 * c), lo);
+                    _mm256_storeu_si256(out.add(8 * b + 2 * c + 1), hi);
+                    for (j, v) in [(2 * c, lo), (2 * c + 1, hi)] {
+                        let g = 8 * b + j;
+                        scale[g * 16 + r] = d * sc[j] as f32;
+                        minv[g * 16 + r] = -dmin * mn[j] as f32;
+                        corr[g * 16 + r] = -128 * byte_sum(v);
+                    }
+                }
+            }
+            _ => {
+                // Q6_K: values 0..63 minus 32, groups of 16 with i8 scales.
+                let d = load_f16(p.add(208));
+                let m4 = _mm256_set1_epi8(15);
+                let m2 = _mm256_set1_epi8(3);
+                for h in 0..2 {
+                    let ql0 = _mm256_loadu_si256(p.add(64 * h) as *const __m256i);
+                    let ql1 = _mm256_loadu_si256(p.add(64 * h + 32) as *const __m256i);
+                    let qh = _mm256_loadu_si256(p.add(128 + 32 * h) as *const __m256i);
+                    let high = |v: __m256i| _mm256_slli_epi16(_mm256_and_si256(v, m2), 4);
+                    let u = [
+                        _mm256_or_si256(_mm256_and_si256(ql0, m4), high(qh)),
+                        _mm256_or_si256(_mm256_and_si256(ql1, m4), high(_mm256_srli_epi16(qh, 2))),
+                        _mm256_or_si256(
+                            _mm256_and_si256(_mm256_srli_epi16(ql0, 4), m4),
+                            high(_mm256_srli_epi16(qh, 4)),
+                        ),
+                        _mm256_or_si256(
+                            _mm256_and_si256(_mm256_srli_epi16(ql1, 4), m4),
+                            high(_mm256_srli_epi16(qh, 6)),
+                        ),
+                    ];
+                    for (k, u) in u.into_iter().enumerate() {
+                        let v = 4 * h + k;
+                        _mm256_storeu_si256(
+                            out.add(8 * b + v),
+                            _mm256_sub_epi8(u, _mm256_set1_epi8(32)),
+                        );
+                        let (s0, s1) = byte_sums_halves(u);
+                        for (half, sum) in [(0, s0), (1, s1)] {
+                            let g = 16 * b + 2 * v + half;
+                            scale[g * 16 + r] = d * (row[b * bb + 192 + 2 * v + half] as i8) as f32;
+                            minv[g * 16 + r] = 0.0;
+                            corr[g * 16 + r] = -128 * (sum - 16 * 32);
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
