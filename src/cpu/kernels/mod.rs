@@ -144,7 +144,7 @@ pub type PanelTile = fn(
 );
 
 /// Tokens per panel tile.
-pub const PANEL_TOKENS: usize = 8;
+pub const PANEL_TOKENS: usize = 4;
 
 impl KernelTable {
     /// The table for `level` (built once). Panics if the machine lacks `level`.
