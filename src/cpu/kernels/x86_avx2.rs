@@ -10,6 +10,7 @@ use std::arch::x86_64::*;
 
 use crate::quant::GgmlType;
 
+use super::panel::PANEL_ROWS;
 use super::{Acts, RowKernel, TILE_TOKENS};
 
 pub fn kernel(ty: GgmlType) -> Option<RowKernel> {
@@ -695,7 +696,7 @@ unsafe fn quantize_q8k_avx2(x: &[f32], qs: &mut [i8], d: &mut [f32], bsums: &mut
 // Panel rows for the prefill path (see `panel.rs`)
 
 /// Decodes one weight row for a panel: signed values into `vals`, and for each scale
-/// group g the entries `[g·16 + r]` of `scale`, `minv` and `corr` (−128·Σq). Returns
+/// group g the entries `[g·PANEL_ROWS + r]` of `scale`, `minv` and `corr` (−128·Σq). Returns
 /// false for types without a fast path here (the caller decodes portably).
 pub fn panel_row(
     ty: GgmlType,
@@ -720,8 +721,12 @@ pub fn panel_row(
     if !fast || !avx2 {
         return false;
     }
-    assert!(row.len() >= cols / be * bb && r < 16);
-    assert!(scale.len() >= groups * 16 && minv.len() >= groups * 16 && corr.len() >= groups * 16);
+    assert!(row.len() >= cols / be * bb && r < PANEL_ROWS);
+    assert!(
+        scale.len() >= groups * PANEL_ROWS
+            && minv.len() >= groups * PANEL_ROWS
+            && corr.len() >= groups * PANEL_ROWS
+    );
     // SAFETY: AVX2, FMA and F16C were detected just above; the lengths checked.
     unsafe { panel_row_avx2(ty, row, r, vals, scale, minv, corr) };
     true
@@ -779,9 +784,9 @@ unsafe fn panel_row_avx2(
                 };
                 let signed = _mm256_sub_epi8(u, _mm256_set1_epi8(offset as i8));
                 _mm256_storeu_si256(out.add(b), signed);
-                scale[b * 16 + r] = load_f16(p);
-                minv[b * 16 + r] = 0.0;
-                corr[b * 16 + r] = -128 * (byte_sum(u) - 32 * offset);
+                scale[b * PANEL_ROWS + r] = load_f16(p);
+                minv[b * PANEL_ROWS + r] = 0.0;
+                corr[b * PANEL_ROWS + r] = -128 * (byte_sum(u) - 32 * offset);
             }
             GgmlType::Q4K => {
                 let d = load_f16(p);
@@ -796,9 +801,9 @@ unsafe fn panel_row_avx2(
                     _mm256_storeu_si256(out.add(8 * b + 2 * c + 1), hi);
                     for (j, v) in [(2 * c, lo), (2 * c + 1, hi)] {
                         let g = 8 * b + j;
-                        scale[g * 16 + r] = d * sc[j] as f32;
-                        minv[g * 16 + r] = -dmin * mn[j] as f32;
-                        corr[g * 16 + r] = -128 * byte_sum(v);
+                        scale[g * PANEL_ROWS + r] = d * sc[j] as f32;
+                        minv[g * PANEL_ROWS + r] = -dmin * mn[j] as f32;
+                        corr[g * PANEL_ROWS + r] = -128 * byte_sum(v);
                     }
                 }
             }
@@ -833,9 +838,10 @@ unsafe fn panel_row_avx2(
                         let (s0, s1) = byte_sums_halves(u);
                         for (half, sum) in [(0, s0), (1, s1)] {
                             let g = 16 * b + 2 * v + half;
-                            scale[g * 16 + r] = d * (row[b * bb + 192 + 2 * v + half] as i8) as f32;
-                            minv[g * 16 + r] = 0.0;
-                            corr[g * 16 + r] = -128 * (sum - 16 * 32);
+                            scale[g * PANEL_ROWS + r] =
+                                d * (row[b * bb + 192 + 2 * v + half] as i8) as f32;
+                            minv[g * PANEL_ROWS + r] = 0.0;
+                            corr[g * PANEL_ROWS + r] = -128 * (sum - 16 * 32);
                         }
                     }
                 }

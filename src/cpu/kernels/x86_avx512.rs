@@ -235,11 +235,7 @@ pub fn panel_tile(
                 1 => unsafe { tile::<$g, 1, $m>(panel, acts, t0, out) },
                 2 => unsafe { tile::<$g, 2, $m>(panel, acts, t0, out) },
                 3 => unsafe { tile::<$g, 3, $m>(panel, acts, t0, out) },
-                4 => unsafe { tile::<$g, 4, $m>(panel, acts, t0, out) },
-                5 => unsafe { tile::<$g, 5, $m>(panel, acts, t0, out) },
-                6 => unsafe { tile::<$g, 6, $m>(panel, acts, t0, out) },
-                7 => unsafe { tile::<$g, 7, $m>(panel, acts, t0, out) },
-                _ => unsafe { tile::<$g, 8, $m>(panel, acts, t0, out) },
+                _ => unsafe { tile::<$g, 4, $m>(panel, acts, t0, out) },
             }
         };
     }
@@ -251,6 +247,11 @@ pub fn panel_tile(
         _ => panic!("unsupported panel group size {g_cols}"),
     }
 }
+
+const _: () = assert!(PANEL_TOKENS == 4 && PANEL_ROWS % 16 == 0);
+
+/// 512-bit vectors per panel column (16 rows each).
+const RV: usize = PANEL_ROWS / 16;
 
 #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c")]
 unsafe fn tile<const G: usize, const NT: usize, const MINS: bool>(
@@ -265,32 +266,43 @@ unsafe fn tile<const G: usize, const NT: usize, const MINS: bool>(
     let x = acts.xu8.as_ptr().add(t0 * cols);
     let dxg = acts.dxg.as_ptr().add(t0 * groups);
     let xs = acts.xs.as_ptr().add(t0 * groups);
-    let mut facc = [_mm512_setzero_ps(); NT];
+    let mut facc = [[_mm512_setzero_ps(); RV]; NT];
     for g in 0..groups {
-        let scale = _mm512_loadu_ps(panel.scale.as_ptr().add(g * PANEL_ROWS));
-        let corr = _mm512_loadu_si512(panel.corr.as_ptr().add(g * PANEL_ROWS) as *const _);
+        let at = g * PANEL_ROWS;
+        let scale: [__m512; RV] =
+            std::array::from_fn(|v| _mm512_loadu_ps(panel.scale.as_ptr().add(at + 16 * v)));
+        let corr: [__m512i; RV] = std::array::from_fn(|v| {
+            _mm512_loadu_si512(panel.corr.as_ptr().add(at + 16 * v) as *const _)
+        });
         let mut iacc = [corr; NT];
         for k in 0..G / 4 {
             let col = g * G + 4 * k;
-            let wv = _mm512_loadu_si512(w.add(col * PANEL_ROWS) as *const _);
+            let wv: [__m512i; RV] = std::array::from_fn(|v| {
+                _mm512_loadu_si512(w.add(col * PANEL_ROWS + 64 * v) as *const _)
+            });
             for (t, acc) in iacc.iter_mut().enumerate() {
                 let quad = std::ptr::read_unaligned(x.add(t * cols + col) as *const i32);
-                *acc = _mm512_dpbusd_epi32(*acc, _mm512_set1_epi32(quad), wv);
+                let xv = _mm512_set1_epi32(quad);
+                for v in 0..RV {
+                    acc[v] = _mm512_dpbusd_epi32(acc[v], xv, wv[v]);
+                }
             }
         }
         for (t, acc) in facc.iter_mut().enumerate() {
-            let v = _mm512_mul_ps(
-                _mm512_cvtepi32_ps(iacc[t]),
-                _mm512_set1_ps(*dxg.add(t * groups + g)),
-            );
-            *acc = _mm512_fmadd_ps(v, scale, *acc);
-            if MINS {
-                let minv = _mm512_loadu_ps(panel.minv.as_ptr().add(g * PANEL_ROWS));
-                *acc = _mm512_fmadd_ps(minv, _mm512_set1_ps(*xs.add(t * groups + g)), *acc);
+            let dx = _mm512_set1_ps(*dxg.add(t * groups + g));
+            for v in 0..RV {
+                let p = _mm512_mul_ps(_mm512_cvtepi32_ps(iacc[t][v]), dx);
+                acc[v] = _mm512_fmadd_ps(p, scale[v], acc[v]);
+                if MINS {
+                    let minv = _mm512_loadu_ps(panel.minv.as_ptr().add(at + 16 * v));
+                    acc[v] = _mm512_fmadd_ps(minv, _mm512_set1_ps(*xs.add(t * groups + g)), acc[v]);
+                }
             }
         }
     }
     for (t, acc) in facc.iter().enumerate() {
-        _mm512_storeu_ps(out[t].as_mut_ptr(), *acc);
+        for v in 0..RV {
+            _mm512_storeu_ps(out[t].as_mut_ptr().add(16 * v), acc[v]);
+        }
     }
 }
