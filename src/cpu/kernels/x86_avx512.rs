@@ -301,8 +301,8 @@ unsafe fn tile<const G: usize, const NT: usize, const MINS: bool>(
         }
     }
     for (t, acc) in facc.iter().enumerate() {
-        for v in 0..RV {
-            _mm512_storeu_ps(out[t].as_mut_ptr().add(16 * v), acc[v]);
+        for (v, part) in acc.iter().enumerate() {
+            _mm512_storeu_ps(out[t].as_mut_ptr().add(16 * v), *part);
         }
     }
 }
