@@ -167,6 +167,7 @@ impl KernelTable {
     fn build(level: SimdLevel) -> KernelTable {
         let mut kernels = [None; GgmlType::ALL.len()];
         for (slot, ty) in kernels.iter_mut().zip(GgmlType::ALL) {
+            #[allow(unused_mut)] // only x86-64 upgrades the portable entries
             let mut k = portable::kernel(ty);
             #[cfg(target_arch = "x86_64")]
             {
