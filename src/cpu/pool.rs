@@ -2,14 +2,19 @@
 //!
 //! Decode issues ~10 parallel operations per block per token, so starting one must cost
 //! microseconds: the workers live as long as the pool and wait for work by spinning
-//! briefly, then yielding, then sleeping on a condition variable. A job is published by
-//! bumping a generation counter; the caller runs its own share and then waits for the
-//! workers' countdown to reach zero.
+//! briefly, then yielding, then sleeping on a condition variable.
+//!
+//! A job is published by bumping a generation counter that shares one atomic word with
+//! the next unclaimed thread index. Everyone (workers and, after its own index 0, the
+//! caller) claims indices from that word until none are left, then the caller waits
+//! only for indices that are actually running. So a worker that the OS has not
+//! scheduled (a busy or oversubscribed machine) never holds the caller up: the caller
+//! runs its share instead.
 
 use std::any::Any;
 use std::cell::{Cell, UnsafeCell};
 use std::panic::{self, AssertUnwindSafe};
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -24,12 +29,13 @@ type Job = *const (dyn Fn(usize, usize) + Sync);
 
 struct Shared {
     n_threads: usize,
-    /// Bumped once per job (and once at shutdown).
-    generation: AtomicUsize,
-    /// The current job; written by the caller before `generation` is bumped.
+    /// `generation << 32 | next unclaimed index`; the generation is bumped once per job
+    /// (and once at shutdown).
+    state: AtomicU64,
+    /// The current job; written by the caller before the generation is bumped.
     job: UnsafeCell<Option<Job>>,
-    /// Workers that have not yet finished the current job.
-    remaining: AtomicUsize,
+    /// Indices 1.. of the current job that have finished.
+    finished: AtomicUsize,
     worker_panicked: AtomicBool,
     shutdown: AtomicBool,
     /// Workers currently asleep (or about to sleep) on `wake`.
@@ -38,9 +44,10 @@ struct Shared {
     wake: Condvar,
 }
 
-// SAFETY: `job` is written only by the single caller holding `run_lock` while no worker
-// reads it (all workers have finished the previous generation), and read by workers only
-// after they observe the new generation with Acquire ordering.
+// SAFETY: `job` is written only by the single caller holding `run_lock` while no index
+// of a job is running (every claimed index has finished), and read only by a thread that
+// has claimed an index of the current generation (Acquire on `state`), which keeps the
+// caller waiting until it is done.
 unsafe impl Sync for Shared {}
 // SAFETY: the raw job pointer is only dereferenced under the protocol above.
 unsafe impl Send for Shared {}
@@ -65,9 +72,9 @@ impl ThreadPool {
         let n_threads = n_threads.max(1);
         let shared = Arc::new(Shared {
             n_threads,
-            generation: AtomicUsize::new(0),
+            state: AtomicU64::new(0),
             job: UnsafeCell::new(None),
-            remaining: AtomicUsize::new(0),
+            finished: AtomicUsize::new(0),
             worker_panicked: AtomicBool::new(false),
             shutdown: AtomicBool::new(false),
             sleepers: AtomicUsize::new(0),
@@ -79,7 +86,7 @@ impl ThreadPool {
                 let shared = Arc::clone(&shared);
                 std::thread::Builder::new()
                     .name(format!("tandem-worker-{index}"))
-                    .spawn(move || worker_loop(&shared, index))
+                    .spawn(move || worker_loop(&shared))
                     .expect("failed to spawn a worker thread")
             })
             .collect();
@@ -94,9 +101,11 @@ impl ThreadPool {
         self.shared.n_threads
     }
 
-    /// Runs `f(thread_index, n_threads)` once on every thread and returns when all are done.
+    /// Runs `f(index, n_threads)` once for every index in `0..n_threads`, spread over
+    /// the pool's threads (index 0 on the caller; an index whose worker is slow to wake
+    /// may run on the caller too), and returns when all are done.
     ///
-    /// A panic in `f` on any thread is re-raised here after every thread has finished.
+    /// A panic in `f` on any thread is re-raised here after every index has finished.
     /// Called from inside a job (nested), it runs all indices serially on this thread.
     pub fn run<F: Fn(usize, usize) + Sync>(&self, f: F) {
         let n = self.shared.n_threads;
@@ -109,29 +118,57 @@ impl ThreadPool {
         let _guard = self.run_lock.lock().unwrap_or_else(|e| e.into_inner());
         let shared = &*self.shared;
         let job: &(dyn Fn(usize, usize) + Sync) = &f;
-        // SAFETY: erases the closure's lifetime; we wait below until every worker is done
-        // with it before returning (even when our own share panics).
+        // SAFETY: erases the closure's lifetime; we wait below until every claimed index
+        // has finished before returning (even when our own share panics), and no index
+        // can be claimed after that (all are claimed by then).
         let job: Job = unsafe { std::mem::transmute::<_, Job>(job) };
-        // SAFETY: no worker reads `job` now: all finished the previous generation.
+        // SAFETY: no index is running now (see the Sync impl of Shared).
         unsafe { *shared.job.get() = Some(job) };
         shared.worker_panicked.store(false, Ordering::Relaxed);
-        shared.remaining.store(n - 1, Ordering::Relaxed);
-        shared.generation.fetch_add(1, Ordering::SeqCst);
+        shared.finished.store(0, Ordering::Relaxed);
+        let generation = (shared.state.load(Ordering::Relaxed) >> 32).wrapping_add(1) & 0xffff_ffff;
+        shared.state.store(generation << 32 | 1, Ordering::SeqCst);
         if shared.sleepers.load(Ordering::SeqCst) > 0 {
             let _lock = shared.sleep_lock.lock().unwrap_or_else(|e| e.into_inner());
             shared.wake.notify_all();
         }
 
         let own = run_marked(|| f(0, n));
-
-        wait_until(|| shared.remaining.load(Ordering::Acquire) == 0);
-        // SAFETY: every worker is done with the job; drop our dangling copy.
+        // Take over the indices no worker has claimed yet.
+        while let Some(i) = claim(shared, generation) {
+            if run_marked(|| f(i, n)).is_err() {
+                shared.worker_panicked.store(true, Ordering::Relaxed);
+            }
+            shared.finished.fetch_add(1, Ordering::Release);
+        }
+        wait_until(|| shared.finished.load(Ordering::Acquire) == n - 1);
+        // SAFETY: every index has finished; drop our dangling copy.
         unsafe { *shared.job.get() = None };
         if let Err(payload) = own {
             panic::resume_unwind(payload);
         }
         if shared.worker_panicked.load(Ordering::Relaxed) {
-            panic!("a thread pool worker panicked while running a job");
+            panic!("a thread pool job panicked on another index");
+        }
+    }
+}
+
+/// Claims the next unclaimed index of job `generation`, if any is left.
+fn claim(shared: &Shared, generation: u64) -> Option<usize> {
+    let mut state = shared.state.load(Ordering::Acquire);
+    loop {
+        let index = (state & 0xffff_ffff) as usize;
+        if state >> 32 != generation || index >= shared.n_threads {
+            return None;
+        }
+        match shared.state.compare_exchange_weak(
+            state,
+            state + 1,
+            Ordering::AcqRel,
+            Ordering::Acquire,
+        ) {
+            Ok(_) => return Some(index),
+            Err(current) => state = current,
         }
     }
 }
@@ -139,7 +176,12 @@ impl ThreadPool {
 impl Drop for ThreadPool {
     fn drop(&mut self) {
         self.shared.shutdown.store(true, Ordering::SeqCst);
-        self.shared.generation.fetch_add(1, Ordering::SeqCst);
+        // A new generation with no index to claim: wakes everyone, runs nothing.
+        let generation =
+            (self.shared.state.load(Ordering::SeqCst) >> 32).wrapping_add(1) & 0xffff_ffff;
+        self.shared
+            .state
+            .store(generation << 32 | 0xffff_ffff, Ordering::SeqCst);
         {
             let _lock = self
                 .shared
@@ -178,31 +220,34 @@ fn wait_until(done: impl Fn() -> bool) {
     }
 }
 
-fn worker_loop(shared: &Shared, index: usize) {
-    let mut seen = 0usize;
+fn worker_loop(shared: &Shared) {
+    let mut seen = 0u64;
     loop {
         seen = wait_for_generation(shared, seen);
         if shared.shutdown.load(Ordering::SeqCst) {
             return;
         }
-        // SAFETY: the caller wrote the job before publishing this generation (Acquire
-        // in wait_for_generation) and keeps it alive until `remaining` reaches zero.
-        let job = unsafe { (*shared.job.get()).expect("job published with the generation") };
-        // SAFETY: see above: the closure outlives this call.
-        let result = run_marked(|| unsafe { (*job)(index, shared.n_threads) });
-        if result.is_err() {
-            shared.worker_panicked.store(true, Ordering::Relaxed);
+        while let Some(i) = claim(shared, seen) {
+            // SAFETY: the claim (Acquire) happened after the caller wrote the job, and
+            // the caller keeps the closure alive until this index is counted finished.
+            let job = unsafe { (*shared.job.get()).expect("job published with the generation") };
+            // SAFETY: as above.
+            let result = run_marked(|| unsafe { (*job)(i, shared.n_threads) });
+            if result.is_err() {
+                shared.worker_panicked.store(true, Ordering::Relaxed);
+            }
+            shared.finished.fetch_add(1, Ordering::Release);
         }
-        shared.remaining.fetch_sub(1, Ordering::AcqRel);
     }
 }
 
 /// Waits until the generation differs from `seen` and returns the new one.
-fn wait_for_generation(shared: &Shared, seen: usize) -> usize {
+fn wait_for_generation(shared: &Shared, seen: u64) -> u64 {
+    let generation = || shared.state.load(Ordering::Acquire) >> 32;
     let start = Instant::now();
     loop {
         for _ in 0..64 {
-            let g = shared.generation.load(Ordering::Acquire);
+            let g = generation();
             if g != seen {
                 return g;
             }
@@ -218,12 +263,12 @@ fn wait_for_generation(shared: &Shared, seen: usize) -> usize {
         }
         let mut lock = shared.sleep_lock.lock().unwrap_or_else(|e| e.into_inner());
         shared.sleepers.fetch_add(1, Ordering::SeqCst);
-        while shared.generation.load(Ordering::SeqCst) == seen {
+        while shared.state.load(Ordering::SeqCst) >> 32 == seen {
             lock = shared.wake.wait(lock).unwrap_or_else(|e| e.into_inner());
         }
         shared.sleepers.fetch_sub(1, Ordering::SeqCst);
         drop(lock);
-        return shared.generation.load(Ordering::Acquire);
+        return generation();
     }
 }
 
@@ -246,6 +291,18 @@ mod tests {
                     assert_eq!(h.load(Ordering::Relaxed), round + 1);
                 }
             }
+        }
+    }
+
+    #[test]
+    fn many_more_threads_than_cores_still_finish() {
+        let pool = ThreadPool::new(16);
+        for _ in 0..200 {
+            let hits: Vec<AtomicU64> = (0..16).map(|_| AtomicU64::new(0)).collect();
+            pool.run(|i, _| {
+                hits[i].fetch_add(1, Ordering::Relaxed);
+            });
+            assert!(hits.iter().all(|h| h.load(Ordering::Relaxed) == 1));
         }
     }
 
