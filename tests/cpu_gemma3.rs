@@ -66,6 +66,9 @@ fn gemma3_tensors_of_every_type_match_the_oracle() {
         }
     }
     for ty in [GgmlType::Q5_0, GgmlType::Q8_0, GgmlType::Q4K, GgmlType::Q6K] {
-        assert!(seen.contains(&ty), "gemma3 has no 2-D {ty} tensor: {seen:?}");
+        assert!(
+            seen.contains(&ty),
+            "gemma3 has no 2-D {ty} tensor: {seen:?}"
+        );
     }
 }

@@ -23,6 +23,8 @@ pub fn kernel(ty: GgmlType) -> Option<RowKernel> {
         GgmlType::Q5_0 => q5_0_kernel,
         GgmlType::Q5_1 => q5_1_kernel,
         GgmlType::Q8_0 => q8_0_kernel,
+        GgmlType::Q2K => q2_k_kernel,
+        GgmlType::Q3K => q3_k_kernel,
         GgmlType::Q4K => q4_k_kernel,
         GgmlType::Q5K => q5_k_kernel,
         GgmlType::Q6K => q6_k_kernel,
@@ -70,6 +72,8 @@ table_entry!(q4_1_kernel, q4_1_avx2);
 table_entry!(q5_0_kernel, q5_0_avx2);
 table_entry!(q5_1_kernel, q5_1_avx2);
 table_entry!(q8_0_kernel, q8_0_avx2);
+table_entry!(q2_k_kernel, q2_k_avx2);
+table_entry!(q3_k_kernel, q3_k_avx2);
 table_entry!(q4_k_kernel, q4_k_avx2);
 table_entry!(q5_k_kernel, q5_k_avx2);
 table_entry!(q6_k_kernel, q6_k_avx2);
@@ -848,4 +852,136 @@ unsafe fn panel_row_avx2(
             }
         }
     }
+}
+
+// ---------------------------------------------------------------------------------------
+// Q2_K and Q3_K: 16 groups of 16 with small integer scales
+
+/// One decoded Q2_K/Q3_K block: 8 vectors of 32 unsigned values (vector v holds groups
+/// 2v and 2v+1), the group scales, the offset subtracted from every value (0 or 4),
+/// and the group mins (Q2_K only).
+struct Small16 {
+    u: [__m256i; 8],
+    sc: [i16; 16],
+    d: f32,
+    offset: i32,
+    mins: [i16; 16],
+    dmin: f32,
+}
+
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+unsafe fn small16_rows<const NT: usize, const BYTES: usize>(
+    row: &[u8],
+    acts: &Acts<'_>,
+    t0: usize,
+    out: &mut [f32; TILE_TOKENS],
+    decode: impl Fn(&[u8]) -> Small16,
+) {
+    let cols = acts.cols;
+    let nb = cols / 256;
+    assert!(row.len() >= nb * BYTES);
+    let q = acts.q;
+    let mut acc = [_mm256_setzero_ps(); TILE_TOKENS];
+    let mut scalar = [0f32; TILE_TOKENS];
+    for b in 0..nb {
+        let blk = decode(&row[b * BYTES..(b + 1) * BYTES]);
+        let sc: [__m256i; 8] = std::array::from_fn(|v| {
+            _mm256_set_m128i(
+                _mm_set1_epi16(blk.sc[2 * v + 1]),
+                _mm_set1_epi16(blk.sc[2 * v]),
+            )
+        });
+        let sc16 = _mm256_loadu_si256(blk.sc.as_ptr() as *const __m256i);
+        let mins16 = _mm256_loadu_si256(blk.mins.as_ptr() as *const __m256i);
+        for k in 0..NT {
+            let ab = (t0 + k) * nb + b;
+            let x = q.qs.as_ptr().add(ab * 256);
+            let mut isum = _mm256_setzero_si256();
+            for v in 0..8 {
+                let xv = _mm256_loadu_si256(x.add(32 * v) as *const __m256i);
+                let prod = _mm256_maddubs_epi16(blk.u[v], xv);
+                isum = _mm256_add_epi32(isum, _mm256_madd_epi16(prod, sc[v]));
+            }
+            let bs = _mm256_loadu_si256(q.bsums.as_ptr().add(ab * 16) as *const __m256i);
+            let offset = hsum_i32(_mm256_madd_epi16(sc16, bs)) * blk.offset;
+            let mins = hsum_i32(_mm256_madd_epi16(mins16, bs));
+            let dx = *q.d.get_unchecked(ab);
+            acc[k] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(isum), _mm256_set1_ps(blk.d * dx), acc[k]);
+            scalar[k] += dx * (blk.d * offset as f32 + blk.dmin * mins as f32);
+        }
+    }
+    for k in 0..NT {
+        out[k] = hsum(acc[k]) - scalar[k];
+    }
+}
+
+#[inline(always)]
+unsafe fn hsum_i32(v: __m256i) -> i32 {
+    let s = _mm_add_epi32(_mm256_castsi256_si128(v), _mm256_extracti128_si256(v, 1));
+    let s = _mm_add_epi32(s, _mm_unpackhi_epi64(s, s));
+    _mm_cvtsi128_si32(_mm_add_epi32(s, _mm_shuffle_epi32(s, 1)))
+}
+
+#[target_feature(enable = "avx2,fma,f16c")]
+unsafe fn q2_k_avx2<const NT: usize>(
+    row: &[u8],
+    acts: &Acts<'_>,
+    t0: usize,
+    out: &mut [f32; TILE_TOKENS],
+) {
+    small16_rows::<NT, 84>(row, acts, t0, out, |blk| {
+        let p = blk.as_ptr();
+        let m3 = _mm256_set1_epi8(3);
+        let mut u = [_mm256_setzero_si256(); 8];
+        for h in 0..2 {
+            let qv = _mm256_loadu_si256(p.add(16 + 32 * h) as *const __m256i);
+            u[4 * h] = _mm256_and_si256(qv, m3);
+            u[4 * h + 1] = _mm256_and_si256(_mm256_srli_epi16(qv, 2), m3);
+            u[4 * h + 2] = _mm256_and_si256(_mm256_srli_epi16(qv, 4), m3);
+            u[4 * h + 3] = _mm256_and_si256(_mm256_srli_epi16(qv, 6), m3);
+        }
+        Small16 {
+            u,
+            sc: std::array::from_fn(|g| (blk[g] & 15) as i16),
+            d: load_f16(p.add(80)),
+            offset: 0,
+            mins: std::array::from_fn(|g| (blk[g] >> 4) as i16),
+            dmin: load_f16(p.add(82)),
+        }
+    });
+}
+
+#[target_feature(enable = "avx2,fma,f16c")]
+unsafe fn q3_k_avx2<const NT: usize>(
+    row: &[u8],
+    acts: &Acts<'_>,
+    t0: usize,
+    out: &mut [f32; TILE_TOKENS],
+) {
+    small16_rows::<NT, 110>(row, acts, t0, out, |blk| {
+        let p = blk.as_ptr();
+        let m3 = _mm256_set1_epi8(3);
+        let one = _mm256_set1_epi8(1);
+        let hmask = _mm256_loadu_si256(p as *const __m256i);
+        let mut u = [_mm256_setzero_si256(); 8];
+        for h in 0..2 {
+            let qv = _mm256_loadu_si256(p.add(32 + 32 * h) as *const __m256i);
+            for j in 0..4 {
+                let low = _mm256_and_si256(_mm256_srlv_epi64_const(qv, 2 * j), m3);
+                let high = _mm256_and_si256(_mm256_srlv_epi64_const(hmask, 4 * h + j), one);
+                // low + 4·hbit, in 0..7; the value is that minus 4.
+                u[4 * h + j] = _mm256_or_si256(low, _mm256_slli_epi16(high, 2));
+            }
+        }
+        let s = super::portable::q3k_scales(&blk[96..108]);
+        Small16 {
+            u,
+            sc: s.map(|v| v as i16),
+            d: load_f16(p.add(108)),
+            offset: 4,
+            mins: [0; 16],
+            dmin: 0.0,
+        }
+    });
 }
