@@ -898,10 +898,10 @@ unsafe fn small16_rows<const NT: usize, const BYTES: usize>(
             let ab = (t0 + k) * nb + b;
             let x = q.qs.as_ptr().add(ab * 256);
             let mut isum = _mm256_setzero_si256();
-            for v in 0..8 {
+            for (v, (u, s)) in blk.u.iter().zip(&sc).enumerate() {
                 let xv = _mm256_loadu_si256(x.add(32 * v) as *const __m256i);
-                let prod = _mm256_maddubs_epi16(blk.u[v], xv);
-                isum = _mm256_add_epi32(isum, _mm256_madd_epi16(prod, sc[v]));
+                let prod = _mm256_maddubs_epi16(*u, xv);
+                isum = _mm256_add_epi32(isum, _mm256_madd_epi16(prod, *s));
             }
             let bs = _mm256_loadu_si256(q.bsums.as_ptr().add(ab * 16) as *const __m256i);
             let offset = hsum_i32(_mm256_madd_epi16(sc16, bs)) * blk.offset;
