@@ -716,7 +716,12 @@ pub fn panel_row(
     let groups = cols / super::panel::group_cols(ty);
     let fast = matches!(
         ty,
-        GgmlType::Q4_0 | GgmlType::Q5_0 | GgmlType::Q8_0 | GgmlType::Q4K | GgmlType::Q6K
+        GgmlType::Q4_0
+            | GgmlType::Q5_0
+            | GgmlType::Q8_0
+            | GgmlType::Q4K
+            | GgmlType::Q5K
+            | GgmlType::Q6K
     );
     // The detection result is cached by std: one atomic load per row.
     let avx2 = is_x86_feature_detected!("avx2")
@@ -792,15 +797,28 @@ unsafe fn panel_row_avx2(
                 minv[b * PANEL_ROWS + r] = 0.0;
                 corr[b * PANEL_ROWS + r] = -128 * (byte_sum(u) - 32 * offset);
             }
-            GgmlType::Q4K => {
+            GgmlType::Q4K | GgmlType::Q5K => {
+                let five = ty == GgmlType::Q5K;
                 let d = load_f16(p);
                 let dmin = load_f16(p.add(2));
                 let (sc, mn) = k4_scales_mins(&row[b * bb + 4..b * bb + 16]);
                 let mask = _mm256_set1_epi8(15);
+                let one = _mm256_set1_epi8(1);
+                let (qs, qh) = if five {
+                    (p.add(48), _mm256_loadu_si256(p.add(16) as *const __m256i))
+                } else {
+                    (p.add(16), _mm256_setzero_si256())
+                };
                 for c in 0..4 {
-                    let raw = _mm256_loadu_si256(p.add(16 + 32 * c) as *const __m256i);
-                    let lo = _mm256_and_si256(raw, mask);
-                    let hi = _mm256_and_si256(_mm256_srli_epi16(raw, 4), mask);
+                    let raw = _mm256_loadu_si256(qs.add(32 * c) as *const __m256i);
+                    let mut lo = _mm256_and_si256(raw, mask);
+                    let mut hi = _mm256_and_si256(_mm256_srli_epi16(raw, 4), mask);
+                    if five {
+                        let bit_lo = _mm256_and_si256(_mm256_srlv_epi64_const(qh, 2 * c), one);
+                        let bit_hi = _mm256_and_si256(_mm256_srlv_epi64_const(qh, 2 * c + 1), one);
+                        lo = _mm256_or_si256(lo, _mm256_slli_epi16(bit_lo, 4));
+                        hi = _mm256_or_si256(hi, _mm256_slli_epi16(bit_hi, 4));
+                    }
                     _mm256_storeu_si256(out.add(8 * b + 2 * c), lo);
                     _mm256_storeu_si256(out.add(8 * b + 2 * c + 1), hi);
                     for (j, v) in [(2 * c, lo), (2 * c + 1, hi)] {
