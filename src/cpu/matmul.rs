@@ -1,10 +1,18 @@
 //! Matrix products with GGUF weights: y = W·x for a batch of activation rows.
 //!
 //! The activations are quantized once per call into the weight type's partner format
-//! (see [`super::act_quant`]); then each weight row is streamed once per tile of up to
-//! [`TILE_TOKENS`] activation rows, so each weight block is decoded once per tile. Rows
-//! are handed out to the pool's threads in chunks from a shared counter (threads on a
-//! busy machine do not wait for a slow sibling's fixed share).
+//! (see [`super::act_quant`]). Then one of two paths:
+//! - row kernels (decode, and prefill below AVX-512): each weight row is streamed once
+//!   per tile of up to [`TILE_TOKENS`] activation rows, so each weight block is decoded
+//!   once per tile; decode is memory-bound and this streams the weights once;
+//! - weight panels (prefill on AVX-512 VNNI, more than [`TILE_TOKENS`] tokens): 16 rows
+//!   at a time are decoded once into interleaved signed bytes and multiplied with every
+//!   token (see [`super::kernels::panel`]); this is compute-bound and keeps `vpdpbusd`
+//!   busy.
+//!
+//! Rows (or panels) are handed out to the pool's threads in chunks from a shared counter,
+//! so threads on a busy machine do not wait for a slow sibling's fixed share. Weight
+//! types without kernels (Q8_1, Q8_K) fall back to dequantize-and-dot.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Mutex;
