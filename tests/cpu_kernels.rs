@@ -186,6 +186,45 @@ fn short_rows_of_legacy_and_float_types() {
 }
 
 #[test]
+fn activation_formats_as_weights_take_the_fallback() {
+    for ty in [GgmlType::Q8_1, GgmlType::Q8K] {
+        let rows = 5;
+        let cols = 512;
+        let mut rng = Rng(99);
+        // Whole blocks from the reference quantizer (valid scales and sums).
+        let values: Vec<f32> = (0..rows * cols).map(|_| rng.float()).collect();
+        let mut data = vec![0u8; rows * cols / ty.block_elems() * ty.block_bytes()];
+        ty.quantize_row(&values, &mut data);
+        let w = WeightRef {
+            ty,
+            data: &data,
+            rows,
+            cols,
+        };
+        let x: Vec<f32> = (0..3 * cols).map(|_| rng.float()).collect();
+        let (want, mag) = oracle(w, &x, 3);
+        let mut got = vec![0f32; 3 * rows];
+        tandem::cpu::matmul(&ThreadPool::new(2), w, &x, 3, &mut got);
+        for i in 0..got.len() {
+            assert!(
+                (got[i] as f64 - want[i]).abs() <= 1e-4 * mag[i] + 1e-6,
+                "{ty} out {i}"
+            );
+        }
+    }
+}
+
+#[test]
+fn simd_level_names_parse() {
+    assert_eq!(SimdLevel::from_name("scalar"), Some(SimdLevel::Scalar));
+    assert_eq!(SimdLevel::from_name(" AVX2 "), Some(SimdLevel::Avx2));
+    assert_eq!(SimdLevel::from_name("avx512"), Some(SimdLevel::Avx512));
+    assert_eq!(SimdLevel::from_name("neon"), None);
+    assert!(SimdLevel::available().contains(&SimdLevel::Scalar));
+    assert!(SimdLevel::available().contains(&SimdLevel::selected()));
+}
+
+#[test]
 fn long_rows_of_k_quants() {
     for ty in WEIGHT_TYPES.into_iter().filter(|t| t.block_elems() == 256) {
         check_type(ty, 3, 2816);

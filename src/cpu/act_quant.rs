@@ -31,19 +31,17 @@ pub enum ActFormat {
 impl ActFormat {
     pub fn for_weight(ty: GgmlType) -> ActFormat {
         match ty {
-            GgmlType::F32 | GgmlType::F16 | GgmlType::BF16 => ActFormat::F32,
-            GgmlType::Q4_0
-            | GgmlType::Q4_1
-            | GgmlType::Q5_0
-            | GgmlType::Q5_1
-            | GgmlType::Q8_0
-            | GgmlType::Q8_1 => ActFormat::Q8Block32,
-            GgmlType::Q2K
-            | GgmlType::Q3K
-            | GgmlType::Q4K
-            | GgmlType::Q5K
-            | GgmlType::Q6K
-            | GgmlType::Q8K => ActFormat::Q8K,
+            // Q8_1 and Q8_K are activation formats; as weights they have no kernel and
+            // take the dequantize-and-dot path with f32 activations.
+            GgmlType::F32 | GgmlType::F16 | GgmlType::BF16 | GgmlType::Q8_1 | GgmlType::Q8K => {
+                ActFormat::F32
+            }
+            GgmlType::Q4_0 | GgmlType::Q4_1 | GgmlType::Q5_0 | GgmlType::Q5_1 | GgmlType::Q8_0 => {
+                ActFormat::Q8Block32
+            }
+            GgmlType::Q2K | GgmlType::Q3K | GgmlType::Q4K | GgmlType::Q5K | GgmlType::Q6K => {
+                ActFormat::Q8K
+            }
         }
     }
 
