@@ -6,8 +6,9 @@
 //! Every quantized type is expressed the same way, in scale groups of `G` columns
 //! (32, or 16 for Q2_K/Q3_K/Q6_K): `w = scale[g]·q + minv[g]`, `q` a signed byte.
 //! Activations enter as `qx + 128` (unsigned bytes, what `vpdpbusd` wants); `corr[g]`
-//! = −128·Σq removes that shift. Per token and group the activations supply their
-//! scale `dxg` and their sum `xs = dx·Σqx` (for the `minv` term).
+//! = −128·Σq removes that shift. Per token the activations supply one scale `dx` per
+//! activation block (applied once per block, after its groups are summed) and the sum
+//! `xs = Σqx` of each group (for the `minv` term).
 
 use crate::quant::GgmlType;
 
@@ -169,49 +170,35 @@ impl Panel {
 pub struct PanelActs<'a> {
     pub cols: usize,
     pub groups: usize,
+    /// Scale groups per activation block (1 for the legacy formats, 256/G for K-quants).
+    pub groups_per_block: usize,
     /// `qx + 128`, `n_tokens × cols`.
     pub xu8: &'a [u8],
-    /// `[token][group]` activation scale.
-    pub dxg: Vec<f32>,
-    /// `[token][group]` `dx·Σqx`.
+    /// `[token][activation block]` activation scale.
+    pub dx: Vec<f32>,
+    /// `[token][group]` `Σqx` (unscaled).
     pub xs: Vec<f32>,
 }
 
 impl PanelActs<'_> {
     /// Takes over `q`, shifting its values to unsigned bytes in place.
     pub fn new(ty: GgmlType, q: &mut QuantizedActs) -> PanelActs<'_> {
-        for v in q.qs.iter_mut() {
-            *v = (*v as u8 ^ 0x80) as i8;
-        }
         let cols = q.cols;
         let g_cols = group_cols(ty);
         let groups = cols / g_cols;
-        let n = q.n_tokens;
-        let mut dxg = vec![0f32; n * groups];
-        let mut xs = vec![0f32; n * groups];
-        for t in 0..n {
-            for g in 0..groups {
-                let i = t * groups + g;
-                if ty.block_elems() == 32 {
-                    dxg[i] = q.d[i];
-                    xs[i] = q.s[i];
-                } else {
-                    let d = q.d[(t * cols + g * g_cols) / 256];
-                    let b16 = (t * cols + g * g_cols) / 16;
-                    let sum: i32 = q.bsums[b16..b16 + g_cols / 16]
-                        .iter()
-                        .map(|&v| v as i32)
-                        .sum();
-                    dxg[i] = d;
-                    xs[i] = d * sum as f32;
-                }
-            }
+        let xs: Vec<f32> =
+            q.qs.chunks_exact(g_cols)
+                .map(|g| g.iter().map(|&v| v as i32).sum::<i32>() as f32)
+                .collect();
+        for v in q.qs.iter_mut() {
+            *v = (*v as u8 ^ 0x80) as i8;
         }
         PanelActs {
             cols,
             groups,
+            groups_per_block: ty.block_elems() / g_cols,
             xu8: bytemuck::cast_slice(&q.qs),
-            dxg,
+            dx: q.d.clone(),
             xs,
         }
     }

@@ -226,25 +226,35 @@ pub fn panel_tile(
     assert_eq!(panel.cols, acts.cols);
     assert_eq!(panel.groups * g_cols, panel.cols);
     assert!(acts.xu8.len() >= (t0 + nt) * acts.cols);
-    assert!(acts.dxg.len() >= (t0 + nt) * panel.groups && acts.xs.len() == acts.dxg.len());
+    assert!(acts.xs.len() >= (t0 + nt) * panel.groups);
+    assert_eq!(
+        acts.groups_per_block * g_cols,
+        if acts.groups_per_block == 1 {
+            g_cols
+        } else {
+            256
+        }
+    );
+    assert!(acts.dx.len() * acts.groups_per_block >= (t0 + nt) * panel.groups);
     macro_rules! go {
-        ($g:literal, $m:literal) => {
+        ($g:literal, $sb:literal, $m:literal) => {
             match nt {
                 // SAFETY (all arms): AVX-512 F/BW/VL + VNNI were detected before this
                 // table entry was handed out; the bounds were asserted above.
-                1 => unsafe { tile::<$g, 1, $m>(panel, acts, t0, out) },
-                2 => unsafe { tile::<$g, 2, $m>(panel, acts, t0, out) },
-                3 => unsafe { tile::<$g, 3, $m>(panel, acts, t0, out) },
-                _ => unsafe { tile::<$g, 4, $m>(panel, acts, t0, out) },
+                1 => unsafe { tile::<$g, $sb, 1, $m>(panel, acts, t0, out) },
+                2 => unsafe { tile::<$g, $sb, 2, $m>(panel, acts, t0, out) },
+                3 => unsafe { tile::<$g, $sb, 3, $m>(panel, acts, t0, out) },
+                _ => unsafe { tile::<$g, $sb, 4, $m>(panel, acts, t0, out) },
             }
         };
     }
-    match (g_cols, mins) {
-        (16, false) => go!(16, false),
-        (16, true) => go!(16, true),
-        (32, false) => go!(32, false),
-        (32, true) => go!(32, true),
-        _ => panic!("unsupported panel group size {g_cols}"),
+    match (g_cols, acts.groups_per_block, mins) {
+        (32, 1, false) => go!(32, 1, false),
+        (32, 1, true) => go!(32, 1, true),
+        (32, 8, true) => go!(32, 8, true),
+        (16, 16, false) => go!(16, 16, false),
+        (16, 16, true) => go!(16, 16, true),
+        (g, sb, m) => panic!("unsupported panel layout: groups of {g}, {sb} per block, mins {m}"),
     }
 }
 
@@ -253,8 +263,11 @@ const _: () = assert!(PANEL_TOKENS == 4 && PANEL_ROWS % 16 == 0);
 /// 512-bit vectors per panel column (16 rows each).
 const RV: usize = PANEL_ROWS / 16;
 
+/// `G` columns per scale group, `SB` groups per activation block (whose scale is
+/// applied once, after the block's groups are summed), `NT` tokens, `MINS` whether the
+/// weights have a `minv` term.
 #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c")]
-unsafe fn tile<const G: usize, const NT: usize, const MINS: bool>(
+unsafe fn tile<const G: usize, const SB: usize, const NT: usize, const MINS: bool>(
     panel: &Panel,
     acts: &PanelActs<'_>,
     t0: usize,
@@ -262,41 +275,50 @@ unsafe fn tile<const G: usize, const NT: usize, const MINS: bool>(
 ) {
     let cols = acts.cols;
     let groups = panel.groups;
+    let blocks = groups / SB;
     let w = panel.w.as_ptr() as *const u8;
     let x = acts.xu8.as_ptr().add(t0 * cols);
-    let dxg = acts.dxg.as_ptr().add(t0 * groups);
+    let dx = acts.dx.as_ptr().add(t0 * blocks);
     let xs = acts.xs.as_ptr().add(t0 * groups);
     let mut facc = [[_mm512_setzero_ps(); RV]; NT];
-    for g in 0..groups {
-        let at = g * PANEL_ROWS;
-        let scale: [__m512; RV] =
-            std::array::from_fn(|v| _mm512_loadu_ps(panel.scale.as_ptr().add(at + 16 * v)));
-        let corr: [__m512i; RV] = std::array::from_fn(|v| {
-            _mm512_loadu_si512(panel.corr.as_ptr().add(at + 16 * v) as *const _)
-        });
-        let mut iacc = [corr; NT];
-        for k in 0..G / 4 {
-            let col = g * G + 4 * k;
-            let wv: [__m512i; RV] = std::array::from_fn(|v| {
-                _mm512_loadu_si512(w.add(col * PANEL_ROWS + 64 * v) as *const _)
+    for b in 0..blocks {
+        let mut fblk = [[_mm512_setzero_ps(); RV]; NT];
+        for g in b * SB..(b + 1) * SB {
+            let at = g * PANEL_ROWS;
+            let scale: [__m512; RV] =
+                std::array::from_fn(|v| _mm512_loadu_ps(panel.scale.as_ptr().add(at + 16 * v)));
+            let corr: [__m512i; RV] = std::array::from_fn(|v| {
+                _mm512_loadu_si512(panel.corr.as_ptr().add(at + 16 * v) as *const _)
             });
-            for (t, acc) in iacc.iter_mut().enumerate() {
-                let quad = std::ptr::read_unaligned(x.add(t * cols + col) as *const i32);
-                let xv = _mm512_set1_epi32(quad);
+            let mut iacc = [corr; NT];
+            for k in 0..G / 4 {
+                let col = g * G + 4 * k;
+                let wv: [__m512i; RV] = std::array::from_fn(|v| {
+                    _mm512_loadu_si512(w.add(col * PANEL_ROWS + 64 * v) as *const _)
+                });
+                for (t, acc) in iacc.iter_mut().enumerate() {
+                    let quad = std::ptr::read_unaligned(x.add(t * cols + col) as *const i32);
+                    let xv = _mm512_set1_epi32(quad);
+                    for v in 0..RV {
+                        acc[v] = _mm512_dpbusd_epi32(acc[v], xv, wv[v]);
+                    }
+                }
+            }
+            for (t, acc) in fblk.iter_mut().enumerate() {
                 for v in 0..RV {
-                    acc[v] = _mm512_dpbusd_epi32(acc[v], xv, wv[v]);
+                    acc[v] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(iacc[t][v]), scale[v], acc[v]);
+                    if MINS {
+                        let minv = _mm512_loadu_ps(panel.minv.as_ptr().add(at + 16 * v));
+                        let sum = _mm512_set1_ps(*xs.add(t * groups + g));
+                        acc[v] = _mm512_fmadd_ps(minv, sum, acc[v]);
+                    }
                 }
             }
         }
         for (t, acc) in facc.iter_mut().enumerate() {
-            let dx = _mm512_set1_ps(*dxg.add(t * groups + g));
+            let d = _mm512_set1_ps(*dx.add(t * blocks + b));
             for v in 0..RV {
-                let p = _mm512_mul_ps(_mm512_cvtepi32_ps(iacc[t][v]), dx);
-                acc[v] = _mm512_fmadd_ps(p, scale[v], acc[v]);
-                if MINS {
-                    let minv = _mm512_loadu_ps(panel.minv.as_ptr().add(at + 16 * v));
-                    acc[v] = _mm512_fmadd_ps(minv, _mm512_set1_ps(*xs.add(t * groups + g)), acc[v]);
-                }
+                acc[v] = _mm512_fmadd_ps(fblk[t][v], d, acc[v]);
             }
         }
     }
