@@ -2,13 +2,13 @@
 //!
 //! The activations are quantized once per call into the weight type's partner format
 //! (see [`super::act_quant`]). Then one of two paths:
-//! - row kernels (decode, and prefill below AVX-512): each weight row is streamed once
+//! - row kernels (decode, and prefill without a panel tile): each weight row is streamed once
 //!   per tile of up to [`TILE_TOKENS`] activation rows, so each weight block is decoded
 //!   once per tile; decode is memory-bound and this streams the weights once;
-//! - weight panels (prefill on AVX-512 VNNI, more than [`TILE_TOKENS`] tokens): 16 rows
-//!   at a time are decoded once into interleaved signed bytes and multiplied with every
-//!   token (see [`super::kernels::panel`]); this is compute-bound and keeps `vpdpbusd`
-//!   busy.
+//! - weight panels (prefill, more than [`TILE_TOKENS`] tokens, AVX2 or AVX-512 VNNI): 16
+//!   rows at a time are decoded once into interleaved signed bytes and multiplied with
+//!   every token (see [`super::kernels::panel`]); this is compute-bound and keeps
+//!   `vpdpbusd` (or `maddubs`) busy.
 //!
 //! Rows (or panels) are handed out to the pool's threads in chunks from a shared counter,
 //! so threads on a busy machine do not wait for a slow sibling's fixed share. Weight
@@ -92,7 +92,7 @@ fn matmul_with(
         quantize_parallel(pool, table, format, x, n_tokens, w.cols)
     };
     if let Some(tile) = table.panel_tile {
-        if n_tokens > TILE_TOKENS && panel::supported(w.ty) {
+        if n_tokens > TILE_TOKENS && (table.panel_supports)(w.ty) {
             return run_panels(pool, tile, w, &mut quantized, n_tokens, y);
         }
     }

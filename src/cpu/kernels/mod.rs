@@ -122,8 +122,9 @@ impl SimdLevel {
 pub struct KernelTable {
     pub level: SimdLevel,
     kernels: [Option<RowKernel>; GgmlType::ALL.len()],
-    /// The prefill panel tile, where the level has one.
+    /// The prefill panel tile, where the level has one, and the types it takes.
     pub panel_tile: Option<PanelTile>,
+    pub panel_supports: fn(GgmlType) -> bool,
     /// Activation quantizers (bit-exact with the portable ones in `act_quant`).
     pub quantize_block32: QuantizeFn<f32>,
     pub quantize_q8k: QuantizeFn<i16>,
@@ -184,6 +185,8 @@ impl KernelTable {
         #[allow(unused_mut)]
         let mut panel_tile: Option<PanelTile> = None;
         #[allow(unused_mut)]
+        let mut panel_supports: fn(GgmlType) -> bool = panel::supported;
+        #[allow(unused_mut)]
         let mut quantize_block32: QuantizeFn<f32> = super::act_quant::quantize_block32;
         #[allow(unused_mut)]
         let mut quantize_q8k: QuantizeFn<i16> = super::act_quant::quantize_q8k;
@@ -192,15 +195,19 @@ impl KernelTable {
             if level >= SimdLevel::Avx2 {
                 quantize_block32 = x86_avx2::quantize_block32;
                 quantize_q8k = x86_avx2::quantize_q8k;
+                panel_tile = Some(x86_avx2::panel_tile);
+                panel_supports = x86_avx2::panel_supports;
             }
             if level >= SimdLevel::Avx512 {
                 panel_tile = Some(x86_avx512::panel_tile);
+                panel_supports = panel::supported;
             }
         }
         KernelTable {
             level,
             kernels,
             panel_tile,
+            panel_supports,
             quantize_block32,
             quantize_q8k,
         }

@@ -1003,3 +1003,112 @@ unsafe fn q3_k_avx2<const NT: usize>(
         }
     });
 }
+
+// ---------------------------------------------------------------------------------------
+// Prefill panel tile (AVX2 has no vpdpbusd: maddubs + madd instead)
+
+/// Whether the AVX2 panel tile can take this type: `maddubs` adds two u8·i8 products
+/// into an i16, which overflows only for full-range byte weights (Q8_0: 2·255·128).
+pub fn panel_supports(ty: GgmlType) -> bool {
+    super::panel::supported(ty) && ty != GgmlType::Q8_0
+}
+
+/// The AVX2 version of [`super::x86_avx512::panel_tile`]: same contract.
+pub fn panel_tile(
+    panel: &super::panel::Panel,
+    acts: &super::panel::PanelActs<'_>,
+    t0: usize,
+    nt: usize,
+    g_cols: usize,
+    mins: bool,
+    out: &mut [[f32; PANEL_ROWS]; super::PANEL_TOKENS],
+) {
+    assert!((1..=super::PANEL_TOKENS).contains(&nt));
+    assert_eq!(panel.cols, acts.cols);
+    assert_eq!(panel.groups * g_cols, panel.cols);
+    assert!(acts.xu8.len() >= (t0 + nt) * acts.cols);
+    assert!(acts.xs.len() >= (t0 + nt) * panel.groups);
+    assert!(acts.dx.len() * acts.groups_per_block >= (t0 + nt) * panel.groups);
+    macro_rules! go {
+        ($g:literal, $sb:literal, $m:literal) => {
+            for half in 0..PANEL_ROWS / 8 {
+                match nt {
+                    // SAFETY (all arms): the table gives this tile out only on the AVX2
+                    // level or above; the bounds were asserted above.
+                    1 => unsafe { panel_tile_avx2::<$g, $sb, 1, $m>(panel, acts, t0, half, out) },
+                    2 => unsafe { panel_tile_avx2::<$g, $sb, 2, $m>(panel, acts, t0, half, out) },
+                    3 => unsafe { panel_tile_avx2::<$g, $sb, 3, $m>(panel, acts, t0, half, out) },
+                    _ => unsafe { panel_tile_avx2::<$g, $sb, 4, $m>(panel, acts, t0, half, out) },
+                }
+            }
+        };
+    }
+    match (g_cols, acts.groups_per_block, mins) {
+        (32, 1, false) => go!(32, 1, false),
+        (32, 1, true) => go!(32, 1, true),
+        (32, 8, true) => go!(32, 8, true),
+        (16, 16, false) => go!(16, 16, false),
+        (16, 16, true) => go!(16, 16, true),
+        (g, sb, m) => panic!("unsupported panel layout: groups of {g}, {sb} per block, mins {m}"),
+    }
+}
+
+/// Rows `8·half .. 8·half + 8` of the panel against `NT` tokens.
+#[target_feature(enable = "avx2,fma,f16c")]
+unsafe fn panel_tile_avx2<const G: usize, const SB: usize, const NT: usize, const MINS: bool>(
+    panel: &super::panel::Panel,
+    acts: &super::panel::PanelActs<'_>,
+    t0: usize,
+    half: usize,
+    out: &mut [[f32; PANEL_ROWS]; super::PANEL_TOKENS],
+) {
+    let cols = acts.cols;
+    let groups = panel.groups;
+    let blocks = groups / SB;
+    let w = (panel.w.as_ptr() as *const u8).add(32 * half);
+    let x = acts.xu8.as_ptr().add(t0 * cols);
+    let dx = acts.dx.as_ptr().add(t0 * blocks);
+    let xs = acts.xs.as_ptr().add(t0 * groups);
+    let ones = _mm256_set1_epi16(1);
+    let mut facc = [_mm256_setzero_ps(); NT];
+    for b in 0..blocks {
+        let mut fblk = [_mm256_setzero_ps(); NT];
+        for g in b * SB..(b + 1) * SB {
+            let at = g * PANEL_ROWS + 8 * half;
+            let corr = _mm256_loadu_si256(panel.corr.as_ptr().add(at) as *const __m256i);
+            let mut iacc = [corr; NT];
+            for k in 0..G / 4 {
+                let col = g * G + 4 * k;
+                let wv = _mm256_loadu_si256(w.add(col * PANEL_ROWS) as *const __m256i);
+                for (t, acc) in iacc.iter_mut().enumerate() {
+                    let quad = std::ptr::read_unaligned(x.add(t * cols + col) as *const i32);
+                    let p = _mm256_maddubs_epi16(_mm256_set1_epi32(quad), wv);
+                    *acc = _mm256_add_epi32(*acc, _mm256_madd_epi16(p, ones));
+                }
+            }
+            let scale = _mm256_loadu_ps(panel.scale.as_ptr().add(at));
+            for (t, acc) in fblk.iter_mut().enumerate() {
+                // One group per block (legacy formats): start from zero, saving the
+                // registers of a separate block sum (AVX2 has only 16).
+                let base = if SB == 1 { _mm256_setzero_ps() } else { *acc };
+                *acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(iacc[t]), scale, base);
+                if MINS {
+                    let minv = _mm256_loadu_ps(panel.minv.as_ptr().add(at));
+                    *acc = _mm256_fmadd_ps(minv, _mm256_set1_ps(*xs.add(t * groups + g)), *acc);
+                }
+                if SB == 1 {
+                    facc[t] =
+                        _mm256_fmadd_ps(*acc, _mm256_set1_ps(*dx.add(t * blocks + b)), facc[t]);
+                }
+            }
+        }
+        if SB > 1 {
+            for (t, acc) in facc.iter_mut().enumerate() {
+                *acc = _mm256_fmadd_ps(fblk[t], _mm256_set1_ps(*dx.add(t * blocks + b)), *acc);
+            }
+        }
+    }
+    for (t, acc) in facc.iter().enumerate() {
+        _mm256_storeu_ps(out[t].as_mut_ptr().add(8 * half), *acc);
+    }
+}
