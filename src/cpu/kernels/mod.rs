@@ -183,7 +183,7 @@ impl KernelTable {
             *slot = k;
         }
         #[allow(unused_mut)]
-        let mut panel_tile: Option<PanelTile> = None;
+        let mut panel_tile: Option<PanelTile> = Some(panel::panel_tile_portable);
         #[allow(unused_mut)]
         let mut panel_supports: fn(GgmlType) -> bool = panel::supported;
         #[allow(unused_mut)]

@@ -203,3 +203,56 @@ impl PanelActs<'_> {
         }
     }
 }
+
+/// The portable panel tile (any architecture): the same contract as the SIMD tiles,
+/// written so that compilers can vectorize the 16-row inner loops.
+pub fn panel_tile_portable(
+    panel: &Panel,
+    acts: &PanelActs<'_>,
+    t0: usize,
+    nt: usize,
+    g_cols: usize,
+    mins: bool,
+    out: &mut [[f32; PANEL_ROWS]; super::PANEL_TOKENS],
+) {
+    let cols = acts.cols;
+    let groups = panel.groups;
+    let per_block = acts.groups_per_block;
+    let blocks = groups / per_block;
+    let w: &[i8] = bytemuck::cast_slice(&panel.w);
+    for (t, out) in out.iter_mut().enumerate().take(nt) {
+        let token = t0 + t;
+        let x = &acts.xu8[token * cols..(token + 1) * cols];
+        let mut facc = [0f32; PANEL_ROWS];
+        for b in 0..blocks {
+            let mut fblk = [0f32; PANEL_ROWS];
+            for g in b * per_block..(b + 1) * per_block {
+                let at = g * PANEL_ROWS;
+                let mut iacc = [0i32; PANEL_ROWS];
+                iacc.copy_from_slice(&panel.corr[at..at + PANEL_ROWS]);
+                for col in (g * g_cols..(g + 1) * g_cols).step_by(4) {
+                    let xq = &x[col..col + 4];
+                    let wq = &w[col * PANEL_ROWS..(col + 4) * PANEL_ROWS];
+                    for (acc, wr) in iacc.iter_mut().zip(wq.chunks_exact(4)) {
+                        *acc += xq[0] as i32 * wr[0] as i32
+                            + xq[1] as i32 * wr[1] as i32
+                            + xq[2] as i32 * wr[2] as i32
+                            + xq[3] as i32 * wr[3] as i32;
+                    }
+                }
+                let sum = acts.xs[token * groups + g];
+                for r in 0..PANEL_ROWS {
+                    fblk[r] += iacc[r] as f32 * panel.scale[at + r];
+                    if mins {
+                        fblk[r] += panel.minv[at + r] * sum;
+                    }
+                }
+            }
+            let d = acts.dx[token * blocks + b];
+            for (f, v) in facc.iter_mut().zip(&fblk) {
+                *f += v * d;
+            }
+        }
+        *out = facc;
+    }
+}
