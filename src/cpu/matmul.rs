@@ -20,9 +20,10 @@ use std::sync::Mutex;
 use crate::quant::GgmlType;
 
 use super::act_quant::{ActFormat, ActsPart, QuantizedActs};
-use super::kernels::panel::{self, Panel, PanelActs, PANEL_ROWS};
+use super::kernels::panel;
+use super::kernels::panel::{FloatPanel, Panel, PanelActs, FLOAT_PANEL_TOKENS, PANEL_ROWS};
 use super::kernels::{
-    Acts, KernelTable, PanelTile, RowKernel, SimdLevel, PANEL_TOKENS, TILE_TOKENS,
+    Acts, FloatPanelTile, KernelTable, PanelTile, RowKernel, SimdLevel, PANEL_TOKENS, TILE_TOKENS,
 };
 use super::ThreadPool;
 
@@ -86,6 +87,11 @@ fn matmul_with(
         return naive_parallel(pool, w, x, n_tokens, y);
     };
     let format = ActFormat::for_weight(w.ty);
+    if let Some(tile) = table.float_panel_tile {
+        if n_tokens > TILE_TOKENS && format == ActFormat::F32 && !w.ty.is_quantized() {
+            return run_float_panels(pool, tile, w, x, n_tokens, y);
+        }
+    }
     let mut quantized = if format == ActFormat::F32 {
         QuantizedActs::default()
     } else {
@@ -193,6 +199,57 @@ fn run_panels(
             for t0 in (0..n_tokens).step_by(PANEL_TOKENS) {
                 let nt = PANEL_TOKENS.min(n_tokens - t0);
                 tile(&panel, &acts, t0, nt, g_cols, mins, &mut tile_out);
+                for (k, vals) in tile_out.iter().enumerate().take(nt) {
+                    // SAFETY: rows r0..r0+nr belong to this panel alone and lie inside
+                    // y's row t0+k (t0+k < n_tokens, r0+nr ≤ rows).
+                    unsafe {
+                        std::ptr::copy_nonoverlapping(
+                            vals.as_ptr(),
+                            out.0.add((t0 + k) * rows + r0),
+                            nr,
+                        )
+                    };
+                }
+            }
+        }
+    });
+}
+
+/// Prefill with float weights: 16 rows at a time converted to an f32 panel, multiplied
+/// with every token, [`FLOAT_PANEL_TOKENS`] at a time.
+fn run_float_panels(
+    pool: &ThreadPool,
+    tile: FloatPanelTile,
+    w: WeightRef<'_>,
+    x: &[f32],
+    n_tokens: usize,
+    y: &mut [f32],
+) {
+    let rows = w.rows;
+    let row_bytes = w.row_bytes();
+    let n_panels = rows.div_ceil(PANEL_ROWS);
+    let next = AtomicUsize::new(0);
+    let out = SharedOut(y.as_mut_ptr());
+    pool.run(|_, _| {
+        let out = &out;
+        let mut panel = FloatPanel::new(w.cols);
+        let mut tile_out = [[0f32; PANEL_ROWS]; FLOAT_PANEL_TOKENS];
+        loop {
+            let p = next.fetch_add(1, Ordering::Relaxed);
+            if p >= n_panels {
+                break;
+            }
+            let r0 = p * PANEL_ROWS;
+            let nr = PANEL_ROWS.min(rows - r0);
+            panel.fill(
+                w.ty,
+                &w.data[r0 * row_bytes..(r0 + nr) * row_bytes],
+                row_bytes,
+                nr,
+            );
+            for t0 in (0..n_tokens).step_by(FLOAT_PANEL_TOKENS) {
+                let nt = FLOAT_PANEL_TOKENS.min(n_tokens - t0);
+                tile(&panel, x, t0, nt, &mut tile_out);
                 for (k, vals) in tile_out.iter().enumerate().take(nt) {
                     // SAFETY: rows r0..r0+nr belong to this panel alone and lie inside
                     // y's row t0+k (t0+k < n_tokens, r0+nr ≤ rows).

@@ -125,6 +125,8 @@ pub struct KernelTable {
     /// The prefill panel tile, where the level has one, and the types it takes.
     pub panel_tile: Option<PanelTile>,
     pub panel_supports: fn(GgmlType) -> bool,
+    /// The prefill tile for float weights, where the level has one.
+    pub float_panel_tile: Option<FloatPanelTile>,
     /// Activation quantizers (bit-exact with the portable ones in `act_quant`).
     pub quantize_block32: QuantizeFn<f32>,
     pub quantize_q8k: QuantizeFn<i16>,
@@ -142,6 +144,15 @@ pub type PanelTile = fn(
     usize,
     bool,
     &mut [[f32; panel::PANEL_ROWS]; PANEL_TOKENS],
+);
+
+/// See [`x86_avx512::float_panel_tile`].
+pub type FloatPanelTile = fn(
+    &panel::FloatPanel,
+    &[f32],
+    usize,
+    usize,
+    &mut [[f32; panel::PANEL_ROWS]; panel::FLOAT_PANEL_TOKENS],
 );
 
 /// Tokens per panel tile.
@@ -187,6 +198,8 @@ impl KernelTable {
         #[allow(unused_mut)]
         let mut panel_supports: fn(GgmlType) -> bool = panel::supported;
         #[allow(unused_mut)]
+        let mut float_panel_tile: Option<FloatPanelTile> = None;
+        #[allow(unused_mut)]
         let mut quantize_block32: QuantizeFn<f32> = super::act_quant::quantize_block32;
         #[allow(unused_mut)]
         let mut quantize_q8k: QuantizeFn<i16> = super::act_quant::quantize_q8k;
@@ -201,6 +214,7 @@ impl KernelTable {
             if level >= SimdLevel::Avx512 {
                 panel_tile = Some(x86_avx512::panel_tile);
                 panel_supports = panel::supported;
+                float_panel_tile = Some(x86_avx512::float_panel_tile);
             }
         }
         KernelTable {
@@ -208,6 +222,7 @@ impl KernelTable {
             kernels,
             panel_tile,
             panel_supports,
+            float_panel_tile,
             quantize_block32,
             quantize_q8k,
         }

@@ -256,3 +256,44 @@ pub fn panel_tile_portable(
         *out = facc;
     }
 }
+
+/// Tokens per float panel tile.
+pub const FLOAT_PANEL_TOKENS: usize = 8;
+
+/// 16 float weight rows (F32, F16 or BF16) as f32, interleaved `[col][16 rows]` so one
+/// 64-byte load holds a column of all 16 rows.
+pub struct FloatPanel {
+    pub cols: usize,
+    pub w: Vec<f32>,
+    /// Scratch: the 16 rows, row after row.
+    rows_vals: Vec<f32>,
+}
+
+impl FloatPanel {
+    pub fn new(cols: usize) -> FloatPanel {
+        FloatPanel {
+            cols,
+            w: vec![0.0; cols * PANEL_ROWS],
+            rows_vals: vec![0.0; cols * PANEL_ROWS],
+        }
+    }
+
+    /// Converts `rows` (at most 16, each `row_bytes` long, back to back); missing rows
+    /// become zeros.
+    pub fn fill(&mut self, ty: GgmlType, data: &[u8], row_bytes: usize, rows: usize) {
+        let cols = self.cols;
+        for (r, vals) in self.rows_vals.chunks_exact_mut(cols).enumerate() {
+            if r < rows {
+                ty.dequantize_row(&data[r * row_bytes..(r + 1) * row_bytes], vals);
+            } else {
+                vals.fill(0.0);
+            }
+        }
+        // Each output line of 16 is written once, in order.
+        for (c, line) in self.w.chunks_exact_mut(PANEL_ROWS).enumerate() {
+            for (r, v) in line.iter_mut().enumerate() {
+                *v = self.rows_vals[r * cols + c];
+            }
+        }
+    }
+}

@@ -328,3 +328,53 @@ unsafe fn tile<const G: usize, const SB: usize, const NT: usize, const MINS: boo
         }
     }
 }
+
+/// `out[k][r] = Σ_c float panel row r · x row (t0 + k)` for `k < nt ≤ 8`. Given out by
+/// the table only on the AVX-512 level.
+pub fn float_panel_tile(
+    panel: &super::panel::FloatPanel,
+    x: &[f32],
+    t0: usize,
+    nt: usize,
+    out: &mut [[f32; PANEL_ROWS]; super::panel::FLOAT_PANEL_TOKENS],
+) {
+    assert!((1..=super::panel::FLOAT_PANEL_TOKENS).contains(&nt));
+    assert!(x.len() >= (t0 + nt) * panel.cols);
+    assert!(panel.w.len() >= panel.cols * PANEL_ROWS);
+    // SAFETY (all arms): AVX-512 F was detected before this entry was handed out; the
+    // bounds were asserted above.
+    unsafe {
+        match nt {
+            1 => float_tile::<1>(panel, x, t0, out),
+            2 => float_tile::<2>(panel, x, t0, out),
+            3 => float_tile::<3>(panel, x, t0, out),
+            4 => float_tile::<4>(panel, x, t0, out),
+            5 => float_tile::<5>(panel, x, t0, out),
+            6 => float_tile::<6>(panel, x, t0, out),
+            7 => float_tile::<7>(panel, x, t0, out),
+            _ => float_tile::<8>(panel, x, t0, out),
+        }
+    }
+}
+
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c")]
+unsafe fn float_tile<const NT: usize>(
+    panel: &super::panel::FloatPanel,
+    x: &[f32],
+    t0: usize,
+    out: &mut [[f32; PANEL_ROWS]; super::panel::FLOAT_PANEL_TOKENS],
+) {
+    let cols = panel.cols;
+    let w = panel.w.as_ptr();
+    let x = x.as_ptr().add(t0 * cols);
+    let mut acc = [_mm512_setzero_ps(); NT];
+    for c in 0..cols {
+        let wv = _mm512_loadu_ps(w.add(c * PANEL_ROWS));
+        for (t, acc) in acc.iter_mut().enumerate() {
+            *acc = _mm512_fmadd_ps(_mm512_set1_ps(*x.add(t * cols + c)), wv, *acc);
+        }
+    }
+    for (t, acc) in acc.iter().enumerate() {
+        _mm512_storeu_ps(out[t].as_mut_ptr(), *acc);
+    }
+}
