@@ -27,6 +27,32 @@ pub struct Acts<'a> {
     pub q: &'a QuantizedActs,
 }
 
+impl Acts<'_> {
+    /// Asserts that tokens `t0 .. t0 + nt` exist in every array a kernel of `format`
+    /// reads (the SIMD kernels read them through raw pointers).
+    pub fn check(&self, format: super::act_quant::ActFormat, t0: usize, nt: usize) {
+        use super::act_quant::ActFormat;
+        assert!(
+            nt <= TILE_TOKENS,
+            "at most {TILE_TOKENS} tokens per kernel call"
+        );
+        let end = (t0 + nt) * self.cols;
+        match format {
+            ActFormat::F32 => assert!(self.x.len() >= end, "f32 activations too short"),
+            ActFormat::Q8Block32 => {
+                let q = self.q;
+                assert!(q.qs.len() >= end && q.d.len() >= end / 32 && q.s.len() >= end / 32);
+                assert_eq!(self.cols % 32, 0);
+            }
+            ActFormat::Q8K => {
+                let q = self.q;
+                assert!(q.qs.len() >= end && q.d.len() >= end / 256 && q.bsums.len() >= end / 16);
+                assert_eq!(self.cols % 256, 0);
+            }
+        }
+    }
+}
+
 /// `out[k] = row · activation row (t0 + k)` for `k < nt` (`nt ≤ TILE_TOKENS`).
 pub type RowKernel =
     fn(row: &[u8], acts: &Acts<'_>, t0: usize, nt: usize, out: &mut [f32; TILE_TOKENS]);

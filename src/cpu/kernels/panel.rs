@@ -79,6 +79,14 @@ impl Panel {
         }
     }
 
+    /// Asserts that the arrays hold what `cols` and `groups` promise (the SIMD tiles
+    /// read them through raw pointers).
+    pub fn check(&self) {
+        let n = self.groups * PANEL_ROWS;
+        assert!(self.w.len() * 4 >= self.cols * PANEL_ROWS);
+        assert!(self.scale.len() >= n && self.corr.len() >= n && self.minv.len() >= n);
+    }
+
     /// Decodes `rows` (at most 16, each `row_bytes` long, back to back); missing rows
     /// become zeros.
     pub fn fill(&mut self, ty: GgmlType, data: &[u8], row_bytes: usize, rows: usize) {

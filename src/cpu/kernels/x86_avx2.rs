@@ -8,6 +8,7 @@
 
 use std::arch::x86_64::*;
 
+use crate::cpu::act_quant::ActFormat;
 use crate::quant::GgmlType;
 
 use super::panel::PANEL_ROWS;
@@ -34,9 +35,9 @@ pub fn kernel(ty: GgmlType) -> Option<RowKernel> {
 
 /// A safe entry for the dispatch table around an AVX2 kernel.
 macro_rules! table_entry {
-    ($name:ident, $inner:ident) => {
+    ($name:ident, $inner:ident, $format:ident) => {
         fn $name(row: &[u8], acts: &Acts<'_>, t0: usize, nt: usize, out: &mut [f32; TILE_TOKENS]) {
-            check_bounds(row, acts, t0, nt);
+            acts.check(ActFormat::$format, t0, nt);
             // SAFETY: the table holds this entry only when AVX2, FMA and F16C were
             // detected; the slices were bounds-checked above for what the kernel reads.
             // The token count is made a constant so the accumulators stay in registers.
@@ -52,31 +53,19 @@ macro_rules! table_entry {
     };
 }
 
-/// The kernels read `cols` elements of the row and of tokens `t0..t0+nt` through raw
-/// pointers; check once per call that those exist.
-fn check_bounds(_row: &[u8], acts: &Acts<'_>, t0: usize, nt: usize) {
-    assert!(nt <= TILE_TOKENS);
-    let end = (t0 + nt) * acts.cols;
-    if acts.q.qs.is_empty() {
-        assert!(acts.x.len() >= end);
-    } else {
-        assert!(acts.q.qs.len() >= end);
-    }
-}
-
-table_entry!(f32_kernel, f32_avx2);
-table_entry!(f16_kernel, f16_avx2);
-table_entry!(bf16_kernel, bf16_avx2);
-table_entry!(q4_0_kernel, q4_0_avx2);
-table_entry!(q4_1_kernel, q4_1_avx2);
-table_entry!(q5_0_kernel, q5_0_avx2);
-table_entry!(q5_1_kernel, q5_1_avx2);
-table_entry!(q8_0_kernel, q8_0_avx2);
-table_entry!(q2_k_kernel, q2_k_avx2);
-table_entry!(q3_k_kernel, q3_k_avx2);
-table_entry!(q4_k_kernel, q4_k_avx2);
-table_entry!(q5_k_kernel, q5_k_avx2);
-table_entry!(q6_k_kernel, q6_k_avx2);
+table_entry!(f32_kernel, f32_avx2, F32);
+table_entry!(f16_kernel, f16_avx2, F32);
+table_entry!(bf16_kernel, bf16_avx2, F32);
+table_entry!(q4_0_kernel, q4_0_avx2, Q8Block32);
+table_entry!(q4_1_kernel, q4_1_avx2, Q8Block32);
+table_entry!(q5_0_kernel, q5_0_avx2, Q8Block32);
+table_entry!(q5_1_kernel, q5_1_avx2, Q8Block32);
+table_entry!(q8_0_kernel, q8_0_avx2, Q8Block32);
+table_entry!(q2_k_kernel, q2_k_avx2, Q8K);
+table_entry!(q3_k_kernel, q3_k_avx2, Q8K);
+table_entry!(q4_k_kernel, q4_k_avx2, Q8K);
+table_entry!(q5_k_kernel, q5_k_avx2, Q8K);
+table_entry!(q6_k_kernel, q6_k_avx2, Q8K);
 
 #[inline(always)]
 unsafe fn hsum(v: __m256) -> f32 {
@@ -1024,6 +1013,7 @@ pub fn panel_tile(
     out: &mut [[f32; PANEL_ROWS]; super::PANEL_TOKENS],
 ) {
     assert!((1..=super::PANEL_TOKENS).contains(&nt));
+    panel.check();
     assert_eq!(panel.cols, acts.cols);
     assert_eq!(panel.groups * g_cols, panel.cols);
     assert!(acts.xu8.len() >= (t0 + nt) * acts.cols);

@@ -27,10 +27,7 @@ pub fn kernel(ty: GgmlType) -> Option<RowKernel> {
 macro_rules! table_entry {
     ($name:ident, $inner:ident) => {
         fn $name(row: &[u8], acts: &Acts<'_>, t0: usize, nt: usize, out: &mut [f32; TILE_TOKENS]) {
-            assert!(nt <= TILE_TOKENS);
-            assert!(acts.q.qs.len() >= (t0 + nt) * acts.cols);
-            assert!(acts.q.d.len() >= (t0 + nt) * acts.cols / 32);
-            assert!(acts.q.s.len() >= (t0 + nt) * acts.cols / 32);
+            acts.check(crate::cpu::act_quant::ActFormat::Q8Block32, t0, nt);
             // SAFETY: the table holds this entry only when the AVX-512 level was
             // detected; the activation slices were checked above, the row in the kernel.
             unsafe {
@@ -223,18 +220,11 @@ pub fn panel_tile(
     out: &mut [[f32; PANEL_ROWS]; PANEL_TOKENS],
 ) {
     assert!((1..=PANEL_TOKENS).contains(&nt));
+    panel.check();
     assert_eq!(panel.cols, acts.cols);
     assert_eq!(panel.groups * g_cols, panel.cols);
     assert!(acts.xu8.len() >= (t0 + nt) * acts.cols);
     assert!(acts.xs.len() >= (t0 + nt) * panel.groups);
-    assert_eq!(
-        acts.groups_per_block * g_cols,
-        if acts.groups_per_block == 1 {
-            g_cols
-        } else {
-            256
-        }
-    );
     assert!(acts.dx.len() * acts.groups_per_block >= (t0 + nt) * panel.groups);
     macro_rules! go {
         ($g:literal, $sb:literal, $m:literal) => {
