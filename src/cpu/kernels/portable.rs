@@ -181,6 +181,7 @@ pub struct KBlock {
 }
 
 /// The 6-bit scale and min of sub-block `j` (of 8) in Q4_K/Q5_K's 12 scale bytes.
+#[inline]
 pub fn k4_scale_min(b: &[u8], j: usize) -> (u8, u8) {
     if j < 4 {
         (b[j] & 63, b[j + 4] & 63)
@@ -193,6 +194,7 @@ pub fn k4_scale_min(b: &[u8], j: usize) -> (u8, u8) {
 }
 
 /// The 16 signed 6-bit scales of Q3_K (already minus 32).
+#[inline]
 pub fn q3k_scales(b: &[u8]) -> [i32; 16] {
     let mut s = [0i32; 16];
     for i in 0..4 {
