@@ -706,7 +706,9 @@ pub fn panel_row(
     let fast = matches!(
         ty,
         GgmlType::Q4_0
+            | GgmlType::Q4_1
             | GgmlType::Q5_0
+            | GgmlType::Q5_1
             | GgmlType::Q8_0
             | GgmlType::Q4K
             | GgmlType::Q5K
@@ -765,12 +767,14 @@ unsafe fn panel_row_avx2(
     for b in 0..vals.len() / be {
         let p = row.as_ptr().add(b * bb);
         match ty {
-            GgmlType::Q4_0 | GgmlType::Q5_0 | GgmlType::Q8_0 => {
+            GgmlType::Q4_0 | GgmlType::Q5_0 | GgmlType::Q8_0 | GgmlType::Q4_1 | GgmlType::Q5_1 => {
                 let (u, offset) = match ty {
                     GgmlType::Q4_0 => (nibbles(p.add(2)), 8),
                     GgmlType::Q5_0 => {
                         (_mm256_or_si256(nibbles(p.add(6)), fifth_bits(p.add(2))), 16)
                     }
+                    GgmlType::Q4_1 => (nibbles(p.add(4)), 0),
+                    GgmlType::Q5_1 => (_mm256_or_si256(nibbles(p.add(8)), fifth_bits(p.add(4))), 0),
                     // Signed bytes: flip to unsigned (+128) for the sum.
                     _ => (
                         _mm256_xor_si256(
@@ -783,7 +787,8 @@ unsafe fn panel_row_avx2(
                 let signed = _mm256_sub_epi8(u, _mm256_set1_epi8(offset as i8));
                 _mm256_storeu_si256(out.add(b), signed);
                 scale[b * PANEL_ROWS + r] = load_f16(p);
-                minv[b * PANEL_ROWS + r] = 0.0;
+                let has_min = matches!(ty, GgmlType::Q4_1 | GgmlType::Q5_1);
+                minv[b * PANEL_ROWS + r] = if has_min { load_f16(p.add(2)) } else { 0.0 };
                 corr[b * PANEL_ROWS + r] = -128 * (byte_sum(u) - 32 * offset);
             }
             GgmlType::Q4K | GgmlType::Q5K => {
