@@ -9,3 +9,6 @@ pub mod cli;
 pub mod cpu;
 pub mod gguf;
 pub mod quant;
+pub mod synth;
+pub mod tokenizer;
+pub mod weight_types;
