@@ -4,8 +4,9 @@
 //! Environment: `TANDEM_BENCH_TYPES=q4_0,q8_0` limits the weight types,
 //! `TANDEM_BENCH_TOKENS=128` sets the prefill batch, `TANDEM_BENCH_THREADS=2` the pool,
 //! `TANDEM_CPU_SIMD` the level. `TANDEM_BENCH_RAW=vec|mat` skips criterion and runs that
-//! case of the first selected type on 2048×2048 for `TANDEM_BENCH_ITERS` iterations (for
-//! `perf stat -e cycles:u`, which stays meaningful on a busy machine).
+//! case of the first selected type on 2048×2048 (or `TANDEM_BENCH_SHAPE=ROWSxCOLS`) for
+//! `TANDEM_BENCH_ITERS` iterations (for `perf stat -e task-clock`, which stays
+//! meaningful on a busy machine).
 
 use std::hint::black_box;
 
@@ -97,7 +98,13 @@ fn env_usize(name: &str, default: usize) -> usize {
 fn raw(case: &str) {
     let pool = ThreadPool::new(env_usize("TANDEM_BENCH_THREADS", 2));
     let ty = selected_types()[0];
-    let (rows, cols) = (2048, 2048);
+    let (rows, cols) = match std::env::var("TANDEM_BENCH_SHAPE") {
+        Ok(shape) => {
+            let (r, c) = shape.split_once('x').expect("TANDEM_BENCH_SHAPE=ROWSxCOLS");
+            (r.parse().expect("rows"), c.parse().expect("cols"))
+        }
+        Err(_) => (2048, 2048),
+    };
     let n = if case == "vec" {
         1
     } else {
