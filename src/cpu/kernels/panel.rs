@@ -122,6 +122,11 @@ impl Panel {
                 self.corr[g * PANEL_ROWS + r] = -128 * sum;
             }
         }
+        #[cfg(target_arch = "x86_64")]
+        if super::x86_avx2::interleave_panel(&all, quads, &mut self.w) {
+            self.rows_vals = all;
+            return;
+        }
         // Interleave: each output line of 16 quads is written once, in order.
         for (k4, line) in self.w.chunks_exact_mut(PANEL_ROWS).enumerate() {
             for (r, v) in line.iter_mut().enumerate() {

@@ -732,6 +732,52 @@ pub fn panel_row(
     true
 }
 
+/// The legacy formats' panel rows; `KIND`: 0 = Q4_0, 1 = Q4_1, 2 = Q5_0, 3 = Q5_1,
+/// 4 = Q8_0. Callers have checked the lengths (see `panel_row`).
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+unsafe fn legacy_panel_row<const KIND: usize>(
+    row: &[u8],
+    r: usize,
+    vals: &mut [i8],
+    scale: &mut [f32],
+    minv: &mut [f32],
+    corr: &mut [i32],
+) {
+    let bb = [18, 20, 22, 24, 34][KIND];
+    let out = vals.as_mut_ptr() as *mut __m256i;
+    let (sp, mp, cp) = (scale.as_mut_ptr(), minv.as_mut_ptr(), corr.as_mut_ptr());
+    for b in 0..vals.len() / 32 {
+        let p = row.as_ptr().add(b * bb);
+        let (u, offset) = match KIND {
+            0 => (nibbles(p.add(2)), 8),
+            1 => (nibbles(p.add(4)), 0),
+            2 => (_mm256_or_si256(nibbles(p.add(6)), fifth_bits(p.add(2))), 16),
+            3 => (_mm256_or_si256(nibbles(p.add(8)), fifth_bits(p.add(4))), 0),
+            // Signed bytes: flip to unsigned (+128) for the sum.
+            _ => (
+                _mm256_xor_si256(
+                    _mm256_loadu_si256(p.add(2) as *const __m256i),
+                    _mm256_set1_epi8(-128),
+                ),
+                128,
+            ),
+        };
+        _mm256_storeu_si256(
+            out.add(b),
+            _mm256_sub_epi8(u, _mm256_set1_epi8(offset as i8)),
+        );
+        let at = b * PANEL_ROWS + r;
+        *sp.add(at) = load_f16(p);
+        *mp.add(at) = if KIND == 1 || KIND == 3 {
+            load_f16(p.add(2))
+        } else {
+            0.0
+        };
+        *cp.add(at) = -128 * (byte_sum(u) - 32 * offset);
+    }
+}
+
 /// Σ of 32 unsigned bytes.
 #[inline(always)]
 unsafe fn byte_sum(v: __m256i) -> i32 {
@@ -762,35 +808,19 @@ unsafe fn panel_row_avx2(
     minv: &mut [f32],
     corr: &mut [i32],
 ) {
+    match ty {
+        GgmlType::Q4_0 => return legacy_panel_row::<0>(row, r, vals, scale, minv, corr),
+        GgmlType::Q4_1 => return legacy_panel_row::<1>(row, r, vals, scale, minv, corr),
+        GgmlType::Q5_0 => return legacy_panel_row::<2>(row, r, vals, scale, minv, corr),
+        GgmlType::Q5_1 => return legacy_panel_row::<3>(row, r, vals, scale, minv, corr),
+        GgmlType::Q8_0 => return legacy_panel_row::<4>(row, r, vals, scale, minv, corr),
+        _ => {}
+    }
     let (bb, be) = (ty.block_bytes(), ty.block_elems());
     let out = vals.as_mut_ptr() as *mut __m256i;
     for b in 0..vals.len() / be {
         let p = row.as_ptr().add(b * bb);
         match ty {
-            GgmlType::Q4_0 | GgmlType::Q5_0 | GgmlType::Q8_0 | GgmlType::Q4_1 | GgmlType::Q5_1 => {
-                let (u, offset) = match ty {
-                    GgmlType::Q4_0 => (nibbles(p.add(2)), 8),
-                    GgmlType::Q5_0 => {
-                        (_mm256_or_si256(nibbles(p.add(6)), fifth_bits(p.add(2))), 16)
-                    }
-                    GgmlType::Q4_1 => (nibbles(p.add(4)), 0),
-                    GgmlType::Q5_1 => (_mm256_or_si256(nibbles(p.add(8)), fifth_bits(p.add(4))), 0),
-                    // Signed bytes: flip to unsigned (+128) for the sum.
-                    _ => (
-                        _mm256_xor_si256(
-                            _mm256_loadu_si256(p.add(2) as *const __m256i),
-                            _mm256_set1_epi8(-128),
-                        ),
-                        128,
-                    ),
-                };
-                let signed = _mm256_sub_epi8(u, _mm256_set1_epi8(offset as i8));
-                _mm256_storeu_si256(out.add(b), signed);
-                scale[b * PANEL_ROWS + r] = load_f16(p);
-                let has_min = matches!(ty, GgmlType::Q4_1 | GgmlType::Q5_1);
-                minv[b * PANEL_ROWS + r] = if has_min { load_f16(p.add(2)) } else { 0.0 };
-                corr[b * PANEL_ROWS + r] = -128 * (byte_sum(u) - 32 * offset);
-            }
             GgmlType::Q4K | GgmlType::Q5K => {
                 let five = ty == GgmlType::Q5K;
                 let d = load_f16(p);
@@ -1105,5 +1135,60 @@ unsafe fn panel_tile_avx2<const G: usize, const SB: usize, const NT: usize, cons
     }
     for (t, acc) in facc.iter().enumerate() {
         _mm256_storeu_ps(out[t].as_mut_ptr().add(8 * half), *acc);
+    }
+}
+
+/// Interleaves 16 decoded rows (`rows_vals`: row after row, `quads` u32 each) into the
+/// panel layout `w[quad][16 rows]` with 8×8 transposes. Returns false (doing nothing)
+/// without AVX2 or when `quads` is not a multiple of 8.
+pub fn interleave_panel(rows_vals: &[u32], quads: usize, w: &mut [u32]) -> bool {
+    if !is_x86_feature_detected!("avx2") || quads % 8 != 0 {
+        return false;
+    }
+    assert!(rows_vals.len() >= quads * PANEL_ROWS && w.len() >= quads * PANEL_ROWS);
+    // SAFETY: AVX2 was detected just above; the lengths were checked.
+    unsafe { interleave_panel_avx2(rows_vals, quads, w) };
+    true
+}
+
+#[target_feature(enable = "avx2")]
+unsafe fn interleave_panel_avx2(rows_vals: &[u32], quads: usize, w: &mut [u32]) {
+    let src = rows_vals.as_ptr();
+    let dst = w.as_mut_ptr();
+    for k0 in (0..quads).step_by(8) {
+        for half in 0..PANEL_ROWS / 8 {
+            let r: [__m256i; 8] = std::array::from_fn(|i| {
+                _mm256_loadu_si256(src.add((8 * half + i) * quads + k0) as *const __m256i)
+            });
+            let t0 = _mm256_unpacklo_epi32(r[0], r[1]);
+            let t1 = _mm256_unpackhi_epi32(r[0], r[1]);
+            let t2 = _mm256_unpacklo_epi32(r[2], r[3]);
+            let t3 = _mm256_unpackhi_epi32(r[2], r[3]);
+            let t4 = _mm256_unpacklo_epi32(r[4], r[5]);
+            let t5 = _mm256_unpackhi_epi32(r[4], r[5]);
+            let t6 = _mm256_unpacklo_epi32(r[6], r[7]);
+            let t7 = _mm256_unpackhi_epi32(r[6], r[7]);
+            let u0 = _mm256_unpacklo_epi64(t0, t2);
+            let u1 = _mm256_unpackhi_epi64(t0, t2);
+            let u2 = _mm256_unpacklo_epi64(t1, t3);
+            let u3 = _mm256_unpackhi_epi64(t1, t3);
+            let u4 = _mm256_unpacklo_epi64(t4, t6);
+            let u5 = _mm256_unpackhi_epi64(t4, t6);
+            let u6 = _mm256_unpacklo_epi64(t5, t7);
+            let u7 = _mm256_unpackhi_epi64(t5, t7);
+            let cols = [
+                _mm256_permute2x128_si256(u0, u4, 0x20),
+                _mm256_permute2x128_si256(u1, u5, 0x20),
+                _mm256_permute2x128_si256(u2, u6, 0x20),
+                _mm256_permute2x128_si256(u3, u7, 0x20),
+                _mm256_permute2x128_si256(u0, u4, 0x31),
+                _mm256_permute2x128_si256(u1, u5, 0x31),
+                _mm256_permute2x128_si256(u2, u6, 0x31),
+                _mm256_permute2x128_si256(u3, u7, 0x31),
+            ];
+            for (k, v) in cols.into_iter().enumerate() {
+                _mm256_storeu_si256(dst.add((k0 + k) * PANEL_ROWS + 8 * half) as *mut __m256i, v);
+            }
+        }
     }
 }
