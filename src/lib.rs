@@ -8,4 +8,5 @@
 pub mod cli;
 pub mod cpu;
 pub mod gguf;
+pub mod gpu;
 pub mod quant;

@@ -1,0 +1,70 @@
+// Attention of n_tokens queries over a KV cache, one workgroup per (query head, token).
+// q: [n_tokens, n_heads, head_dim]; k, v: [kv_len, n_kv_heads, head_dim] (cache rows, the
+// new tokens already appended); out: [n_tokens, n_heads, head_dim].
+// Query t sits at position pos0 + t and sees cache positions j with j <= pos0 + t and,
+// when window > 0, j > pos0 + t - window. Head h reads kv head h / (n_heads / n_kv_heads).
+// scores: scratch of n_tokens * n_heads * kv_len floats.
+
+struct Params {
+    n_tokens: u32,
+    n_heads: u32,
+    n_kv_heads: u32,
+    head_dim: u32,
+    kv_len: u32,
+    pos0: u32,
+    window: u32,
+    scale: f32,
+}
+
+@group(0) @binding(0) var<storage, read> q: array<f32>;
+@group(0) @binding(1) var<storage, read> k: array<f32>;
+@group(0) @binding(2) var<storage, read> v: array<f32>;
+@group(0) @binding(3) var<storage, read_write> scores: array<f32>;
+@group(0) @binding(4) var<storage, read_write> out: array<f32>;
+@group(0) @binding(5) var<uniform> p: Params;
+
+const WG_SIZE: u32 = 64u;
+
+@compute @workgroup_size(64)
+fn main(cin: ComputeIn) {
+    let head = cin.wid.x;
+    let t = cin.wid.y;
+    let kv_head = head / (p.n_heads / p.n_kv_heads);
+    let q_base = (t * p.n_heads + head) * p.head_dim;
+    let s_base = (t * p.n_heads + head) * p.kv_len;
+    let kv_stride = p.n_kv_heads * p.head_dim;
+    let pos = p.pos0 + t;
+    let last = min(pos, p.kv_len - 1u);
+    var first = 0u;
+    if (p.window > 0u && pos + 1u > p.window) {
+        first = pos + 1u - p.window;
+    }
+
+    var m = -3.0e38;
+    for (var j = first + cin.lid; j <= last; j += WG_SIZE) {
+        let k_base = j * kv_stride + kv_head * p.head_dim;
+        var dot_qk = 0.0;
+        for (var d = 0u; d < p.head_dim; d += 1u) {
+            dot_qk += q[q_base + d] * k[k_base + d];
+        }
+        let s = dot_qk * p.scale;
+        scores[s_base + j] = s;
+        m = max(m, s);
+    }
+    let row_max = workgroup_max(m, cin);
+    var sum = 0.0;
+    for (var j = first + cin.lid; j <= last; j += WG_SIZE) {
+        let e = exp(scores[s_base + j] - row_max);
+        scores[s_base + j] = e;
+        sum += e;
+    }
+    let total = workgroup_sum(sum, cin);
+    storageBarrier();
+    for (var d = cin.lid; d < p.head_dim; d += WG_SIZE) {
+        var acc = 0.0;
+        for (var j = first; j <= last; j += 1u) {
+            acc += scores[s_base + j] * v[j * kv_stride + kv_head * p.head_dim + d];
+        }
+        out[q_base + d] = acc / total;
+    }
+}

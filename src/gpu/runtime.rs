@@ -1,0 +1,773 @@
+//! Pipelines, bind groups, uploads, readback and batches of kernel dispatches.
+//!
+//! Each kernel's pipeline is built once (on first use) for the device's feature set.
+//! Kernel parameters travel in one uniform "ring" buffer at dynamic offsets, so a bind
+//! group depends only on the buffers bound and is cached by their ids. A [`Batch`]
+//! records any number of dispatches into one command encoder and submits them together.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use anyhow::{bail, ensure, Context};
+
+use crate::gpu::buffer::{GpuBuffer, GpuWeight};
+use crate::gpu::device::{GpuDevice, GpuOptions};
+use crate::gpu::shaders::{Access, BinaryOp, Kernel};
+use crate::quant::GgmlType;
+
+/// Bytes reserved for one dispatch's parameters (every kernel's Params is 32 bytes).
+const PARAMS_SIZE: u64 = 32;
+/// Dispatches one batch can hold before it is flushed to the queue.
+const RING_SLOTS: u64 = 1024;
+/// Workgroups per dimension wgpu guarantees.
+const MAX_GROUPS_PER_DIM: u32 = 65535;
+/// Batches of at most this many tokens use the matrix x vector kernel.
+const MATVEC_MAX_TOKENS: usize = 4;
+
+struct Pipeline {
+    pipeline: wgpu::ComputePipeline,
+    layout: wgpu::BindGroupLayout,
+}
+
+/// A GPU with its compiled kernels: the entry point of the GPU backend.
+pub struct Gpu {
+    pub device: GpuDevice,
+    pipelines: Mutex<HashMap<Kernel, Arc<Pipeline>>>,
+    bind_groups: Mutex<HashMap<(Kernel, Vec<u64>), wgpu::BindGroup>>,
+    ring: Mutex<ParamRing>,
+}
+
+struct ParamRing {
+    buffer: wgpu::Buffer,
+    id: u64,
+    stride: u64,
+}
+
+/// Rotary embedding settings (llama.cpp's rope without YaRN extrapolation).
+#[derive(Clone, Copy, Debug)]
+pub struct RopeParams {
+    pub n_tokens: usize,
+    pub n_heads: usize,
+    pub head_dim: usize,
+    /// Leading dims of each head that are rotated (even, <= head_dim).
+    pub n_rot: usize,
+    pub freq_base: f32,
+    pub freq_scale: f32,
+    /// Pairs (i, i + n_rot/2) instead of (2i, 2i+1).
+    pub neox: bool,
+}
+
+/// Attention of a batch of queries over a KV cache.
+#[derive(Clone, Copy, Debug)]
+pub struct AttentionParams {
+    pub n_tokens: usize,
+    pub n_heads: usize,
+    pub n_kv_heads: usize,
+    pub head_dim: usize,
+    /// Cache rows that hold data (the batch's own keys included).
+    pub kv_len: usize,
+    /// Position of the batch's first query.
+    pub pos0: usize,
+    /// Sliding window (keys j > pos - window are visible); 0 = unlimited.
+    pub window: usize,
+    pub scale: f32,
+}
+
+fn u32_of(v: usize, what: &str) -> anyhow::Result<u32> {
+    u32::try_from(v).with_context(|| format!("{what} = {v} does not fit the GPU kernels"))
+}
+
+/// Splits `n` workgroups over x and y so neither exceeds the per-dimension limit.
+fn spread(n: u32) -> (u32, u32) {
+    if n <= MAX_GROUPS_PER_DIM {
+        (n.max(1), 1)
+    } else {
+        (MAX_GROUPS_PER_DIM, n.div_ceil(MAX_GROUPS_PER_DIM))
+    }
+}
+
+impl Gpu {
+    /// Opens a device as `options` say.
+    pub fn new(options: &GpuOptions) -> anyhow::Result<Gpu> {
+        let device = GpuDevice::new(options)?;
+        let stride = PARAMS_SIZE.next_multiple_of(
+            u64::from(device.limits.min_uniform_buffer_offset_alignment).max(PARAMS_SIZE),
+        );
+        let ring = device.device.create_buffer(&wgpu::BufferDescriptor {
+            label: Some("kernel parameters"),
+            size: stride * RING_SLOTS,
+            usage: wgpu::BufferUsages::UNIFORM | wgpu::BufferUsages::COPY_DST,
+            mapped_at_creation: false,
+        });
+        Ok(Gpu {
+            device,
+            pipelines: Mutex::new(HashMap::new()),
+            bind_groups: Mutex::new(HashMap::new()),
+            ring: Mutex::new(ParamRing {
+                buffer: ring,
+                id: u64::MAX,
+                stride,
+            }),
+        })
+    }
+
+    fn pipeline(&self, kernel: Kernel) -> anyhow::Result<Arc<Pipeline>> {
+        let mut cache = self.pipelines.lock().expect("pipeline cache poisoned");
+        if let Some(p) = cache.get(&kernel) {
+            return Ok(p.clone());
+        }
+        let source = kernel.source(self.device.features)?;
+        let device = &self.device.device;
+        let scope = device.push_error_scope(wgpu::ErrorFilter::Validation);
+        let module = device.create_shader_module(wgpu::ShaderModuleDescriptor {
+            label: Some(&kernel.name()),
+            source: wgpu::ShaderSource::Wgsl(source.into()),
+        });
+        let storage = kernel.storage_bindings();
+        let mut entries: Vec<wgpu::BindGroupLayoutEntry> = storage
+            .iter()
+            .enumerate()
+            .map(|(i, access)| wgpu::BindGroupLayoutEntry {
+                binding: i as u32,
+                visibility: wgpu::ShaderStages::COMPUTE,
+                ty: wgpu::BindingType::Buffer {
+                    ty: wgpu::BufferBindingType::Storage {
+                        read_only: *access == Access::Read,
+                    },
+                    has_dynamic_offset: false,
+                    min_binding_size: None,
+                },
+                count: None,
+            })
+            .collect();
+        entries.push(wgpu::BindGroupLayoutEntry {
+            binding: storage.len() as u32,
+            visibility: wgpu::ShaderStages::COMPUTE,
+            ty: wgpu::BindingType::Buffer {
+                ty: wgpu::BufferBindingType::Uniform,
+                has_dynamic_offset: true,
+                min_binding_size: wgpu::BufferSize::new(PARAMS_SIZE),
+            },
+            count: None,
+        });
+        let layout = device.create_bind_group_layout(&wgpu::BindGroupLayoutDescriptor {
+            label: Some(&kernel.name()),
+            entries: &entries,
+        });
+        let pipeline_layout = device.create_pipeline_layout(&wgpu::PipelineLayoutDescriptor {
+            label: Some(&kernel.name()),
+            bind_group_layouts: &[Some(&layout)],
+            immediate_size: 0,
+        });
+        let pipeline = device.create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
+            label: Some(&kernel.name()),
+            layout: Some(&pipeline_layout),
+            module: &module,
+            entry_point: Some("main"),
+            compilation_options: wgpu::PipelineCompilationOptions::default(),
+            cache: None,
+        });
+        if let Some(error) = pollster::block_on(scope.pop()) {
+            bail!("building GPU kernel {}: {error}", kernel.name());
+        }
+        let p = Arc::new(Pipeline { pipeline, layout });
+        cache.insert(kernel, p.clone());
+        Ok(p)
+    }
+
+    /// Builds every kernel's pipeline now (otherwise each is built on first use).
+    pub fn warm_up(&self) -> anyhow::Result<()> {
+        for kernel in Kernel::all() {
+            self.pipeline(kernel)?;
+        }
+        Ok(())
+    }
+
+    /// A zero-filled buffer of `len` 4-byte elements.
+    pub fn buffer(&self, len: usize) -> GpuBuffer {
+        GpuBuffer::new(&self.device.device, len, "activations")
+    }
+
+    /// A buffer holding `data` (f32, u32 or i32 values).
+    pub fn upload<T: bytemuck::Pod>(&self, data: &[T]) -> anyhow::Result<GpuBuffer> {
+        ensure!(
+            std::mem::size_of::<T>() == 4,
+            "GPU buffers hold 4-byte elements"
+        );
+        let buf = self.buffer(data.len());
+        self.write(&buf, 0, data)?;
+        Ok(buf)
+    }
+
+    /// Writes `data` into `buf` from element `offset` on (ordered before later batches).
+    pub fn write<T: bytemuck::Pod>(
+        &self,
+        buf: &GpuBuffer,
+        offset: usize,
+        data: &[T],
+    ) -> anyhow::Result<()> {
+        let bytes: &[u8] = bytemuck::cast_slice(data);
+        ensure!(
+            bytes.len() % 4 == 0 && offset * 4 + bytes.len() <= buf.len() * 4,
+            "write of {} bytes at element {offset} overruns a buffer of {} elements",
+            bytes.len(),
+            buf.len()
+        );
+        if !bytes.is_empty() {
+            self.device
+                .queue
+                .write_buffer(&buf.buffer, (offset * 4) as u64, bytes);
+        }
+        Ok(())
+    }
+
+    /// Uploads a weight matrix in its GGUF encoding (split to fit the binding limit).
+    pub fn upload_weight(
+        &self,
+        ty: GgmlType,
+        rows: usize,
+        cols: usize,
+        bytes: &[u8],
+    ) -> anyhow::Result<GpuWeight> {
+        self.upload_weight_chunked(ty, rows, cols, bytes, self.device.max_binding_bytes())
+    }
+
+    /// As [`Gpu::upload_weight`] with an explicit chunk limit (tests force splits with it).
+    pub fn upload_weight_chunked(
+        &self,
+        ty: GgmlType,
+        rows: usize,
+        cols: usize,
+        bytes: &[u8],
+        max_chunk_bytes: u64,
+    ) -> anyhow::Result<GpuWeight> {
+        let limit = max_chunk_bytes.min(self.device.max_binding_bytes());
+        GpuWeight::upload(&self.device.device, ty, rows, cols, bytes, limit)
+    }
+
+    /// Reads a buffer back (waits for all submitted work).
+    pub fn read<T: bytemuck::Pod>(&self, buf: &GpuBuffer) -> anyhow::Result<Vec<T>> {
+        ensure!(
+            std::mem::size_of::<T>() == 4,
+            "GPU buffers hold 4-byte elements"
+        );
+        let size = (buf.len().max(1) * 4) as u64;
+        let device = &self.device.device;
+        let staging = device.create_buffer(&wgpu::BufferDescriptor {
+            label: Some("readback"),
+            size,
+            usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
+            mapped_at_creation: false,
+        });
+        let mut encoder = device.create_command_encoder(&wgpu::CommandEncoderDescriptor {
+            label: Some("readback"),
+        });
+        encoder.copy_buffer_to_buffer(&buf.buffer, 0, &staging, 0, size);
+        self.device.queue.submit([encoder.finish()]);
+        let (tx, rx) = std::sync::mpsc::channel();
+        staging.map_async(wgpu::MapMode::Read, .., move |result| {
+            // The receiver outlives the wait below; a send error cannot happen.
+            let _ = tx.send(result);
+        });
+        self.device.wait_idle()?;
+        rx.recv()
+            .context("the GPU dropped a readback request")?
+            .map_err(|e| anyhow::anyhow!("mapping a readback buffer: {e}"))?;
+        let out = {
+            let view = staging
+                .get_mapped_range(..)
+                .map_err(|e| anyhow::anyhow!("reading a mapped buffer: {e:?}"))?;
+            bytemuck::cast_slice::<u8, T>(&view[..buf.len() * 4]).to_vec()
+        };
+        staging.unmap();
+        Ok(out)
+    }
+
+    /// Drops every cached bind group (they keep their buffers alive); call after freeing
+    /// many buffers, e.g. when a model is unloaded.
+    pub fn forget_bind_groups(&self) {
+        self.bind_groups
+            .lock()
+            .expect("bind group cache poisoned")
+            .clear();
+    }
+
+    /// Starts a batch of dispatches that are submitted together.
+    pub fn batch(&self) -> Batch<'_> {
+        let ring = self.ring.lock().expect("parameter ring poisoned");
+        Batch {
+            gpu: self,
+            encoder: None,
+            params: Vec::new(),
+            ring,
+        }
+    }
+}
+
+/// One buffer bound to a kernel: an activation buffer or one chunk of a weight.
+#[derive(Clone, Copy)]
+struct Bound<'a> {
+    buffer: &'a wgpu::Buffer,
+    id: u64,
+}
+
+impl<'a> From<&'a GpuBuffer> for Bound<'a> {
+    fn from(b: &'a GpuBuffer) -> Bound<'a> {
+        Bound {
+            buffer: &b.buffer,
+            id: b.id,
+        }
+    }
+}
+
+/// Dispatches recorded into one command encoder; [`Batch::submit`] sends them.
+/// Outputs must be buffers distinct from the inputs of the same dispatch.
+pub struct Batch<'g> {
+    gpu: &'g Gpu,
+    encoder: Option<wgpu::CommandEncoder>,
+    params: Vec<u8>,
+    ring: MutexGuard<'g, ParamRing>,
+}
+
+impl Batch<'_> {
+    fn dispatch(
+        &mut self,
+        kernel: Kernel,
+        bound: &[Bound<'_>],
+        params: [u32; 8],
+        groups: (u32, u32, u32),
+    ) -> anyhow::Result<()> {
+        debug_assert_eq!(bound.len(), kernel.storage_bindings().len());
+        if self.params.len() as u64 >= self.ring.stride * RING_SLOTS {
+            self.flush()?;
+        }
+        let pipeline = self.gpu.pipeline(kernel)?;
+        let offset = self.params.len() as u64;
+        self.params.extend_from_slice(bytemuck::cast_slice(&params));
+        self.params.resize((offset + self.ring.stride) as usize, 0);
+
+        let device = &self.gpu.device.device;
+        let mut key_ids: Vec<u64> = bound.iter().map(|b| b.id).collect();
+        key_ids.push(self.ring.id);
+        let mut groups_cache = self
+            .gpu
+            .bind_groups
+            .lock()
+            .expect("bind group cache poisoned");
+        let bind_group = groups_cache.entry((kernel, key_ids)).or_insert_with(|| {
+            let mut entries: Vec<wgpu::BindGroupEntry> = bound
+                .iter()
+                .enumerate()
+                .map(|(i, b)| wgpu::BindGroupEntry {
+                    binding: i as u32,
+                    resource: b.buffer.as_entire_binding(),
+                })
+                .collect();
+            entries.push(wgpu::BindGroupEntry {
+                binding: bound.len() as u32,
+                resource: wgpu::BindingResource::Buffer(wgpu::BufferBinding {
+                    buffer: &self.ring.buffer,
+                    offset: 0,
+                    size: wgpu::BufferSize::new(PARAMS_SIZE),
+                }),
+            });
+            device.create_bind_group(&wgpu::BindGroupDescriptor {
+                label: Some(&kernel.name()),
+                layout: &pipeline.layout,
+                entries: &entries,
+            })
+        });
+        let encoder = self.encoder.get_or_insert_with(|| {
+            device.create_command_encoder(&wgpu::CommandEncoderDescriptor {
+                label: Some("batch"),
+            })
+        });
+        let mut pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor {
+            label: None,
+            timestamp_writes: None,
+        });
+        pass.set_pipeline(&pipeline.pipeline);
+        pass.set_bind_group(0, &*bind_group, &[offset as u32]);
+        pass.dispatch_workgroups(groups.0, groups.1, groups.2);
+        Ok(())
+    }
+
+    /// Sends what is recorded so far and starts over (the parameter ring is reused).
+    fn flush(&mut self) -> anyhow::Result<()> {
+        self.gpu.device.check_alive()?;
+        if let Some(encoder) = self.encoder.take() {
+            let queue = &self.gpu.device.queue;
+            queue.write_buffer(&self.ring.buffer, 0, &self.params);
+            queue.submit([encoder.finish()]);
+        }
+        self.params.clear();
+        Ok(())
+    }
+
+    /// Submits the batch (without waiting for it; reads wait).
+    pub fn submit(mut self) -> anyhow::Result<()> {
+        self.flush()
+    }
+
+    /// y[t, r] = sum_k W[r, k] x[t, k] for `n_tokens` tokens; x rows have `w.cols`
+    /// elements, y rows `w.rows`. Picks the matrix x vector kernel for small batches and
+    /// the tiled kernel otherwise.
+    pub fn mul_mat(
+        &mut self,
+        w: &GpuWeight,
+        x: &GpuBuffer,
+        y: &GpuBuffer,
+        n_tokens: usize,
+    ) -> anyhow::Result<()> {
+        if n_tokens <= MATVEC_MAX_TOKENS {
+            self.mat_vec(w, x, y, n_tokens)
+        } else {
+            self.mat_mat(w, x, y, n_tokens)
+        }
+    }
+
+    fn check_mul_mat(
+        w: &GpuWeight,
+        x: &GpuBuffer,
+        y: &GpuBuffer,
+        n_tokens: usize,
+    ) -> anyhow::Result<()> {
+        ensure!(n_tokens > 0, "matrix multiply of zero tokens");
+        ensure!(
+            x.len() >= n_tokens * w.cols && y.len() >= n_tokens * w.rows,
+            "matrix multiply of {n_tokens} tokens through a {}x{} weight: buffers of {} \
+             and {} elements are too small",
+            w.rows,
+            w.cols,
+            x.len(),
+            y.len()
+        );
+        Ok(())
+    }
+
+    /// The matrix x vector kernel: one workgroup per output row and token.
+    pub fn mat_vec(
+        &mut self,
+        w: &GpuWeight,
+        x: &GpuBuffer,
+        y: &GpuBuffer,
+        n_tokens: usize,
+    ) -> anyhow::Result<()> {
+        Self::check_mul_mat(w, x, y, n_tokens)?;
+        let tokens = u32_of(n_tokens, "tokens")?;
+        ensure!(
+            tokens <= MAX_GROUPS_PER_DIM,
+            "too many tokens for one dispatch"
+        );
+        for chunk in &w.chunks {
+            let params = [
+                u32_of(chunk.rows, "rows")?,
+                u32_of(w.cols, "cols")?,
+                u32_of(chunk.first_row, "row")?,
+                u32_of(w.cols, "cols")?,
+                u32_of(w.rows, "rows")?,
+                0,
+                0,
+                0,
+            ];
+            let (gx, gy) = spread(params[0]);
+            let chunk_bound = Bound {
+                buffer: &chunk.buffer,
+                id: chunk.id,
+            };
+            self.dispatch(
+                Kernel::MatVec(w.ty),
+                &[chunk_bound, x.into(), y.into()],
+                params,
+                (gx, gy, tokens),
+            )?;
+        }
+        Ok(())
+    }
+
+    /// The tiled matrix x matrix kernel (32 x 32 output tiles).
+    pub fn mat_mat(
+        &mut self,
+        w: &GpuWeight,
+        x: &GpuBuffer,
+        y: &GpuBuffer,
+        n_tokens: usize,
+    ) -> anyhow::Result<()> {
+        Self::check_mul_mat(w, x, y, n_tokens)?;
+        let tokens = u32_of(n_tokens, "tokens")?;
+        for chunk in &w.chunks {
+            let rows = u32_of(chunk.rows, "rows")?;
+            let params = [
+                rows,
+                u32_of(w.cols, "cols")?,
+                u32_of(chunk.first_row, "row")?,
+                u32_of(w.cols, "cols")?,
+                u32_of(w.rows, "rows")?,
+                tokens,
+                0,
+                0,
+            ];
+            let (gx, gy) = (rows.div_ceil(32), tokens.div_ceil(32));
+            ensure!(
+                gx <= MAX_GROUPS_PER_DIM && gy <= MAX_GROUPS_PER_DIM,
+                "matrix too large for one dispatch"
+            );
+            let chunk_bound = Bound {
+                buffer: &chunk.buffer,
+                id: chunk.id,
+            };
+            self.dispatch(
+                Kernel::MatMul(w.ty),
+                &[chunk_bound, x.into(), y.into()],
+                params,
+                (gx, gy, 1),
+            )?;
+        }
+        Ok(())
+    }
+
+    /// y[t, :] = row ids[t] of W, dequantized (embedding lookup). `ids` holds u32 ids.
+    pub fn get_rows(
+        &mut self,
+        w: &GpuWeight,
+        ids: &GpuBuffer,
+        y: &GpuBuffer,
+        n_tokens: usize,
+    ) -> anyhow::Result<()> {
+        ensure!(
+            ids.len() >= n_tokens && y.len() >= n_tokens * w.cols,
+            "row lookup buffers are too small"
+        );
+        let tokens = u32_of(n_tokens, "tokens")?;
+        ensure!(tokens <= MAX_GROUPS_PER_DIM, "too many tokens for one dispatch");
+        let (gx, gy) = spread(u32_of(w.cols / 4, "cols")?.div_ceil(64));
+        for chunk in &w.chunks {
+            let params = [
+                u32_of(chunk.rows, "rows")?,
+                u32_of(w.cols, "cols")?,
+                u32_of(chunk.first_row, "row")?,
+                u32_of(w.cols, "cols")?,
+                tokens,
+                0,
+                0,
+                0,
+            ];
+            let chunk_bound = Bound {
+                buffer: &chunk.buffer,
+                id: chunk.id,
+            };
+            self.dispatch(
+                Kernel::GetRows(w.ty),
+                &[chunk_bound, ids.into(), y.into()],
+                params,
+                (gx, gy, tokens),
+            )?;
+        }
+        Ok(())
+    }
+
+    /// y[r, :] = x[r, :] / sqrt(mean(x[r, :]^2) + eps) * w for `rows` rows of `w.len()`.
+    pub fn rms_norm(
+        &mut self,
+        x: &GpuBuffer,
+        w: &GpuBuffer,
+        y: &GpuBuffer,
+        rows: usize,
+        eps: f32,
+    ) -> anyhow::Result<()> {
+        let cols = w.len();
+        ensure!(
+            x.len() >= rows * cols && y.len() >= rows * cols,
+            "rms_norm buffers are too small"
+        );
+        let r = u32_of(rows, "rows")?;
+        let params = [u32_of(cols, "cols")?, r, eps.to_bits(), 0, 0, 0, 0, 0];
+        let (gx, gy) = spread(r);
+        self.dispatch(
+            Kernel::RmsNorm,
+            &[x.into(), w.into(), y.into()],
+            params,
+            (gx, gy, 1),
+        )
+    }
+
+    /// y[i] = op(a[i], b[i % b.len()]) for i < n (b repeats: a per-channel vector
+    /// applies to every token).
+    pub fn binary(
+        &mut self,
+        op: BinaryOp,
+        a: &GpuBuffer,
+        b: &GpuBuffer,
+        y: &GpuBuffer,
+        n: usize,
+    ) -> anyhow::Result<()> {
+        ensure!(
+            a.len() >= n && y.len() >= n && !b.is_empty(),
+            "element-wise buffers are too small"
+        );
+        let params = [
+            u32_of(n, "elements")?,
+            u32_of(b.len(), "elements")?,
+            0,
+            0,
+            0,
+            0,
+            0,
+            0,
+        ];
+        let (gx, gy) = spread(params[0].div_ceil(256));
+        self.dispatch(
+            Kernel::Binary(op),
+            &[a.into(), b.into(), y.into()],
+            params,
+            (gx, gy, 1),
+        )
+    }
+
+    /// Rotates x ([n_tokens, n_heads, head_dim]) in place; `pos` holds one i32 position
+    /// per token, `freq_factors` (n_rot / 2 divisors of the frequencies) is optional.
+    pub fn rope(
+        &mut self,
+        x: &GpuBuffer,
+        pos: &GpuBuffer,
+        freq_factors: Option<&GpuBuffer>,
+        p: &RopeParams,
+    ) -> anyhow::Result<()> {
+        ensure!(
+            p.n_rot % 2 == 0 && p.n_rot <= p.head_dim && p.n_rot > 0,
+            "rope over {} of {} dims",
+            p.n_rot,
+            p.head_dim
+        );
+        ensure!(
+            x.len() >= p.n_tokens * p.n_heads * p.head_dim && pos.len() >= p.n_tokens,
+            "rope buffers are too small"
+        );
+        if let Some(ff) = freq_factors {
+            ensure!(ff.len() >= p.n_rot / 2, "rope needs n_rot / 2 frequency factors");
+        }
+        // An unused binding still needs a buffer: the positions stand in for it.
+        let ff = freq_factors.unwrap_or(pos);
+        let params = [
+            u32_of(p.n_tokens, "tokens")?,
+            u32_of(p.n_heads, "heads")?,
+            u32_of(p.head_dim, "head_dim")?,
+            u32_of(p.n_rot, "n_rot")?,
+            p.freq_base.to_bits(),
+            p.freq_scale.to_bits(),
+            u32::from(p.neox),
+            u32::from(freq_factors.is_some()),
+        ];
+        let pairs = u32_of(p.n_tokens * p.n_heads * p.n_rot / 2, "rope pairs")?;
+        let (gx, gy) = spread(pairs.div_ceil(256));
+        self.dispatch(
+            Kernel::Rope,
+            &[x.into(), pos.into(), ff.into()],
+            params,
+            (gx, gy, 1),
+        )
+    }
+
+    /// In-place softmax of `rows` rows of `cols` elements, each first multiplied by scale.
+    pub fn softmax(
+        &mut self,
+        x: &GpuBuffer,
+        rows: usize,
+        cols: usize,
+        scale: f32,
+    ) -> anyhow::Result<()> {
+        ensure!(x.len() >= rows * cols, "softmax buffer is too small");
+        let r = u32_of(rows, "rows")?;
+        let params = [u32_of(cols, "cols")?, r, scale.to_bits(), 0, 0, 0, 0, 0];
+        let (gx, gy) = spread(r);
+        self.dispatch(Kernel::Softmax, &[x.into()], params, (gx, gy, 1))
+    }
+
+    /// Attention of q ([n_tokens, n_heads, head_dim]) over the first kv_len rows of the
+    /// k and v caches ([rows, n_kv_heads, head_dim]); `scores` is scratch of at least
+    /// n_tokens * n_heads * kv_len elements; out is shaped like q.
+    #[allow(clippy::too_many_arguments)]
+    pub fn attention(
+        &mut self,
+        q: &GpuBuffer,
+        k: &GpuBuffer,
+        v: &GpuBuffer,
+        scores: &GpuBuffer,
+        out: &GpuBuffer,
+        p: &AttentionParams,
+    ) -> anyhow::Result<()> {
+        ensure!(
+            p.n_kv_heads > 0 && p.n_heads % p.n_kv_heads == 0,
+            "{} query heads cannot share {} kv heads",
+            p.n_heads,
+            p.n_kv_heads
+        );
+        ensure!(p.kv_len > 0, "attention over an empty cache");
+        ensure!(
+            p.pos0 + p.n_tokens <= p.kv_len,
+            "queries at positions {}..{} need their keys in the cache (kv_len {})",
+            p.pos0,
+            p.pos0 + p.n_tokens,
+            p.kv_len
+        );
+        let q_len = p.n_tokens * p.n_heads * p.head_dim;
+        let kv = p.kv_len * p.n_kv_heads * p.head_dim;
+        ensure!(
+            q.len() >= q_len
+                && out.len() >= q_len
+                && k.len() >= kv
+                && v.len() >= kv
+                && scores.len() >= p.n_tokens * p.n_heads * p.kv_len,
+            "attention buffers are too small"
+        );
+        let params = [
+            u32_of(p.n_tokens, "tokens")?,
+            u32_of(p.n_heads, "heads")?,
+            u32_of(p.n_kv_heads, "kv heads")?,
+            u32_of(p.head_dim, "head_dim")?,
+            u32_of(p.kv_len, "kv_len")?,
+            u32_of(p.pos0, "position")?,
+            u32_of(p.window, "window")?,
+            p.scale.to_bits(),
+        ];
+        ensure!(
+            params[0] <= MAX_GROUPS_PER_DIM && params[1] <= MAX_GROUPS_PER_DIM,
+            "too many heads or tokens for one dispatch"
+        );
+        self.dispatch(
+            Kernel::Attention,
+            &[q.into(), k.into(), v.into(), scores.into(), out.into()],
+            params,
+            (params[1], params[0], 1),
+        )
+    }
+
+    /// Copies `len` elements (e.g. new keys into the KV cache).
+    pub fn copy(
+        &mut self,
+        src: &GpuBuffer,
+        src_offset: usize,
+        dst: &GpuBuffer,
+        dst_offset: usize,
+        len: usize,
+    ) -> anyhow::Result<()> {
+        ensure!(
+            src_offset + len <= src.len() && dst_offset + len <= dst.len(),
+            "copy of {len} elements overruns a buffer"
+        );
+        let device = &self.gpu.device.device;
+        let encoder = self.encoder.get_or_insert_with(|| {
+            device.create_command_encoder(&wgpu::CommandEncoderDescriptor {
+                label: Some("batch"),
+            })
+        });
+        encoder.copy_buffer_to_buffer(
+            &src.buffer,
+            (src_offset * 4) as u64,
+            &dst.buffer,
+            (dst_offset * 4) as u64,
+            (len * 4) as u64,
+        );
+        Ok(())
+    }
+}

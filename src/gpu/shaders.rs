@@ -1,0 +1,207 @@
+//! WGSL sources, assembled per kernel and device feature set from shared pieces.
+//!
+//! Each kernel file in `shaders/` states what it needs (a `ComputeIn` entry-point input
+//! and `workgroup_sum`, the byte readers, a `dequant4` for one weight type); this module
+//! concatenates exactly those pieces, so every helper is written once.
+
+use crate::gpu::device::ShaderFeatures;
+use crate::quant::GgmlType;
+
+const BYTES: &str = include_str!("../../shaders/common/bytes.wgsl");
+const F16_NATIVE: &str = include_str!("../../shaders/common/f16_native.wgsl");
+const F16_PACKED: &str = include_str!("../../shaders/common/f16_packed.wgsl");
+const REDUCE_SUBGROUP: &str = include_str!("../../shaders/common/reduce_subgroup.wgsl");
+const REDUCE_WORKGROUP: &str = include_str!("../../shaders/common/reduce_workgroup.wgsl");
+const K_SCALE_MIN: &str = include_str!("../../shaders/dequant/k_scale_min.wgsl");
+
+const MATVEC: &str = include_str!("../../shaders/matvec.wgsl");
+const MATMUL: &str = include_str!("../../shaders/matmul.wgsl");
+const GET_ROWS: &str = include_str!("../../shaders/get_rows.wgsl");
+const RMSNORM: &str = include_str!("../../shaders/rmsnorm.wgsl");
+const ELEMENTWISE: &str = include_str!("../../shaders/elementwise.wgsl");
+const ROPE: &str = include_str!("../../shaders/rope.wgsl");
+const SOFTMAX: &str = include_str!("../../shaders/softmax.wgsl");
+const ATTENTION: &str = include_str!("../../shaders/attention.wgsl");
+
+/// Weight types the GPU kernels read (the activation-only Q8_1 and Q8_K are not weights).
+pub const WEIGHT_TYPES: [GgmlType; 13] = [
+    GgmlType::F32,
+    GgmlType::F16,
+    GgmlType::BF16,
+    GgmlType::Q4_0,
+    GgmlType::Q4_1,
+    GgmlType::Q5_0,
+    GgmlType::Q5_1,
+    GgmlType::Q8_0,
+    GgmlType::Q2K,
+    GgmlType::Q3K,
+    GgmlType::Q4K,
+    GgmlType::Q5K,
+    GgmlType::Q6K,
+];
+
+/// The `dequant4` helper of a weight type, or `None` when the GPU cannot read it.
+fn dequant_source(ty: GgmlType) -> Option<&'static str> {
+    Some(match ty {
+        GgmlType::F32 => include_str!("../../shaders/dequant/f32.wgsl"),
+        GgmlType::F16 => include_str!("../../shaders/dequant/f16.wgsl"),
+        GgmlType::BF16 => include_str!("../../shaders/dequant/bf16.wgsl"),
+        GgmlType::Q4_0 => include_str!("../../shaders/dequant/q4_0.wgsl"),
+        GgmlType::Q4_1 => include_str!("../../shaders/dequant/q4_1.wgsl"),
+        GgmlType::Q5_0 => include_str!("../../shaders/dequant/q5_0.wgsl"),
+        GgmlType::Q5_1 => include_str!("../../shaders/dequant/q5_1.wgsl"),
+        GgmlType::Q8_0 => include_str!("../../shaders/dequant/q8_0.wgsl"),
+        GgmlType::Q2K => include_str!("../../shaders/dequant/q2_k.wgsl"),
+        GgmlType::Q3K => include_str!("../../shaders/dequant/q3_k.wgsl"),
+        GgmlType::Q4K => include_str!("../../shaders/dequant/q4_k.wgsl"),
+        GgmlType::Q5K => include_str!("../../shaders/dequant/q5_k.wgsl"),
+        GgmlType::Q6K => include_str!("../../shaders/dequant/q6_k.wgsl"),
+        GgmlType::Q8_1 | GgmlType::Q8K => return None,
+    })
+}
+
+/// Whether the GPU kernels can read weights of this type.
+pub fn supports_weight_type(ty: GgmlType) -> bool {
+    dequant_source(ty).is_some()
+}
+
+/// Binary element-wise operations.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum BinaryOp {
+    Add,
+    Mul,
+    /// silu(a) * b (SwiGLU gate).
+    SiluMul,
+    /// gelu_tanh(a) * b (GeGLU gate).
+    GeluMul,
+}
+
+impl BinaryOp {
+    pub const ALL: [BinaryOp; 4] = [
+        BinaryOp::Add,
+        BinaryOp::Mul,
+        BinaryOp::SiluMul,
+        BinaryOp::GeluMul,
+    ];
+
+    fn code(self) -> u32 {
+        match self {
+            BinaryOp::Add => 0,
+            BinaryOp::Mul => 1,
+            BinaryOp::SiluMul => 2,
+            BinaryOp::GeluMul => 3,
+        }
+    }
+}
+
+/// Every compute kernel, with what it is specialized for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Kernel {
+    MatVec(GgmlType),
+    MatMul(GgmlType),
+    GetRows(GgmlType),
+    RmsNorm,
+    Binary(BinaryOp),
+    Rope,
+    Softmax,
+    Attention,
+}
+
+/// How a kernel uses one storage binding.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Access {
+    Read,
+    ReadWrite,
+}
+
+impl Kernel {
+    /// Every kernel variant tandem builds.
+    pub fn all() -> Vec<Kernel> {
+        let mut all = Vec::new();
+        for ty in WEIGHT_TYPES {
+            all.extend([Kernel::MatVec(ty), Kernel::MatMul(ty), Kernel::GetRows(ty)]);
+        }
+        all.extend([Kernel::RmsNorm, Kernel::Rope, Kernel::Softmax, Kernel::Attention]);
+        all.extend(BinaryOp::ALL.map(Kernel::Binary));
+        all
+    }
+
+    /// The storage bindings, in binding order; the uniform parameters follow them.
+    pub fn storage_bindings(self) -> &'static [Access] {
+        use Access::*;
+        match self {
+            Kernel::MatVec(_)
+            | Kernel::MatMul(_)
+            | Kernel::GetRows(_)
+            | Kernel::RmsNorm
+            | Kernel::Binary(_) => &[Read, Read, ReadWrite],
+            Kernel::Rope => &[ReadWrite, Read, Read],
+            Kernel::Softmax => &[ReadWrite],
+            Kernel::Attention => &[Read, Read, Read, ReadWrite, ReadWrite],
+        }
+    }
+
+    /// Invocations per workgroup (as written in the kernel's WGSL).
+    pub fn workgroup_size(self) -> u32 {
+        match self {
+            Kernel::MatMul(_) | Kernel::Binary(_) | Kernel::Rope => 256,
+            _ => 64,
+        }
+    }
+
+    /// A short name for labels and test messages.
+    pub fn name(self) -> String {
+        match self {
+            Kernel::MatVec(t) => format!("matvec_{}", t.name()),
+            Kernel::MatMul(t) => format!("matmul_{}", t.name()),
+            Kernel::GetRows(t) => format!("get_rows_{}", t.name()),
+            Kernel::RmsNorm => "rmsnorm".into(),
+            Kernel::Binary(op) => format!("binary_{op:?}"),
+            Kernel::Rope => "rope".into(),
+            Kernel::Softmax => "softmax".into(),
+            Kernel::Attention => "attention".into(),
+        }
+    }
+
+    /// The complete WGSL module for this kernel on a device with `features`.
+    pub fn source(self, features: ShaderFeatures) -> anyhow::Result<String> {
+        let mut parts: Vec<&str> = Vec::new();
+        if features.f16 {
+            parts.push("enable f16;\n");
+        }
+        parts.push(if features.subgroup {
+            REDUCE_SUBGROUP
+        } else {
+            REDUCE_WORKGROUP
+        });
+        let op_const;
+        match self {
+            Kernel::MatVec(ty) | Kernel::MatMul(ty) | Kernel::GetRows(ty) => {
+                let dequant = dequant_source(ty).ok_or_else(|| {
+                    anyhow::anyhow!("the GPU kernels cannot read {} weights", ty.name())
+                })?;
+                parts.push(BYTES);
+                parts.push(if features.f16 { F16_NATIVE } else { F16_PACKED });
+                if matches!(ty, GgmlType::Q4K | GgmlType::Q5K) {
+                    parts.push(K_SCALE_MIN);
+                }
+                parts.push(dequant);
+                parts.push(match self {
+                    Kernel::MatVec(_) => MATVEC,
+                    Kernel::MatMul(_) => MATMUL,
+                    _ => GET_ROWS,
+                });
+            }
+            Kernel::RmsNorm => parts.push(RMSNORM),
+            Kernel::Binary(op) => {
+                op_const = format!("const OP: u32 = {}u;\n", op.code());
+                parts.push(&op_const);
+                parts.push(ELEMENTWISE);
+            }
+            Kernel::Rope => parts.push(ROPE),
+            Kernel::Softmax => parts.push(SOFTMAX),
+            Kernel::Attention => parts.push(ATTENTION),
+        }
+        Ok(parts.join("\n"))
+    }
+}
