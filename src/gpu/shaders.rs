@@ -8,8 +8,6 @@ use crate::gpu::device::ShaderFeatures;
 use crate::quant::GgmlType;
 
 const BYTES: &str = include_str!("../../shaders/common/bytes.wgsl");
-const F16_NATIVE: &str = include_str!("../../shaders/common/f16_native.wgsl");
-const F16_PACKED: &str = include_str!("../../shaders/common/f16_packed.wgsl");
 const REDUCE_SUBGROUP: &str = include_str!("../../shaders/common/reduce_subgroup.wgsl");
 const REDUCE_WORKGROUP: &str = include_str!("../../shaders/common/reduce_workgroup.wgsl");
 const K_SCALE_MIN: &str = include_str!("../../shaders/dequant/k_scale_min.wgsl");
@@ -181,7 +179,6 @@ impl Kernel {
                     anyhow::anyhow!("the GPU kernels cannot read {} weights", ty.name())
                 })?;
                 parts.push(BYTES);
-                parts.push(if features.f16 { F16_NATIVE } else { F16_PACKED });
                 if matches!(ty, GgmlType::Q4K | GgmlType::Q5K) {
                     parts.push(K_SCALE_MIN);
                 }

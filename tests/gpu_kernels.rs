@@ -1,0 +1,587 @@
+//! GPU kernels against naive f64 references on the CPU, on a real adapter (lavapipe in
+//! CI). No adapter is a failure, never a skip. Each test runs on three devices: with every
+//! optional feature the adapter has, without subgroups, and without f16.
+
+use half::{bf16, f16};
+use tandem::gpu::{AttentionParams, BinaryOp, Gpu, GpuOptions, RopeParams};
+use tandem::quant::GgmlType;
+
+/// The feature sets every test covers.
+fn option_sets() -> [GpuOptions; 3] {
+    [
+        GpuOptions::default(),
+        GpuOptions {
+            disable_subgroup: true,
+            ..GpuOptions::default()
+        },
+        GpuOptions {
+            disable_f16: true,
+            ..GpuOptions::default()
+        },
+    ]
+}
+
+fn open(options: &GpuOptions) -> Gpu {
+    match Gpu::new(options) {
+        Ok(gpu) => gpu,
+        Err(e) => panic!(
+            "GPU tests need a real adapter (install mesa-vulkan-drivers for lavapipe): {e:#}"
+        ),
+    }
+}
+
+/// Runs `f` on a device for each feature set, labelling failures with the set.
+fn on_each_device(f: impl Fn(&Gpu)) {
+    for options in option_sets() {
+        let gpu = open(&options);
+        if options.disable_subgroup {
+            assert!(!gpu.device.features.subgroup);
+        }
+        if options.disable_f16 {
+            assert!(!gpu.device.features.f16);
+        }
+        eprintln!("device features: {:?}", gpu.device.features);
+        f(&gpu);
+    }
+}
+
+/// xorshift64*: deterministic test data without another dependency.
+struct Rng(u64);
+
+impl Rng {
+    fn next_u64(&mut self) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
+    }
+    /// Uniform in [-1, 1).
+    fn unit(&mut self) -> f32 {
+        (self.next_u64() >> 40) as f32 / (1u64 << 23) as f32 - 1.0
+    }
+    fn vec(&mut self, n: usize) -> Vec<f32> {
+        (0..n).map(|_| self.unit()).collect()
+    }
+}
+
+/// Offsets of the f16 scale fields in one block; random bytes there could be NaN/Inf.
+fn scale_offsets(ty: GgmlType) -> &'static [usize] {
+    match ty {
+        GgmlType::Q4_0 | GgmlType::Q5_0 | GgmlType::Q8_0 => &[0],
+        GgmlType::Q4_1 | GgmlType::Q5_1 | GgmlType::Q4K | GgmlType::Q5K => &[0, 2],
+        GgmlType::Q2K => &[80, 82],
+        GgmlType::Q3K => &[108],
+        GgmlType::Q6K => &[208],
+        _ => &[],
+    }
+}
+
+/// Random weight bytes of `rows` x `cols` elements: floats for the float types, random
+/// block bytes with sane f16 scales for the quantized ones.
+fn random_weight(rng: &mut Rng, ty: GgmlType, rows: usize, cols: usize) -> Vec<u8> {
+    let n = rows * cols;
+    match ty {
+        GgmlType::F32 => rng.vec(n).iter().flat_map(|v| v.to_le_bytes()).collect(),
+        GgmlType::F16 => rng
+            .vec(n)
+            .iter()
+            .flat_map(|v| f16::from_f32(*v).to_le_bytes())
+            .collect(),
+        GgmlType::BF16 => rng
+            .vec(n)
+            .iter()
+            .flat_map(|v| bf16::from_f32(*v).to_le_bytes())
+            .collect(),
+        _ => {
+            let block_bytes = ty.block_bytes();
+            let blocks = n / ty.block_elems();
+            let mut bytes: Vec<u8> = (0..blocks * block_bytes)
+                .map(|_| rng.next_u64() as u8)
+                .collect();
+            for b in 0..blocks {
+                for &off in scale_offsets(ty) {
+                    let scale = f16::from_f32(rng.unit() * 0.05);
+                    let at = b * block_bytes + off;
+                    bytes[at..at + 2].copy_from_slice(&scale.to_le_bytes());
+                }
+            }
+            bytes
+        }
+    }
+}
+
+fn dequantize(ty: GgmlType, bytes: &[u8], rows: usize, cols: usize) -> Vec<f32> {
+    let row_bytes = ty.bytes_for(cols as u64).unwrap() as usize;
+    let mut out = vec![0f32; rows * cols];
+    for r in 0..rows {
+        ty.dequantize_row(
+            &bytes[r * row_bytes..(r + 1) * row_bytes],
+            &mut out[r * cols..(r + 1) * cols],
+        );
+    }
+    out
+}
+
+/// Asserts y[t, r] == sum_k w[r, k] x[t, k] within 1e-3 of sum_k |w[r, k] x[t, k]|.
+fn check_mul_mat(what: &str, w: &[f32], x: &[f32], y: &[f32], rows: usize, cols: usize) {
+    let tokens = x.len() / cols;
+    for t in 0..tokens {
+        for r in 0..rows {
+            let (mut sum, mut mag) = (0f64, 0f64);
+            for k in 0..cols {
+                let p = w[r * cols + k] as f64 * x[t * cols + k] as f64;
+                sum += p;
+                mag += p.abs();
+            }
+            let got = y[t * rows + r] as f64;
+            assert!(
+                (got - sum).abs() <= 1e-3 * mag + 1e-6,
+                "{what}: token {t} row {r}: got {got}, expected {sum} (magnitude {mag})"
+            );
+        }
+    }
+}
+
+/// The weight types whose CPU reference exists on this branch.
+fn tested_types() -> Vec<GgmlType> {
+    tandem::gpu::shaders::WEIGHT_TYPES
+        .into_iter()
+        .filter(|t| !t.is_quantized())
+        .collect()
+}
+
+fn cols_for(ty: GgmlType) -> usize {
+    if ty.block_elems() == 256 {
+        512
+    } else if ty.is_quantized() {
+        544
+    } else {
+        516
+    }
+}
+
+#[test]
+fn mat_vec_matches_reference_for_every_type() {
+    let rows = 37;
+    on_each_device(|gpu| {
+        for ty in tested_types() {
+            let cols = cols_for(ty);
+            let mut rng = Rng(0x1234_5678 + ty.id() as u64);
+            let bytes = random_weight(&mut rng, ty, rows, cols);
+            let w_ref = dequantize(ty, &bytes, rows, cols);
+            for n_tokens in [1, 3] {
+                let x = rng.vec(n_tokens * cols);
+                let w = gpu.upload_weight(ty, rows, cols, &bytes).unwrap();
+                let xb = gpu.upload(&x).unwrap();
+                let yb = gpu.buffer(n_tokens * rows);
+                let mut batch = gpu.batch();
+                batch.mat_vec(&w, &xb, &yb, n_tokens).unwrap();
+                batch.submit().unwrap();
+                let y: Vec<f32> = gpu.read(&yb).unwrap();
+                check_mul_mat(
+                    &format!("mat_vec {} x{n_tokens}", ty.name()),
+                    &w_ref,
+                    &x,
+                    &y,
+                    rows,
+                    cols,
+                );
+            }
+        }
+    });
+}
+
+#[test]
+fn mat_mat_matches_reference_for_every_type() {
+    let rows = 37;
+    on_each_device(|gpu| {
+        for ty in tested_types() {
+            let cols = cols_for(ty);
+            let mut rng = Rng(0x9abc_def0 + ty.id() as u64);
+            let bytes = random_weight(&mut rng, ty, rows, cols);
+            let w_ref = dequantize(ty, &bytes, rows, cols);
+            let w = gpu.upload_weight(ty, rows, cols, &bytes).unwrap();
+            for n_tokens in [1, 5, 33] {
+                let x = rng.vec(n_tokens * cols);
+                let xb = gpu.upload(&x).unwrap();
+                let yb = gpu.buffer(n_tokens * rows);
+                let mut batch = gpu.batch();
+                batch.mat_mat(&w, &xb, &yb, n_tokens).unwrap();
+                batch.submit().unwrap();
+                let y: Vec<f32> = gpu.read(&yb).unwrap();
+                check_mul_mat(
+                    &format!("mat_mat {} x{n_tokens}", ty.name()),
+                    &w_ref,
+                    &x,
+                    &y,
+                    rows,
+                    cols,
+                );
+            }
+        }
+    });
+}
+
+#[test]
+fn weights_split_over_several_bindings_give_the_same_product() {
+    let gpu = open(&GpuOptions::default());
+    let (ty, rows, cols) = (GgmlType::F16, 37, 256);
+    let mut rng = Rng(77);
+    let bytes = random_weight(&mut rng, ty, rows, cols);
+    let w_ref = dequantize(ty, &bytes, rows, cols);
+    // 10 rows of 512 bytes per chunk: 4 chunks.
+    let w = gpu
+        .upload_weight_chunked(ty, rows, cols, &bytes, 10 * 512 + 8)
+        .unwrap();
+    assert_eq!(w.chunk_count(), 4);
+    for n_tokens in [1, 6] {
+        let x = rng.vec(n_tokens * cols);
+        let xb = gpu.upload(&x).unwrap();
+        let yb = gpu.buffer(n_tokens * rows);
+        let mut batch = gpu.batch();
+        batch.mul_mat(&w, &xb, &yb, n_tokens).unwrap();
+        batch.submit().unwrap();
+        let y: Vec<f32> = gpu.read(&yb).unwrap();
+        check_mul_mat("chunked", &w_ref, &x, &y, rows, cols);
+    }
+    // Row lookup across chunk boundaries.
+    let ids: Vec<u32> = vec![0, 9, 10, 36, 20];
+    let idb = gpu.upload(&ids).unwrap();
+    let yb = gpu.buffer(ids.len() * cols);
+    let mut batch = gpu.batch();
+    batch.get_rows(&w, &idb, &yb, ids.len()).unwrap();
+    batch.submit().unwrap();
+    let y: Vec<f32> = gpu.read(&yb).unwrap();
+    for (t, &id) in ids.iter().enumerate() {
+        let id = id as usize;
+        assert_eq!(&y[t * cols..(t + 1) * cols], &w_ref[id * cols..(id + 1) * cols]);
+    }
+}
+
+#[test]
+fn get_rows_matches_dequantize_for_every_type() {
+    let rows = 37;
+    on_each_device(|gpu| {
+        for ty in tested_types() {
+            let cols = cols_for(ty);
+            let mut rng = Rng(0x5555 + ty.id() as u64);
+            let bytes = random_weight(&mut rng, ty, rows, cols);
+            let w_ref = dequantize(ty, &bytes, rows, cols);
+            let w = gpu.upload_weight(ty, rows, cols, &bytes).unwrap();
+            let ids: Vec<u32> = vec![3, 36, 0, 3];
+            let idb = gpu.upload(&ids).unwrap();
+            let yb = gpu.buffer(ids.len() * cols);
+            let mut batch = gpu.batch();
+            batch.get_rows(&w, &idb, &yb, ids.len()).unwrap();
+            batch.submit().unwrap();
+            let y: Vec<f32> = gpu.read(&yb).unwrap();
+            for (t, &id) in ids.iter().enumerate() {
+                let id = id as usize;
+                for k in 0..cols {
+                    let (got, want) = (y[t * cols + k], w_ref[id * cols + k]);
+                    assert!(
+                        (got - want).abs() <= 1e-6 * want.abs().max(1.0),
+                        "get_rows {}: row {id} elem {k}: {got} vs {want}",
+                        ty.name()
+                    );
+                }
+            }
+        }
+    });
+}
+
+fn assert_close(what: &str, got: &[f32], want: &[f64], rel: f64) {
+    assert_eq!(got.len(), want.len(), "{what}: length");
+    for (i, (&g, &w)) in got.iter().zip(want).enumerate() {
+        assert!(
+            (g as f64 - w).abs() <= rel * w.abs().max(1.0),
+            "{what}: element {i}: got {g}, expected {w}"
+        );
+    }
+}
+
+#[test]
+fn rms_norm_matches_reference() {
+    on_each_device(|gpu| {
+        let mut rng = Rng(3);
+        let (rows, cols, eps) = (5, 333, 1e-6f32);
+        let x = rng.vec(rows * cols);
+        let w = rng.vec(cols);
+        let (xb, wb, yb) = (
+            gpu.upload(&x).unwrap(),
+            gpu.upload(&w).unwrap(),
+            gpu.buffer(rows * cols),
+        );
+        let mut batch = gpu.batch();
+        batch.rms_norm(&xb, &wb, &yb, rows, eps).unwrap();
+        batch.submit().unwrap();
+        let y: Vec<f32> = gpu.read(&yb).unwrap();
+        let mut want = Vec::new();
+        for r in 0..rows {
+            let row = &x[r * cols..(r + 1) * cols];
+            let ms = row.iter().map(|&v| v as f64 * v as f64).sum::<f64>() / cols as f64;
+            let inv = 1.0 / (ms + eps as f64).sqrt();
+            want.extend(row.iter().zip(&w).map(|(&v, &g)| v as f64 * inv * g as f64));
+        }
+        assert_close("rms_norm", &y, &want, 1e-5);
+    });
+}
+
+#[test]
+fn binary_ops_match_reference() {
+    on_each_device(|gpu| {
+        let mut rng = Rng(4);
+        let n = 1000;
+        let a: Vec<f32> = rng.vec(n).iter().map(|v| v * 6.0).collect();
+        let b = rng.vec(n);
+        let per_channel = rng.vec(40);
+        for op in BinaryOp::ALL {
+            for bvec in [&b, &per_channel] {
+                let (ab, bb, yb) = (
+                    gpu.upload(&a).unwrap(),
+                    gpu.upload(bvec).unwrap(),
+                    gpu.buffer(n),
+                );
+                let mut batch = gpu.batch();
+                batch.binary(op, &ab, &bb, &yb, n).unwrap();
+                batch.submit().unwrap();
+                let y: Vec<f32> = gpu.read(&yb).unwrap();
+                let want: Vec<f64> = (0..n)
+                    .map(|i| {
+                        let (x, g) = (a[i] as f64, bvec[i % bvec.len()] as f64);
+                        match op {
+                            BinaryOp::Add => x + g,
+                            BinaryOp::Mul => x * g,
+                            BinaryOp::SiluMul => x / (1.0 + (-x).exp()) * g,
+                            BinaryOp::GeluMul => {
+                                let c = (2.0 / std::f64::consts::PI).sqrt();
+                                0.5 * x * (1.0 + (c * (x + 0.044715 * x * x * x)).tanh()) * g
+                            }
+                        }
+                    })
+                    .collect();
+                assert_close(&format!("{op:?}"), &y, &want, 1e-5);
+            }
+        }
+    });
+}
+
+fn rope_reference(x: &[f32], pos: &[i32], ff: Option<&[f32]>, p: &RopeParams) -> Vec<f64> {
+    let mut out: Vec<f64> = x.iter().map(|&v| v as f64).collect();
+    let half = p.n_rot / 2;
+    for t in 0..p.n_tokens {
+        for h in 0..p.n_heads {
+            let base = (t * p.n_heads + h) * p.head_dim;
+            for i in 0..half {
+                let mut theta = pos[t] as f64
+                    * p.freq_scale as f64
+                    * (p.freq_base as f64).powf(-2.0 * i as f64 / p.n_rot as f64);
+                if let Some(ff) = ff {
+                    theta /= ff[i] as f64;
+                }
+                let (i0, i1) = if p.neox {
+                    (base + i, base + i + half)
+                } else {
+                    (base + 2 * i, base + 2 * i + 1)
+                };
+                let (x0, x1) = (x[i0] as f64, x[i1] as f64);
+                out[i0] = x0 * theta.cos() - x1 * theta.sin();
+                out[i1] = x0 * theta.sin() + x1 * theta.cos();
+            }
+        }
+    }
+    out
+}
+
+#[test]
+fn rope_matches_reference_in_both_pairings() {
+    on_each_device(|gpu| {
+        let mut rng = Rng(5);
+        for (neox, with_ff, n_rot) in [(false, false, 64), (true, false, 64), (true, true, 48)] {
+            let p = RopeParams {
+                n_tokens: 3,
+                n_heads: 4,
+                head_dim: 64,
+                n_rot,
+                freq_base: 10000.0,
+                freq_scale: 0.5,
+                neox,
+            };
+            let x = rng.vec(p.n_tokens * p.n_heads * p.head_dim);
+            let pos: Vec<i32> = vec![0, 7, 300];
+            let ff: Vec<f32> = (0..n_rot / 2).map(|i| 1.0 + i as f32 * 0.25).collect();
+            let xb = gpu.upload(&x).unwrap();
+            let pb = gpu.upload(&pos).unwrap();
+            let fb = gpu.upload(&ff).unwrap();
+            let mut batch = gpu.batch();
+            batch
+                .rope(&xb, &pb, with_ff.then_some(&fb), &p)
+                .unwrap();
+            batch.submit().unwrap();
+            let y: Vec<f32> = gpu.read(&xb).unwrap();
+            let want = rope_reference(&x, &pos, with_ff.then_some(&ff[..]), &p);
+            // Angles up to 300 rad: f32 argument reduction limits the accuracy.
+            assert_close(&format!("rope neox={neox} ff={with_ff}"), &y, &want, 2e-4);
+        }
+    });
+}
+
+#[test]
+fn softmax_matches_reference() {
+    on_each_device(|gpu| {
+        let mut rng = Rng(6);
+        let (rows, cols, scale) = (3, 777, 0.7f32);
+        let x: Vec<f32> = rng.vec(rows * cols).iter().map(|v| v * 20.0).collect();
+        let xb = gpu.upload(&x).unwrap();
+        let mut batch = gpu.batch();
+        batch.softmax(&xb, rows, cols, scale).unwrap();
+        batch.submit().unwrap();
+        let y: Vec<f32> = gpu.read(&xb).unwrap();
+        let mut want = Vec::new();
+        for r in 0..rows {
+            let row: Vec<f64> = x[r * cols..(r + 1) * cols]
+                .iter()
+                .map(|&v| v as f64 * scale as f64)
+                .collect();
+            let m = row.iter().cloned().fold(f64::MIN, f64::max);
+            let s: f64 = row.iter().map(|v| (v - m).exp()).sum();
+            want.extend(row.iter().map(|v| (v - m).exp() / s));
+        }
+        assert_close("softmax", &y, &want, 1e-5);
+    });
+}
+
+fn attention_reference(q: &[f32], k: &[f32], v: &[f32], p: &AttentionParams) -> Vec<f64> {
+    let hd = p.head_dim;
+    let group = p.n_heads / p.n_kv_heads;
+    let mut out = vec![0f64; p.n_tokens * p.n_heads * hd];
+    for t in 0..p.n_tokens {
+        let pos = p.pos0 + t;
+        for h in 0..p.n_heads {
+            let kvh = h / group;
+            let qv = &q[(t * p.n_heads + h) * hd..][..hd];
+            let visible: Vec<usize> = (0..=pos)
+                .filter(|&j| p.window == 0 || j + p.window > pos)
+                .collect();
+            let scores: Vec<f64> = visible
+                .iter()
+                .map(|&j| {
+                    let kv = &k[(j * p.n_kv_heads + kvh) * hd..][..hd];
+                    qv.iter()
+                        .zip(kv)
+                        .map(|(&a, &b)| a as f64 * b as f64)
+                        .sum::<f64>()
+                        * p.scale as f64
+                })
+                .collect();
+            let m = scores.iter().cloned().fold(f64::MIN, f64::max);
+            let total: f64 = scores.iter().map(|s| (s - m).exp()).sum();
+            for d in 0..hd {
+                out[(t * p.n_heads + h) * hd + d] = visible
+                    .iter()
+                    .zip(&scores)
+                    .map(|(&j, s)| {
+                        (s - m).exp() / total * v[(j * p.n_kv_heads + kvh) * hd + d] as f64
+                    })
+                    .sum();
+            }
+        }
+    }
+    out
+}
+
+#[test]
+fn attention_matches_reference_with_gqa_causality_and_window() {
+    on_each_device(|gpu| {
+        let mut rng = Rng(7);
+        for (n_tokens, pos0, window) in [(1, 40, 0), (5, 36, 0), (4, 70, 16)] {
+            let p = AttentionParams {
+                n_tokens,
+                n_heads: 4,
+                n_kv_heads: 2,
+                head_dim: 32,
+                kv_len: pos0 + n_tokens,
+                pos0,
+                window,
+                scale: 1.0 / (32f32).sqrt(),
+            };
+            let q = rng.vec(n_tokens * p.n_heads * p.head_dim);
+            let k = rng.vec(p.kv_len * p.n_kv_heads * p.head_dim);
+            let v = rng.vec(p.kv_len * p.n_kv_heads * p.head_dim);
+            let (qb, kb, vb) = (
+                gpu.upload(&q).unwrap(),
+                gpu.upload(&k).unwrap(),
+                gpu.upload(&v).unwrap(),
+            );
+            let scores = gpu.buffer(n_tokens * p.n_heads * p.kv_len);
+            let out = gpu.buffer(q.len());
+            let mut batch = gpu.batch();
+            batch.attention(&qb, &kb, &vb, &scores, &out, &p).unwrap();
+            batch.submit().unwrap();
+            let y: Vec<f32> = gpu.read(&out).unwrap();
+            let want = attention_reference(&q, &k, &v, &p);
+            assert_close(
+                &format!("attention t={n_tokens} pos0={pos0} window={window}"),
+                &y,
+                &want,
+                1e-5,
+            );
+        }
+    });
+}
+
+#[test]
+fn kv_append_copies_into_the_cache_in_one_batch_with_other_ops() {
+    let gpu = open(&GpuOptions::default());
+    let new_k: Vec<f32> = (0..8).map(|i| i as f32).collect();
+    let src = gpu.upload(&new_k).unwrap();
+    let cache = gpu.buffer(32);
+    let ones = gpu.upload(&[1f32; 8]).unwrap();
+    let sum = gpu.buffer(8);
+    let mut batch = gpu.batch();
+    batch.copy(&src, 0, &cache, 16, 8).unwrap();
+    batch.binary(BinaryOp::Add, &src, &ones, &sum, 8).unwrap();
+    batch.submit().unwrap();
+    let c: Vec<f32> = gpu.read(&cache).unwrap();
+    assert_eq!(&c[16..24], &new_k[..]);
+    assert!(c[..16].iter().chain(&c[24..]).all(|&v| v == 0.0));
+    let s: Vec<f32> = gpu.read(&sum).unwrap();
+    assert_eq!(s, (1..=8).map(|i| i as f32).collect::<Vec<_>>());
+}
+
+#[test]
+fn many_dispatches_in_one_batch_overflow_the_parameter_ring_safely() {
+    // 3000 chained adds (more than one ring of parameters): x_{i+1} = x_i + 1.
+    let gpu = open(&GpuOptions::default());
+    let one = gpu.upload(&[1f32]).unwrap();
+    let bufs = [gpu.upload(&[0f32; 4]).unwrap(), gpu.buffer(4)];
+    let mut batch = gpu.batch();
+    for i in 0..3000 {
+        batch
+            .binary(BinaryOp::Add, &bufs[i % 2], &one, &bufs[(i + 1) % 2], 4)
+            .unwrap();
+    }
+    batch.submit().unwrap();
+    let y: Vec<f32> = gpu.read(&bufs[0]).unwrap();
+    assert_eq!(y, vec![3000.0; 4]);
+}
+
+#[test]
+fn bad_requests_are_errors_not_panics() {
+    let gpu = open(&GpuOptions::default());
+    let err = Gpu::new(&GpuOptions {
+        device_index: Some(99),
+        ..GpuOptions::default()
+    })
+    .err()
+    .expect("device 99 does not exist");
+    assert!(err.to_string().contains("--gpu-device 99"), "{err}");
+    // Wrong byte count, unsupported type, row length not a whole number of blocks.
+    assert!(gpu.upload_weight(GgmlType::Q4_0, 2, 32, &[0u8; 35]).is_err());
+    assert!(gpu.upload_weight(GgmlType::Q8K, 1, 256, &[0u8; 292]).is_err());
+    assert!(gpu.upload_weight(GgmlType::Q4K, 1, 128, &[0u8; 72]).is_err());
+    let w = gpu.upload_weight(GgmlType::F32, 2, 4, &[0u8; 32]).unwrap();
+    let small = gpu.buffer(3);
+    let mut batch = gpu.batch();
+    assert!(batch.mat_vec(&w, &small, &small, 1).is_err());
+}
