@@ -142,12 +142,9 @@ fn check_mul_mat(what: &str, w: &[f32], x: &[f32], y: &[f32], rows: usize, cols:
     }
 }
 
-/// The weight types whose CPU reference exists on this branch.
+/// Every weight type the GPU reads.
 fn tested_types() -> Vec<GgmlType> {
-    tandem::gpu::shaders::WEIGHT_TYPES
-        .into_iter()
-        .filter(|t| !t.is_quantized())
-        .collect()
+    tandem::gpu::shaders::WEIGHT_TYPES.to_vec()
 }
 
 fn cols_for(ty: GgmlType) -> usize {
