@@ -251,7 +251,10 @@ fn weights_split_over_several_bindings_give_the_same_product() {
     let y: Vec<f32> = gpu.read(&yb).unwrap();
     for (t, &id) in ids.iter().enumerate() {
         let id = id as usize;
-        assert_eq!(&y[t * cols..(t + 1) * cols], &w_ref[id * cols..(id + 1) * cols]);
+        assert_eq!(
+            &y[t * cols..(t + 1) * cols],
+            &w_ref[id * cols..(id + 1) * cols]
+        );
     }
 }
 
@@ -366,11 +369,11 @@ fn binary_ops_match_reference() {
 fn rope_reference(x: &[f32], pos: &[i32], ff: Option<&[f32]>, p: &RopeParams) -> Vec<f64> {
     let mut out: Vec<f64> = x.iter().map(|&v| v as f64).collect();
     let half = p.n_rot / 2;
-    for t in 0..p.n_tokens {
+    for (t, &position) in pos.iter().enumerate().take(p.n_tokens) {
         for h in 0..p.n_heads {
             let base = (t * p.n_heads + h) * p.head_dim;
             for i in 0..half {
-                let mut theta = pos[t] as f64
+                let mut theta = position as f64
                     * p.freq_scale as f64
                     * (p.freq_base as f64).powf(-2.0 * i as f64 / p.n_rot as f64);
                 if let Some(ff) = ff {
@@ -411,9 +414,7 @@ fn rope_matches_reference_in_both_pairings() {
             let pb = gpu.upload(&pos).unwrap();
             let fb = gpu.upload(&ff).unwrap();
             let mut batch = gpu.batch();
-            batch
-                .rope(&xb, &pb, with_ff.then_some(&fb), &p)
-                .unwrap();
+            batch.rope(&xb, &pb, with_ff.then_some(&fb), &p).unwrap();
             batch.submit().unwrap();
             let y: Vec<f32> = gpu.read(&xb).unwrap();
             let want = rope_reference(&x, &pos, with_ff.then_some(&ff[..]), &p);
@@ -574,9 +575,15 @@ fn bad_requests_are_errors_not_panics() {
     .expect("device 99 does not exist");
     assert!(err.to_string().contains("--gpu-device 99"), "{err}");
     // Wrong byte count, unsupported type, row length not a whole number of blocks.
-    assert!(gpu.upload_weight(GgmlType::Q4_0, 2, 32, &[0u8; 35]).is_err());
-    assert!(gpu.upload_weight(GgmlType::Q8K, 1, 256, &[0u8; 292]).is_err());
-    assert!(gpu.upload_weight(GgmlType::Q4K, 1, 128, &[0u8; 72]).is_err());
+    assert!(gpu
+        .upload_weight(GgmlType::Q4_0, 2, 32, &[0u8; 35])
+        .is_err());
+    assert!(gpu
+        .upload_weight(GgmlType::Q8K, 1, 256, &[0u8; 292])
+        .is_err());
+    assert!(gpu
+        .upload_weight(GgmlType::Q4K, 1, 128, &[0u8; 72])
+        .is_err());
     let w = gpu.upload_weight(GgmlType::F32, 2, 4, &[0u8; 32]).unwrap();
     let small = gpu.buffer(3);
     let mut batch = gpu.batch();

@@ -84,7 +84,10 @@ impl GpuWeight {
             "the GPU kernels cannot read {} weights",
             ty.name()
         );
-        ensure!(rows > 0 && cols > 0, "empty weight matrix ({rows} x {cols})");
+        ensure!(
+            rows > 0 && cols > 0,
+            "empty weight matrix ({rows} x {cols})"
+        );
         // The kernels read whole groups of 4 elements (the float types use 4-element blocks).
         let unit = ty.block_elems().max(4);
         ensure!(

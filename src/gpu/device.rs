@@ -99,9 +99,11 @@ fn new_instance() -> wgpu::Instance {
 }
 
 fn enumerate(instance: &wgpu::Instance) -> Vec<wgpu::Adapter> {
-    pollster::block_on(instance.enumerate_adapters(
-        wgpu::Backends::VULKAN | wgpu::Backends::METAL | wgpu::Backends::DX12,
-    ))
+    pollster::block_on(
+        instance.enumerate_adapters(
+            wgpu::Backends::VULKAN | wgpu::Backends::METAL | wgpu::Backends::DX12,
+        ),
+    )
 }
 
 fn summarize(index: usize, adapter: &wgpu::Adapter) -> AdapterSummary {
@@ -256,5 +258,18 @@ impl GpuDevice {
             .max_storage_buffer_binding_size
             .min(self.limits.max_buffer_size)
             .min(1 << 31)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn discrete_beats_integrated_beats_software() {
+        use wgpu::DeviceType::*;
+        let mut types = [Other, Cpu, IntegratedGpu, VirtualGpu, DiscreteGpu];
+        types.sort_by_key(|t| preference(*t));
+        assert_eq!(&types[..3], &[DiscreteGpu, IntegratedGpu, Cpu]);
     }
 }

@@ -539,7 +539,10 @@ impl Batch<'_> {
             "row lookup buffers are too small"
         );
         let tokens = u32_of(n_tokens, "tokens")?;
-        ensure!(tokens <= MAX_GROUPS_PER_DIM, "too many tokens for one dispatch");
+        ensure!(
+            tokens <= MAX_GROUPS_PER_DIM,
+            "too many tokens for one dispatch"
+        );
         let (gx, gy) = spread(u32_of(w.cols / 4, "cols")?.div_ceil(64));
         for chunk in &w.chunks {
             let params = [
@@ -644,7 +647,10 @@ impl Batch<'_> {
             "rope buffers are too small"
         );
         if let Some(ff) = freq_factors {
-            ensure!(ff.len() >= p.n_rot / 2, "rope needs n_rot / 2 frequency factors");
+            ensure!(
+                ff.len() >= p.n_rot / 2,
+                "rope needs n_rot / 2 frequency factors"
+            );
         }
         // An unused binding still needs a buffer: the positions stand in for it.
         let ff = freq_factors.unwrap_or(pos);

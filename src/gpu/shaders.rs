@@ -119,7 +119,12 @@ impl Kernel {
         for ty in WEIGHT_TYPES {
             all.extend([Kernel::MatVec(ty), Kernel::MatMul(ty), Kernel::GetRows(ty)]);
         }
-        all.extend([Kernel::RmsNorm, Kernel::Rope, Kernel::Softmax, Kernel::Attention]);
+        all.extend([
+            Kernel::RmsNorm,
+            Kernel::Rope,
+            Kernel::Softmax,
+            Kernel::Attention,
+        ]);
         all.extend(BinaryOp::ALL.map(Kernel::Binary));
         all
     }
@@ -200,5 +205,33 @@ impl Kernel {
             Kernel::Attention => parts.push(ATTENTION),
         }
         Ok(parts.join("\n"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reductions_follow_the_subgroup_feature() {
+        for features in ShaderFeatures::ALL {
+            let src = Kernel::MatVec(GgmlType::Q4K).source(features).unwrap();
+            assert_eq!(src.contains("subgroupAdd"), features.subgroup);
+            assert_eq!(src.starts_with("enable f16;"), features.f16);
+            // Helpers are included once, not copied per type.
+            assert_eq!(src.matches("fn ld_u32(").count(), 1);
+            assert_eq!(src.matches("fn k_scale_min(").count(), 1);
+        }
+    }
+
+    #[test]
+    fn only_weight_types_get_weight_kernels() {
+        assert!(Kernel::MatVec(GgmlType::Q8K)
+            .source(ShaderFeatures::default())
+            .is_err());
+        assert!(WEIGHT_TYPES.iter().all(|&t| supports_weight_type(t)));
+        // The non-weight kernels do not include the weight byte readers.
+        let norm = Kernel::RmsNorm.source(ShaderFeatures::default()).unwrap();
+        assert!(!norm.contains("fn ld_u8("));
     }
 }
