@@ -17,8 +17,7 @@ struct Params {
 }
 
 @group(0) @binding(0) var<storage, read> q: array<f32>;
-@group(0) @binding(1) var<storage, read> k: array<f32>;
-@group(0) @binding(2) var<storage, read> v: array<f32>;
+// Bindings 1 and 2 (k and v) and load_k / load_v come from kv_f32.wgsl or kv_f16.wgsl.
 @group(0) @binding(3) var<storage, read_write> scores: array<f32>;
 @group(0) @binding(4) var<storage, read_write> out: array<f32>;
 @group(0) @binding(5) var<uniform> p: Params;
@@ -45,7 +44,7 @@ fn main(cin: ComputeIn) {
         let k_base = j * kv_stride + kv_head * p.head_dim;
         var dot_qk = 0.0;
         for (var d = 0u; d < p.head_dim; d += 1u) {
-            dot_qk += q[q_base + d] * k[k_base + d];
+            dot_qk += q[q_base + d] * load_k(k_base + d);
         }
         let s = dot_qk * p.scale;
         scores[s_base + j] = s;
@@ -63,7 +62,7 @@ fn main(cin: ComputeIn) {
     for (var d = cin.lid; d < p.head_dim; d += WG_SIZE) {
         var acc = 0.0;
         for (var j = first; j <= last; j += 1u) {
-            acc += scores[s_base + j] * v[j * kv_stride + kv_head * p.head_dim + d];
+            acc += scores[s_base + j] * load_v(j * kv_stride + kv_head * p.head_dim + d);
         }
         out[q_base + d] = acc / total;
     }

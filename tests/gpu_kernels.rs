@@ -489,10 +489,68 @@ fn attention_reference(q: &[f32], k: &[f32], v: &[f32], p: &AttentionParams) -> 
 }
 
 #[test]
+fn store_f16_rounds_like_half() {
+    on_each_device(|gpu| {
+        let mut rng = Rng(8);
+        let mut values: Vec<f32> = vec![
+            0.0,
+            -0.0,
+            1.0,
+            -2.5,
+            65504.0,
+            65520.0, // rounds up to infinity
+            1e9,
+            f32::INFINITY,
+            f32::NEG_INFINITY,
+            f32::NAN,
+            6.1e-5,  // just below the smallest normal
+            5.96e-8, // near the smallest subnormal
+            2.98e-8, // half the smallest subnormal: a tie that rounds to zero
+            1e-10,
+            // Ties between neighbours: 1 + 2^-11 (to even: 1.0), 1 + 3 * 2^-11 (up).
+            1.0 + 1.0 / 2048.0,
+            1.0 + 3.0 / 2048.0,
+        ];
+        values.extend(rng.vec(1000).iter().map(|v| v * 3.0));
+        values.extend(rng.vec(1000).iter().map(|v| v * 1e-5));
+        if values.len() % 2 == 1 {
+            values.push(0.5);
+        }
+        let src = gpu.upload(&values).unwrap();
+        let dst = gpu.buffer(values.len() / 2 + 2);
+        let mut batch = gpu.batch();
+        batch.store_f16(&src, 0, &dst, 2, values.len()).unwrap();
+        batch.submit().unwrap();
+        let words: Vec<u32> = gpu.read(&dst).unwrap();
+        assert_eq!(words[0], 0, "the store must start at f16 index 2");
+        for (i, &v) in values.iter().enumerate() {
+            let word = words[1 + i / 2];
+            let got = if i % 2 == 0 {
+                word & 0xffff
+            } else {
+                word >> 16
+            } as u16;
+            let want = f16::from_f32(v);
+            if v.is_nan() {
+                assert!(f16::from_bits(got).is_nan(), "NaN became {got:#x}");
+            } else {
+                assert_eq!(got, want.to_bits(), "f16 of {v:e}");
+            }
+        }
+    });
+}
+
+#[test]
 fn attention_matches_reference_with_gqa_causality_and_window() {
     on_each_device(|gpu| {
         let mut rng = Rng(7);
-        for (n_tokens, pos0, window) in [(1, 40, 0), (5, 36, 0), (4, 70, 16)] {
+        for (n_tokens, pos0, window, kv_f16) in [
+            (1, 40, 0, false),
+            (5, 36, 0, false),
+            (4, 70, 16, false),
+            (1, 40, 0, true),
+            (3, 70, 16, true),
+        ] {
             let p = AttentionParams {
                 n_tokens,
                 n_heads: 4,
@@ -502,15 +560,32 @@ fn attention_matches_reference_with_gqa_causality_and_window() {
                 pos0,
                 window,
                 scale: 1.0 / (32f32).sqrt(),
+                kv_f16,
             };
             let q = rng.vec(n_tokens * p.n_heads * p.head_dim);
-            let k = rng.vec(p.kv_len * p.n_kv_heads * p.head_dim);
-            let v = rng.vec(p.kv_len * p.n_kv_heads * p.head_dim);
-            let (qb, kb, vb) = (
-                gpu.upload(&q).unwrap(),
-                gpu.upload(&k).unwrap(),
-                gpu.upload(&v).unwrap(),
-            );
+            let mut k = rng.vec(p.kv_len * p.n_kv_heads * p.head_dim);
+            let mut v = rng.vec(p.kv_len * p.n_kv_heads * p.head_dim);
+            let qb = gpu.upload(&q).unwrap();
+            let (kb, vb) = if kv_f16 {
+                // The cache holds halves; the reference sees the same rounded values.
+                let pack = |xs: &mut Vec<f32>| -> Vec<u32> {
+                    for x in xs.iter_mut() {
+                        *x = f16::from_f32(*x).to_f32();
+                    }
+                    xs.chunks(2)
+                        .map(|c| {
+                            f16::from_f32(c[0]).to_bits() as u32
+                                | (f16::from_f32(c[1]).to_bits() as u32) << 16
+                        })
+                        .collect()
+                };
+                (
+                    gpu.upload(&pack(&mut k)).unwrap(),
+                    gpu.upload(&pack(&mut v)).unwrap(),
+                )
+            } else {
+                (gpu.upload(&k).unwrap(), gpu.upload(&v).unwrap())
+            };
             let scores = gpu.buffer(n_tokens * p.n_heads * p.kv_len);
             let out = gpu.buffer(q.len());
             let mut batch = gpu.batch();
@@ -519,7 +594,7 @@ fn attention_matches_reference_with_gqa_causality_and_window() {
             let y: Vec<f32> = gpu.read(&out).unwrap();
             let want = attention_reference(&q, &k, &v, &p);
             assert_close(
-                &format!("attention t={n_tokens} pos0={pos0} window={window}"),
+                &format!("attention t={n_tokens} pos0={pos0} window={window} f16={kv_f16}"),
                 &y,
                 &want,
                 1e-5,

@@ -48,8 +48,8 @@ fn every_kernel_validates_for_every_feature_set() {
         }
     }
     assert!(failures.is_empty(), "{}", failures.join("\n"));
-    // 13 weight types x 3 weight kernels + 4 + 4 binary ops, for 4 feature sets.
-    assert_eq!(checked, 4 * (13 * 3 + 8));
+    // 13 weight types x 3 weight kernels + 6 others + 4 binary ops, for 4 feature sets.
+    assert_eq!(checked, 4 * (13 * 3 + 10));
 }
 
 #[test]

@@ -1,6 +1,7 @@
 // Reads of little-endian values at any byte offset of the weight buffer `weights`
 // (an array<u32> holding a tensor's GGUF bytes unchanged). The host pads every weight
 // buffer with 4 spare bytes, so reading the word after the last one is always in bounds.
+// ld_f16 needs f16_unpack.wgsl.
 
 fn ld_u8(off: u32) -> u32 {
     return (weights[off >> 2u] >> ((off & 3u) << 3u)) & 0xffu;
@@ -44,21 +45,4 @@ fn bytes_i8(word: u32) -> vec4<i32> {
         bitcast<i32>(word << 8u) >> 24u,
         bitcast<i32>(word) >> 24u,
     );
-}
-
-// IEEE half (low 16 bits of `bits`) to f32 by bit manipulation: works without the f16
-// extension and without relying on unpack2x16float's downlevel support.
-fn f16_bits_to_f32(bits: u32) -> f32 {
-    let h = bits & 0xffffu;
-    let sign = (h & 0x8000u) << 16u;
-    let exponent = (h >> 10u) & 0x1fu;
-    let mantissa = h & 0x3ffu;
-    if (exponent == 0u) {
-        // Zero or subnormal: mantissa * 2^-24.
-        return bitcast<f32>(sign | bitcast<u32>(f32(mantissa) * 5.9604644775390625e-8));
-    }
-    if (exponent == 31u) {
-        return bitcast<f32>(sign | 0x7f800000u | (mantissa << 13u));
-    }
-    return bitcast<f32>(sign | ((exponent + 112u) << 23u) | (mantissa << 13u));
 }

@@ -71,6 +71,9 @@ pub struct AttentionParams {
     /// Sliding window (keys j > pos - window are visible); 0 = unlimited.
     pub window: usize,
     pub scale: f32,
+    /// The k and v caches hold f16 values packed two per element (see
+    /// [`Batch::store_f16`]) instead of f32.
+    pub kv_f16: bool,
 }
 
 fn u32_of(v: usize, what: &str) -> anyhow::Result<u32> {
@@ -270,8 +273,9 @@ impl Gpu {
             let _ = tx.send(result);
         });
         self.device.wait_idle()?;
-        rx.recv()
-            .context("the GPU dropped a readback request")?
+        // The callback runs inside the wait above; nothing there means the device failed.
+        rx.try_recv()
+            .context("the GPU did not complete a readback (device lost?)")?
             .map_err(|e| anyhow::anyhow!("mapping a readback buffer: {e}"))?;
         let out = {
             let view = staging
@@ -717,7 +721,10 @@ impl Batch<'_> {
             p.kv_len
         );
         let q_len = p.n_tokens * p.n_heads * p.head_dim;
-        let kv = p.kv_len * p.n_kv_heads * p.head_dim;
+        let mut kv = p.kv_len * p.n_kv_heads * p.head_dim;
+        if p.kv_f16 {
+            kv = kv.div_ceil(2);
+        }
         ensure!(
             q.len() >= q_len
                 && out.len() >= q_len
@@ -741,10 +748,48 @@ impl Batch<'_> {
             "too many heads or tokens for one dispatch"
         );
         self.dispatch(
-            Kernel::Attention,
+            Kernel::Attention { f16_kv: p.kv_f16 },
             &[q.into(), k.into(), v.into(), scores.into(), out.into()],
             params,
             (params[1], params[0], 1),
+        )
+    }
+
+    /// Converts `n` f32 values of `src` from `src_offset` on to f16 (round to nearest
+    /// even) and stores them into the packed-f16 buffer `dst` (two per element) from
+    /// f16 index `dst_offset` on: a KV cache append. Offsets and `n` must be even.
+    pub fn store_f16(
+        &mut self,
+        src: &GpuBuffer,
+        src_offset: usize,
+        dst: &GpuBuffer,
+        dst_offset: usize,
+        n: usize,
+    ) -> anyhow::Result<()> {
+        ensure!(
+            n % 2 == 0 && src_offset % 2 == 0 && dst_offset % 2 == 0,
+            "f16 stores move whole pairs (n {n}, offsets {src_offset} and {dst_offset})"
+        );
+        ensure!(
+            src_offset + n <= src.len() && (dst_offset + n) / 2 <= dst.len(),
+            "f16 store of {n} values overruns a buffer"
+        );
+        let params = [
+            u32_of(n, "elements")?,
+            u32_of(src_offset, "offset")?,
+            u32_of(dst_offset, "offset")?,
+            0,
+            0,
+            0,
+            0,
+            0,
+        ];
+        let (gx, gy) = spread(params[0].div_ceil(2 * 256));
+        self.dispatch(
+            Kernel::StoreF16,
+            &[src.into(), dst.into()],
+            params,
+            (gx, gy, 1),
         )
     }
 

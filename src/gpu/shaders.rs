@@ -10,6 +10,10 @@ use crate::quant::GgmlType;
 const BYTES: &str = include_str!("../../shaders/common/bytes.wgsl");
 const REDUCE_SUBGROUP: &str = include_str!("../../shaders/common/reduce_subgroup.wgsl");
 const REDUCE_WORKGROUP: &str = include_str!("../../shaders/common/reduce_workgroup.wgsl");
+const F16_UNPACK: &str = include_str!("../../shaders/common/f16_unpack.wgsl");
+const F16_PACK: &str = include_str!("../../shaders/common/f16_pack.wgsl");
+const KV_F32: &str = include_str!("../../shaders/common/kv_f32.wgsl");
+const KV_F16: &str = include_str!("../../shaders/common/kv_f16.wgsl");
 const K_SCALE_MIN: &str = include_str!("../../shaders/dequant/k_scale_min.wgsl");
 
 const MATVEC: &str = include_str!("../../shaders/matvec.wgsl");
@@ -20,6 +24,7 @@ const ELEMENTWISE: &str = include_str!("../../shaders/elementwise.wgsl");
 const ROPE: &str = include_str!("../../shaders/rope.wgsl");
 const SOFTMAX: &str = include_str!("../../shaders/softmax.wgsl");
 const ATTENTION: &str = include_str!("../../shaders/attention.wgsl");
+const STORE_F16: &str = include_str!("../../shaders/store_f16.wgsl");
 
 /// Weight types the GPU kernels read (the activation-only Q8_1 and Q8_K are not weights).
 pub const WEIGHT_TYPES: [GgmlType; 13] = [
@@ -102,7 +107,12 @@ pub enum Kernel {
     Binary(BinaryOp),
     Rope,
     Softmax,
-    Attention,
+    /// Attention over a KV cache of f32 (`f16_kv: false`) or packed f16 values.
+    Attention {
+        f16_kv: bool,
+    },
+    /// f32 values into a packed f16 buffer (KV cache append).
+    StoreF16,
 }
 
 /// How a kernel uses one storage binding.
@@ -123,7 +133,9 @@ impl Kernel {
             Kernel::RmsNorm,
             Kernel::Rope,
             Kernel::Softmax,
-            Kernel::Attention,
+            Kernel::Attention { f16_kv: false },
+            Kernel::Attention { f16_kv: true },
+            Kernel::StoreF16,
         ]);
         all.extend(BinaryOp::ALL.map(Kernel::Binary));
         all
@@ -140,14 +152,15 @@ impl Kernel {
             | Kernel::Binary(_) => &[Read, Read, ReadWrite],
             Kernel::Rope => &[ReadWrite, Read, Read],
             Kernel::Softmax => &[ReadWrite],
-            Kernel::Attention => &[Read, Read, Read, ReadWrite, ReadWrite],
+            Kernel::Attention { .. } => &[Read, Read, Read, ReadWrite, ReadWrite],
+            Kernel::StoreF16 => &[Read, ReadWrite],
         }
     }
 
     /// Invocations per workgroup (as written in the kernel's WGSL).
     pub fn workgroup_size(self) -> u32 {
         match self {
-            Kernel::MatMul(_) | Kernel::Binary(_) | Kernel::Rope => 256,
+            Kernel::MatMul(_) | Kernel::Binary(_) | Kernel::Rope | Kernel::StoreF16 => 256,
             _ => 64,
         }
     }
@@ -162,7 +175,9 @@ impl Kernel {
             Kernel::Binary(op) => format!("binary_{op:?}"),
             Kernel::Rope => "rope".into(),
             Kernel::Softmax => "softmax".into(),
-            Kernel::Attention => "attention".into(),
+            Kernel::Attention { f16_kv: false } => "attention".into(),
+            Kernel::Attention { f16_kv: true } => "attention_f16_kv".into(),
+            Kernel::StoreF16 => "store_f16".into(),
         }
     }
 
@@ -184,6 +199,7 @@ impl Kernel {
                     anyhow::anyhow!("the GPU kernels cannot read {} weights", ty.name())
                 })?;
                 parts.push(BYTES);
+                parts.push(F16_UNPACK);
                 if matches!(ty, GgmlType::Q4K | GgmlType::Q5K) {
                     parts.push(K_SCALE_MIN);
                 }
@@ -202,7 +218,15 @@ impl Kernel {
             }
             Kernel::Rope => parts.push(ROPE),
             Kernel::Softmax => parts.push(SOFTMAX),
-            Kernel::Attention => parts.push(ATTENTION),
+            Kernel::Attention { f16_kv } => {
+                if f16_kv {
+                    parts.extend([F16_UNPACK, KV_F16]);
+                } else {
+                    parts.push(KV_F32);
+                }
+                parts.push(ATTENTION);
+            }
+            Kernel::StoreF16 => parts.extend([F16_PACK, STORE_F16]),
         }
         Ok(parts.join("\n"))
     }
