@@ -664,3 +664,19 @@ fn bad_requests_are_errors_not_panics() {
     let mut batch = gpu.batch();
     assert!(batch.mat_vec(&w, &small, &small, 1).is_err());
 }
+
+#[test]
+fn a_lost_device_gives_errors_not_hangs() {
+    let gpu = open(&GpuOptions::default());
+    let a = gpu.upload(&[1f32; 16]).unwrap();
+    let y = gpu.buffer(16);
+    gpu.device.device.destroy();
+    let mut batch = gpu.batch();
+    let recorded = batch.binary(BinaryOp::Add, &a, &a, &y, 16);
+    let submitted = recorded.and_then(|()| batch.submit());
+    assert!(submitted.is_err(), "submitting to a destroyed device");
+    assert!(
+        gpu.read::<f32>(&y).is_err(),
+        "reading from a destroyed device"
+    );
+}

@@ -403,9 +403,11 @@ impl Batch<'_> {
             let queue = &self.gpu.device.queue;
             queue.write_buffer(&self.ring.buffer, 0, &self.params);
             queue.submit([encoder.finish()]);
+            // A non-blocking poll runs pending callbacks, the device-lost one included.
+            let _ = self.gpu.device.device.poll(wgpu::PollType::Poll);
         }
         self.params.clear();
-        Ok(())
+        self.gpu.device.check_alive()
     }
 
     /// Submits the batch (without waiting for it; reads wait).
