@@ -1,6 +1,7 @@
-// y[t, row_base + r] = sum_k W[r, k] * x[t, k] for one token t per workgroup layer z and
-// one weight row r per workgroup (x and y linearized so more than 65535 rows fit).
-// Needs BLOCK_ELEMS, BLOCK_BYTES and dequant4 from a dequant helper.
+// y[t, row_base + r] = sum_k W[r, k] * x[t, k]: each workgroup computes 4 consecutive rows
+// for one token (workgroup layer z), so every activation load serves 4 rows and one
+// reduction finishes 4 outputs. Workgroups are linearized over x and y so more than
+// 65535 * 4 rows fit. Needs BLOCK_ELEMS, BLOCK_BYTES and dequant4 from a dequant helper.
 
 struct Params {
     rows: u32,
@@ -19,24 +20,39 @@ struct Params {
 @group(0) @binding(3) var<uniform> p: Params;
 
 const WG_SIZE: u32 = 64u;
+const ROWS_PER_WG: u32 = 4u;
 
 @compute @workgroup_size(64)
 fn main(cin: ComputeIn) {
-    let row = cin.wid.x + cin.wid.y * cin.nwg.x;
+    let row0 = (cin.wid.x + cin.wid.y * cin.nwg.x) * ROWS_PER_WG;
     let tok = cin.wid.z;
     let groups_per_block = BLOCK_ELEMS / 4u;
     let units = p.cols / 4u;
-    let row_off = row * (p.cols / BLOCK_ELEMS) * BLOCK_BYTES;
+    let row_bytes = (p.cols / BLOCK_ELEMS) * BLOCK_BYTES;
     let x_base = tok * p.x_stride / 4u;
-    var acc = 0.0;
-    if (row < p.rows) {
+    // Rows past the end repeat the last row (their sums are discarded), keeping the
+    // loop free of per-row branches.
+    let last = p.rows - 1u;
+    let off0 = min(row0, last) * row_bytes;
+    let off1 = min(row0 + 1u, last) * row_bytes;
+    let off2 = min(row0 + 2u, last) * row_bytes;
+    let off3 = min(row0 + 3u, last) * row_bytes;
+    var acc = vec4<f32>(0.0);
+    if (row0 < p.rows) {
         for (var u = cin.lid; u < units; u += WG_SIZE) {
-            let blk = row_off + (u / groups_per_block) * BLOCK_BYTES;
-            acc += dot(dequant4(blk, u % groups_per_block), x[x_base + u]);
+            let xv = x[x_base + u];
+            let blk = (u / groups_per_block) * BLOCK_BYTES;
+            let j = u % groups_per_block;
+            acc += vec4<f32>(
+                dot(dequant4(off0 + blk, j), xv),
+                dot(dequant4(off1 + blk, j), xv),
+                dot(dequant4(off2 + blk, j), xv),
+                dot(dequant4(off3 + blk, j), xv),
+            );
         }
     }
-    let total = workgroup_sum(acc, cin);
-    if (cin.lid == 0u && row < p.rows) {
-        y[tok * p.y_stride + p.row_base + row] = total;
+    let total = workgroup_sum4(acc, cin);
+    if (cin.lid < ROWS_PER_WG && row0 + cin.lid < p.rows) {
+        y[tok * p.y_stride + p.row_base + row0 + cin.lid] = total[cin.lid];
     }
 }

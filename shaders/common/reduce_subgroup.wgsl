@@ -12,6 +12,7 @@ struct ComputeIn {
 }
 
 var<workgroup> reduce_scratch: array<f32, WG_SIZE>;
+var<workgroup> reduce_scratch4: array<vec4<f32>, WG_SIZE>;
 
 fn workgroup_sum(v: f32, cin: ComputeIn) -> f32 {
     let s = subgroupAdd(v);
@@ -39,4 +40,19 @@ fn workgroup_max(v: f32, cin: ComputeIn) -> f32 {
     }
     workgroupBarrier();
     return best;
+}
+
+// Four independent sums at once (e.g. four matrix rows).
+fn workgroup_sum4(v: vec4<f32>, cin: ComputeIn) -> vec4<f32> {
+    let s = subgroupAdd(v);
+    if (cin.sg_lane == 0u) {
+        reduce_scratch4[cin.sg_id] = s;
+    }
+    workgroupBarrier();
+    var total = vec4<f32>(0.0);
+    for (var i = 0u; i < cin.sg_count; i += 1u) {
+        total += reduce_scratch4[i];
+    }
+    workgroupBarrier();
+    return total;
 }

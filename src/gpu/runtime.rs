@@ -21,6 +21,8 @@ const PARAMS_SIZE: u64 = 32;
 const RING_SLOTS: u64 = 1024;
 /// Workgroups per dimension wgpu guarantees.
 const MAX_GROUPS_PER_DIM: u32 = 65535;
+/// Output rows per workgroup of the matrix x vector kernel (ROWS_PER_WG in matvec.wgsl).
+const MATVEC_ROWS_PER_WORKGROUP: u32 = 4;
 /// Batches of at most this many tokens use the matrix x vector kernel.
 const MATVEC_MAX_TOKENS: usize = 4;
 
@@ -451,7 +453,7 @@ impl Batch<'_> {
         Ok(())
     }
 
-    /// The matrix x vector kernel: one workgroup per output row and token.
+    /// The matrix x vector kernel: one workgroup per 4 output rows and token.
     pub fn mat_vec(
         &mut self,
         w: &GpuWeight,
@@ -476,7 +478,7 @@ impl Batch<'_> {
                 0,
                 0,
             ];
-            let (gx, gy) = spread(params[0]);
+            let (gx, gy) = spread(params[0].div_ceil(MATVEC_ROWS_PER_WORKGROUP));
             let chunk_bound = Bound {
                 buffer: &chunk.buffer,
                 id: chunk.id,
