@@ -1,4 +1,7 @@
-// y[r, :] = x[r, :] / sqrt(mean(x[r, :]^2) + eps) * w, one workgroup per row.
+// Each row of cols values: out = x / sqrt(mean(x^2) + eps) * w, one workgroup per row.
+// Rows may be whole token rows or single heads (cols = head_dim). Each invocation writes
+// only elements it has read, so the result may replace x. Bindings, Params and
+// load_x / store come from rmsnorm_out.wgsl or rmsnorm_in_place.wgsl.
 
 struct Params {
     cols: u32,
@@ -6,11 +9,6 @@ struct Params {
     eps: f32,
     pad0: u32,
 }
-
-@group(0) @binding(0) var<storage, read> x: array<f32>;
-@group(0) @binding(1) var<storage, read> w: array<f32>;
-@group(0) @binding(2) var<storage, read_write> y: array<f32>;
-@group(0) @binding(3) var<uniform> p: Params;
 
 const WG_SIZE: u32 = 64u;
 
@@ -21,7 +19,7 @@ fn main(cin: ComputeIn) {
     var sq = 0.0;
     if (row < p.rows) {
         for (var i = cin.lid; i < p.cols; i += WG_SIZE) {
-            let v = x[base + i];
+            let v = load_x(base + i);
             sq += v * v;
         }
     }
@@ -29,7 +27,7 @@ fn main(cin: ComputeIn) {
     if (row < p.rows) {
         let inv = inverseSqrt(total / f32(p.cols) + p.eps);
         for (var i = cin.lid; i < p.cols; i += WG_SIZE) {
-            y[base + i] = x[base + i] * inv * w[i];
+            store(base + i, load_x(base + i) * inv * w[i]);
         }
     }
 }

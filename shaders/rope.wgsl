@@ -1,5 +1,6 @@
 // Rotary position embedding in place on x[t, head, 0..head_dim] for n_heads heads per
-// token, rotating the first n_rot dims. theta_i = pos[t] * freq_scale * base^(-2i/n_rot)
+// token, rotating the first n_rot dims. Token t is at pos[t] when use_pos_buffer != 0,
+// else at pos0 + t. theta_i = position * freq_scale * base^(-2i/n_rot)
 // / freq_factors[i]. Pairs are (2i, 2i+1) when neox == 0 (llama's "normal" mode) and
 // (i, i + n_rot/2) when neox == 1. One invocation per pair.
 
@@ -12,6 +13,10 @@ struct Params {
     freq_scale: f32,
     neox: u32,
     use_freq_factors: u32,
+    use_pos_buffer: u32,
+    pos0: u32,
+    pad0: u32,
+    pad1: u32,
 }
 
 @group(0) @binding(0) var<storage, read_write> x: array<f32>;
@@ -32,7 +37,11 @@ fn main(cin: ComputeIn) {
     let head = (idx / pairs) % p.n_heads;
     let t = idx / (pairs * p.n_heads);
     let base = (t * p.n_heads + head) * p.head_dim;
-    var theta = f32(pos[t]) * p.freq_scale * pow(p.freq_base, -2.0 * f32(i) / f32(p.n_rot));
+    var position = f32(p.pos0 + t);
+    if (p.use_pos_buffer != 0u) {
+        position = f32(pos[t]);
+    }
+    var theta = position * p.freq_scale * pow(p.freq_base, -2.0 * f32(i) / f32(p.n_rot));
     if (p.use_freq_factors != 0u) {
         theta /= freq_factors[i];
     }

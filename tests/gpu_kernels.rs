@@ -3,7 +3,7 @@
 //! optional feature the adapter has, without subgroups, and without f16.
 
 use half::{bf16, f16};
-use tandem::gpu::{AttentionParams, BinaryOp, Gpu, GpuOptions, RopeParams};
+use tandem::gpu::{AttentionParams, BinaryOp, Gpu, GpuOptions, KvLayout, RopeParams};
 use tandem::quant::GgmlType;
 
 /// The feature sets every test covers.
@@ -301,66 +301,100 @@ fn assert_close(what: &str, got: &[f32], want: &[f64], rel: f64) {
 }
 
 #[test]
-fn rms_norm_matches_reference() {
+fn rms_norm_matches_reference_per_row_per_head_and_in_place() {
     on_each_device(|gpu| {
         let mut rng = Rng(3);
-        let (rows, cols, eps) = (5, 333, 1e-6f32);
-        let x = rng.vec(rows * cols);
-        let w = rng.vec(cols);
-        let (xb, wb, yb) = (
-            gpu.upload(&x).unwrap(),
-            gpu.upload(&w).unwrap(),
-            gpu.buffer(rows * cols),
-        );
-        let mut batch = gpu.batch();
-        batch.rms_norm(&xb, &wb, &yb, rows, eps).unwrap();
-        batch.submit().unwrap();
-        let y: Vec<f32> = gpu.read(&yb).unwrap();
-        let mut want = Vec::new();
-        for r in 0..rows {
-            let row = &x[r * cols..(r + 1) * cols];
-            let ms = row.iter().map(|&v| v as f64 * v as f64).sum::<f64>() / cols as f64;
-            let inv = 1.0 / (ms + eps as f64).sqrt();
-            want.extend(row.iter().zip(&w).map(|(&v, &g)| v as f64 * inv * g as f64));
+        let eps = 1e-6f32;
+        // Whole rows of 333, then 4 tokens x 3 heads of 64 normalized per head.
+        for (rows, cols) in [(5, 333), (12, 64)] {
+            let x = rng.vec(rows * cols);
+            let w = rng.vec(cols);
+            let mut want = Vec::new();
+            for r in 0..rows {
+                let row = &x[r * cols..(r + 1) * cols];
+                let ms = row.iter().map(|&v| v as f64 * v as f64).sum::<f64>() / cols as f64;
+                let inv = 1.0 / (ms + eps as f64).sqrt();
+                want.extend(row.iter().zip(&w).map(|(&v, &g)| v as f64 * inv * g as f64));
+            }
+            let (xb, wb, yb) = (
+                gpu.upload(&x).unwrap(),
+                gpu.upload(&w).unwrap(),
+                gpu.buffer(rows * cols),
+            );
+            let mut batch = gpu.batch();
+            batch.rms_norm(&xb, &wb, &yb, rows, eps).unwrap();
+            batch.submit().unwrap();
+            assert_close("rms_norm", &gpu.read::<f32>(&yb).unwrap(), &want, 1e-5);
+            assert_eq!(gpu.read::<f32>(&xb).unwrap(), x, "input untouched");
+
+            let mut batch = gpu.batch();
+            batch.rms_norm_in_place(&xb, &wb, rows, eps).unwrap();
+            batch.submit().unwrap();
+            assert_close(
+                "rms_norm in place",
+                &gpu.read::<f32>(&xb).unwrap(),
+                &want,
+                1e-5,
+            );
         }
-        assert_close("rms_norm", &y, &want, 1e-5);
     });
 }
 
+fn elementwise_reference(op: BinaryOp, a: f64, b: f64, s: f64) -> f64 {
+    match op {
+        BinaryOp::Add => a + b,
+        BinaryOp::Mul => a * b,
+        BinaryOp::SiluMul => a / (1.0 + (-a).exp()) * b,
+        BinaryOp::GeluMul => {
+            let c = (2.0 / std::f64::consts::PI).sqrt();
+            0.5 * a * (1.0 + (c * (a + 0.044715 * a * a * a)).tanh()) * b
+        }
+        BinaryOp::Scale => a * s,
+    }
+}
+
 #[test]
-fn binary_ops_match_reference() {
+fn elementwise_ops_match_reference_out_of_place_and_in_place() {
     on_each_device(|gpu| {
         let mut rng = Rng(4);
         let n = 1000;
+        let s = 25.298_221f32;
         let a: Vec<f32> = rng.vec(n).iter().map(|v| v * 6.0).collect();
         let b = rng.vec(n);
         let per_channel = rng.vec(40);
         for op in BinaryOp::ALL {
             for bvec in [&b, &per_channel] {
+                let want: Vec<f64> = (0..n)
+                    .map(|i| {
+                        let g = bvec[i % bvec.len()] as f64;
+                        elementwise_reference(op, a[i] as f64, g, s as f64)
+                    })
+                    .collect();
                 let (ab, bb, yb) = (
                     gpu.upload(&a).unwrap(),
                     gpu.upload(bvec).unwrap(),
                     gpu.buffer(n),
                 );
+                if op != BinaryOp::Scale {
+                    let mut batch = gpu.batch();
+                    batch.binary(op, &ab, &bb, &yb, n).unwrap();
+                    batch.submit().unwrap();
+                    assert_close(
+                        &format!("{op:?}"),
+                        &gpu.read::<f32>(&yb).unwrap(),
+                        &want,
+                        1e-5,
+                    );
+                }
                 let mut batch = gpu.batch();
-                batch.binary(op, &ab, &bb, &yb, n).unwrap();
+                if op == BinaryOp::Scale {
+                    batch.scale(&ab, s, n).unwrap();
+                } else {
+                    batch.binary_in_place(op, &ab, &bb, n).unwrap();
+                }
                 batch.submit().unwrap();
-                let y: Vec<f32> = gpu.read(&yb).unwrap();
-                let want: Vec<f64> = (0..n)
-                    .map(|i| {
-                        let (x, g) = (a[i] as f64, bvec[i % bvec.len()] as f64);
-                        match op {
-                            BinaryOp::Add => x + g,
-                            BinaryOp::Mul => x * g,
-                            BinaryOp::SiluMul => x / (1.0 + (-x).exp()) * g,
-                            BinaryOp::GeluMul => {
-                                let c = (2.0 / std::f64::consts::PI).sqrt();
-                                0.5 * x * (1.0 + (c * (x + 0.044715 * x * x * x)).tanh()) * g
-                            }
-                        }
-                    })
-                    .collect();
-                assert_close(&format!("{op:?}"), &y, &want, 1e-5);
+                let got: Vec<f32> = gpu.read(&ab).unwrap();
+                assert_close(&format!("{op:?} in place"), &got, &want, 1e-5);
             }
         }
     });
@@ -397,7 +431,13 @@ fn rope_reference(x: &[f32], pos: &[i32], ff: Option<&[f32]>, p: &RopeParams) ->
 fn rope_matches_reference_in_both_pairings() {
     on_each_device(|gpu| {
         let mut rng = Rng(5);
-        for (neox, with_ff, n_rot) in [(false, false, 64), (true, false, 64), (true, true, 48)] {
+        for (neox, with_ff, n_rot, pos_buffer) in [
+            (false, false, 64, true),
+            (true, false, 64, true),
+            (true, true, 48, true),
+            (false, false, 64, false),
+            (true, false, 64, false),
+        ] {
             let p = RopeParams {
                 n_tokens: 3,
                 n_heads: 4,
@@ -406,20 +446,32 @@ fn rope_matches_reference_in_both_pairings() {
                 freq_base: 10000.0,
                 freq_scale: 0.5,
                 neox,
+                pos0: 298,
             };
             let x = rng.vec(p.n_tokens * p.n_heads * p.head_dim);
-            let pos: Vec<i32> = vec![0, 7, 300];
+            let pos: Vec<i32> = if pos_buffer {
+                vec![0, 7, 300]
+            } else {
+                vec![298, 299, 300]
+            };
             let ff: Vec<f32> = (0..n_rot / 2).map(|i| 1.0 + i as f32 * 0.25).collect();
             let xb = gpu.upload(&x).unwrap();
             let pb = gpu.upload(&pos).unwrap();
             let fb = gpu.upload(&ff).unwrap();
             let mut batch = gpu.batch();
-            batch.rope(&xb, &pb, with_ff.then_some(&fb), &p).unwrap();
+            batch
+                .rope(&xb, pos_buffer.then_some(&pb), with_ff.then_some(&fb), &p)
+                .unwrap();
             batch.submit().unwrap();
             let y: Vec<f32> = gpu.read(&xb).unwrap();
             let want = rope_reference(&x, &pos, with_ff.then_some(&ff[..]), &p);
             // Angles up to 300 rad: f32 argument reduction limits the accuracy.
-            assert_close(&format!("rope neox={neox} ff={with_ff}"), &y, &want, 2e-4);
+            assert_close(
+                &format!("rope neox={neox} ff={with_ff} pos_buffer={pos_buffer}"),
+                &y,
+                &want,
+                2e-4,
+            );
         }
     });
 }
@@ -449,10 +501,90 @@ fn softmax_matches_reference() {
     });
 }
 
+/// Reads an f32 or packed-f16 cache back as f32 values.
+fn read_cache(gpu: &Gpu, cache: &tandem::gpu::GpuBuffer, f16_cache: bool) -> Vec<f32> {
+    if f16_cache {
+        gpu.read::<u32>(cache)
+            .unwrap()
+            .iter()
+            .flat_map(|w| [f16::from_bits(*w as u16), f16::from_bits((*w >> 16) as u16)])
+            .map(f16::to_f32)
+            .collect()
+    } else {
+        gpu.read(cache).unwrap()
+    }
+}
+
+#[test]
+fn kv_store_scatters_tokens_into_head_major_cache_and_rounds_f16_like_half() {
+    on_each_device(|gpu| {
+        let mut rng = Rng(8);
+        for f16_cache in [false, true] {
+            let layout = KvLayout {
+                n_kv_heads: 3,
+                n_ctx: 10,
+                dim: 34,
+                f16: f16_cache,
+            };
+            let (pos0, n_tokens) = (4, 5);
+            let mut src: Vec<f32> = rng.vec(n_tokens * 3 * 34);
+            // Rounding edge cases in the first token's values.
+            let special = [
+                0.0,
+                -0.0,
+                65504.0,
+                65520.0, // rounds up to infinity
+                1e9,
+                f32::INFINITY,
+                f32::NEG_INFINITY,
+                6.1e-5,  // just below the smallest normal
+                5.96e-8, // near the smallest subnormal
+                2.98e-8, // half the smallest subnormal: a tie that rounds to zero
+                1e-10,
+                1.0 + 1.0 / 2048.0, // tie: rounds to even (1.0)
+                1.0 + 3.0 / 2048.0, // tie: rounds up
+                -1e-5,
+                3.3e-6,
+            ];
+            src[..special.len()].copy_from_slice(&special);
+            let sb = gpu.upload(&src).unwrap();
+            let cache = gpu.buffer(layout.buffer_len());
+            let mut batch = gpu.batch();
+            batch
+                .kv_store(&sb, &cache, &layout, pos0, n_tokens)
+                .unwrap();
+            batch.submit().unwrap();
+            let got = read_cache(gpu, &cache, f16_cache);
+            for h in 0..3 {
+                for pos in 0..10 {
+                    for d in 0..34 {
+                        let at = (h * 10 + pos) * 34 + d;
+                        let want = if (pos0..pos0 + n_tokens).contains(&pos) {
+                            let v = src[((pos - pos0) * 3 + h) * 34 + d];
+                            if f16_cache {
+                                f16::from_f32(v).to_f32()
+                            } else {
+                                v
+                            }
+                        } else {
+                            0.0
+                        };
+                        assert_eq!(
+                            got[at].to_bits(),
+                            want.to_bits(),
+                            "f16={f16_cache} head {h} pos {pos} dim {d}"
+                        );
+                    }
+                }
+            }
+        }
+    });
+}
+
 fn attention_reference(q: &[f32], k: &[f32], v: &[f32], p: &AttentionParams) -> Vec<f64> {
-    let hd = p.head_dim;
+    let (hd, hdv) = (p.head_dim, p.head_dim_v);
     let group = p.n_heads / p.n_kv_heads;
-    let mut out = vec![0f64; p.n_tokens * p.n_heads * hd];
+    let mut out = vec![0f64; p.n_tokens * p.n_heads * hdv];
     for t in 0..p.n_tokens {
         let pos = p.pos0 + t;
         for h in 0..p.n_heads {
@@ -464,7 +596,7 @@ fn attention_reference(q: &[f32], k: &[f32], v: &[f32], p: &AttentionParams) -> 
             let scores: Vec<f64> = visible
                 .iter()
                 .map(|&j| {
-                    let kv = &k[(j * p.n_kv_heads + kvh) * hd..][..hd];
+                    let kv = &k[(kvh * p.n_ctx + j) * hd..][..hd];
                     qv.iter()
                         .zip(kv)
                         .map(|(&a, &b)| a as f64 * b as f64)
@@ -474,70 +606,16 @@ fn attention_reference(q: &[f32], k: &[f32], v: &[f32], p: &AttentionParams) -> 
                 .collect();
             let m = scores.iter().cloned().fold(f64::MIN, f64::max);
             let total: f64 = scores.iter().map(|s| (s - m).exp()).sum();
-            for d in 0..hd {
-                out[(t * p.n_heads + h) * hd + d] = visible
+            for d in 0..hdv {
+                out[(t * p.n_heads + h) * hdv + d] = visible
                     .iter()
                     .zip(&scores)
-                    .map(|(&j, s)| {
-                        (s - m).exp() / total * v[(j * p.n_kv_heads + kvh) * hd + d] as f64
-                    })
+                    .map(|(&j, s)| (s - m).exp() / total * v[(kvh * p.n_ctx + j) * hdv + d] as f64)
                     .sum();
             }
         }
     }
     out
-}
-
-#[test]
-fn store_f16_rounds_like_half() {
-    on_each_device(|gpu| {
-        let mut rng = Rng(8);
-        let mut values: Vec<f32> = vec![
-            0.0,
-            -0.0,
-            1.0,
-            -2.5,
-            65504.0,
-            65520.0, // rounds up to infinity
-            1e9,
-            f32::INFINITY,
-            f32::NEG_INFINITY,
-            f32::NAN,
-            6.1e-5,  // just below the smallest normal
-            5.96e-8, // near the smallest subnormal
-            2.98e-8, // half the smallest subnormal: a tie that rounds to zero
-            1e-10,
-            // Ties between neighbours: 1 + 2^-11 (to even: 1.0), 1 + 3 * 2^-11 (up).
-            1.0 + 1.0 / 2048.0,
-            1.0 + 3.0 / 2048.0,
-        ];
-        values.extend(rng.vec(1000).iter().map(|v| v * 3.0));
-        values.extend(rng.vec(1000).iter().map(|v| v * 1e-5));
-        if values.len() % 2 == 1 {
-            values.push(0.5);
-        }
-        let src = gpu.upload(&values).unwrap();
-        let dst = gpu.buffer(values.len() / 2 + 2);
-        let mut batch = gpu.batch();
-        batch.store_f16(&src, 0, &dst, 2, values.len()).unwrap();
-        batch.submit().unwrap();
-        let words: Vec<u32> = gpu.read(&dst).unwrap();
-        assert_eq!(words[0], 0, "the store must start at f16 index 2");
-        for (i, &v) in values.iter().enumerate() {
-            let word = words[1 + i / 2];
-            let got = if i % 2 == 0 {
-                word & 0xffff
-            } else {
-                word >> 16
-            } as u16;
-            let want = f16::from_f32(v);
-            if v.is_nan() {
-                assert!(f16::from_bits(got).is_nan(), "NaN became {got:#x}");
-            } else {
-                assert_eq!(got, want.to_bits(), "f16 of {v:e}");
-            }
-        }
-    });
 }
 
 #[test]
@@ -556,42 +634,48 @@ fn attention_matches_reference_with_gqa_causality_and_window() {
                 n_heads: 4,
                 n_kv_heads: 2,
                 head_dim: 32,
-                kv_len: pos0 + n_tokens,
+                head_dim_v: 24,
+                n_ctx: 80,
                 pos0,
                 window,
                 scale: 1.0 / (32f32).sqrt(),
                 kv_f16,
             };
-            let q = rng.vec(n_tokens * p.n_heads * p.head_dim);
-            let mut k = rng.vec(p.kv_len * p.n_kv_heads * p.head_dim);
-            let mut v = rng.vec(p.kv_len * p.n_kv_heads * p.head_dim);
-            let qb = gpu.upload(&q).unwrap();
-            let (kb, vb) = if kv_f16 {
-                // The cache holds halves; the reference sees the same rounded values.
-                let pack = |xs: &mut Vec<f32>| -> Vec<u32> {
-                    for x in xs.iter_mut() {
-                        *x = f16::from_f32(*x).to_f32();
-                    }
-                    xs.chunks(2)
-                        .map(|c| {
-                            f16::from_f32(c[0]).to_bits() as u32
-                                | (f16::from_f32(c[1]).to_bits() as u32) << 16
-                        })
-                        .collect()
-                };
-                (
-                    gpu.upload(&pack(&mut k)).unwrap(),
-                    gpu.upload(&pack(&mut v)).unwrap(),
-                )
-            } else {
-                (gpu.upload(&k).unwrap(), gpu.upload(&v).unwrap())
+            let k_layout = KvLayout {
+                n_kv_heads: 2,
+                n_ctx: 80,
+                dim: 32,
+                f16: kv_f16,
             };
-            let scores = gpu.buffer(n_tokens * p.n_heads * p.kv_len);
-            let out = gpu.buffer(q.len());
+            let v_layout = KvLayout {
+                dim: 24,
+                ..k_layout
+            };
+            // The whole history is stored through kv_store, as a model would.
+            let kv_len = pos0 + n_tokens;
+            let k_new = rng.vec(kv_len * 2 * 32);
+            let v_new = rng.vec(kv_len * 2 * 24);
+            let q = rng.vec(n_tokens * p.n_heads * p.head_dim);
+            let (kb, vb) = (
+                gpu.buffer(k_layout.buffer_len()),
+                gpu.buffer(v_layout.buffer_len()),
+            );
+            let (knb, vnb, qb) = (
+                gpu.upload(&k_new).unwrap(),
+                gpu.upload(&v_new).unwrap(),
+                gpu.upload(&q).unwrap(),
+            );
+            let scores = gpu.buffer(n_tokens * p.n_heads * kv_len);
+            let out = gpu.buffer(n_tokens * p.n_heads * p.head_dim_v);
             let mut batch = gpu.batch();
+            batch.kv_store(&knb, &kb, &k_layout, 0, kv_len).unwrap();
+            batch.kv_store(&vnb, &vb, &v_layout, 0, kv_len).unwrap();
             batch.attention(&qb, &kb, &vb, &scores, &out, &p).unwrap();
             batch.submit().unwrap();
             let y: Vec<f32> = gpu.read(&out).unwrap();
+            // The reference reads the cache contents (f16-rounded where stored so).
+            let k = read_cache(gpu, &kb, kv_f16);
+            let v = read_cache(gpu, &vb, kv_f16);
             let want = attention_reference(&q, &k, &v, &p);
             assert_close(
                 &format!("attention t={n_tokens} pos0={pos0} window={window} f16={kv_f16}"),

@@ -48,8 +48,9 @@ fn every_kernel_validates_for_every_feature_set() {
         }
     }
     assert!(failures.is_empty(), "{}", failures.join("\n"));
-    // 13 weight types x 3 weight kernels + 6 others + 4 binary ops, for 4 feature sets.
-    assert_eq!(checked, 4 * (13 * 3 + 10));
+    // 13 weight types x 3 weight kernels, rope, softmax, and 2 variants each of rmsnorm,
+    // attention, kv store and 5 element-wise ops, for 4 feature sets.
+    assert_eq!(checked, 4 * (13 * 3 + 2 + 2 * 8));
 }
 
 #[test]
@@ -59,7 +60,9 @@ fn subgroup_kernels_are_refused_without_the_subgroup_capability() {
         f16: false,
         subgroup: true,
     };
-    let source = Kernel::RmsNorm.source(features).unwrap();
+    let source = Kernel::RmsNorm { in_place: false }
+        .source(features)
+        .unwrap();
     let module = naga::front::wgsl::parse_str(&source).unwrap();
     let mut validator = naga::valid::Validator::new(
         naga::valid::ValidationFlags::all(),

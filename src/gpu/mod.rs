@@ -12,5 +12,5 @@ pub mod shaders;
 
 pub use buffer::{GpuBuffer, GpuWeight};
 pub use device::{list_adapters, AdapterSummary, GpuDevice, GpuOptions, ShaderFeatures};
-pub use runtime::{AttentionParams, Batch, Gpu, RopeParams};
+pub use runtime::{AttentionParams, Batch, Gpu, KvLayout, RopeParams};
 pub use shaders::{BinaryOp, Kernel};

@@ -15,8 +15,8 @@ use crate::gpu::device::{GpuDevice, GpuOptions};
 use crate::gpu::shaders::{Access, BinaryOp, Kernel};
 use crate::quant::GgmlType;
 
-/// Bytes reserved for one dispatch's parameters (every kernel's Params is 32 bytes).
-const PARAMS_SIZE: u64 = 32;
+/// Bytes reserved for one dispatch's parameters (no kernel's Params exceeds 16 words).
+const PARAMS_SIZE: u64 = 64;
 /// Dispatches one batch can hold before it is flushed to the queue.
 const RING_SLOTS: u64 = 1024;
 /// Workgroups per dimension wgpu guarantees.
@@ -37,6 +37,8 @@ pub struct Gpu {
     pipelines: Mutex<HashMap<Kernel, Arc<Pipeline>>>,
     bind_groups: Mutex<HashMap<(Kernel, Vec<u64>), wgpu::BindGroup>>,
     ring: Mutex<ParamRing>,
+    /// Bound where a kernel's binding is unused (wgpu needs a buffer there).
+    placeholder: GpuBuffer,
 }
 
 struct ParamRing {
@@ -57,6 +59,8 @@ pub struct RopeParams {
     pub freq_scale: f32,
     /// Pairs (i, i + n_rot/2) instead of (2i, 2i+1).
     pub neox: bool,
+    /// Position of the first token when no position buffer is given.
+    pub pos0: usize,
 }
 
 /// Attention of a batch of queries over a KV cache.
@@ -66,16 +70,39 @@ pub struct AttentionParams {
     pub n_heads: usize,
     pub n_kv_heads: usize,
     pub head_dim: usize,
-    /// Cache rows that hold data (the batch's own keys included).
-    pub kv_len: usize,
-    /// Position of the batch's first query.
+    pub head_dim_v: usize,
+    /// Positions the cache holds per kv head (its capacity).
+    pub n_ctx: usize,
+    /// Position of the batch's first query; its keys are at pos0 ... in the cache.
     pub pos0: usize,
     /// Sliding window (keys j > pos - window are visible); 0 = unlimited.
     pub window: usize,
     pub scale: f32,
-    /// The k and v caches hold f16 values packed two per element (see
-    /// [`Batch::store_f16`]) instead of f32.
+    /// The k and v caches hold f16 values packed two per element instead of f32.
     pub kv_f16: bool,
+}
+
+/// Where [`Batch::kv_store`] appends: a cache of `[n_kv_heads][n_ctx][dim]` values.
+#[derive(Clone, Copy, Debug)]
+pub struct KvLayout {
+    pub n_kv_heads: usize,
+    pub n_ctx: usize,
+    /// head_dim for keys, head_dim_v for values (even).
+    pub dim: usize,
+    /// f16 values packed two per element instead of f32.
+    pub f16: bool,
+}
+
+impl KvLayout {
+    /// Elements (4-byte) a cache buffer of this layout needs.
+    pub fn buffer_len(&self) -> usize {
+        let values = self.n_kv_heads * self.n_ctx * self.dim;
+        if self.f16 {
+            values.div_ceil(2)
+        } else {
+            values
+        }
+    }
 }
 
 fn u32_of(v: usize, what: &str) -> anyhow::Result<u32> {
@@ -104,6 +131,7 @@ impl Gpu {
             usage: wgpu::BufferUsages::UNIFORM | wgpu::BufferUsages::COPY_DST,
             mapped_at_creation: false,
         });
+        let placeholder = GpuBuffer::new(&device.device, 1, "placeholder");
         Ok(Gpu {
             device,
             pipelines: Mutex::new(HashMap::new()),
@@ -113,6 +141,7 @@ impl Gpu {
                 id: u64::MAX,
                 stride,
             }),
+            placeholder,
         })
     }
 
@@ -340,7 +369,7 @@ impl Batch<'_> {
         &mut self,
         kernel: Kernel,
         bound: &[Bound<'_>],
-        params: [u32; 8],
+        params: &[u32],
         groups: (u32, u32, u32),
     ) -> anyhow::Result<()> {
         debug_assert_eq!(bound.len(), kernel.storage_bindings().len());
@@ -349,7 +378,8 @@ impl Batch<'_> {
         }
         let pipeline = self.gpu.pipeline(kernel)?;
         let offset = self.params.len() as u64;
-        self.params.extend_from_slice(bytemuck::cast_slice(&params));
+        debug_assert!(params.len() * 4 <= PARAMS_SIZE as usize);
+        self.params.extend_from_slice(bytemuck::cast_slice(params));
         self.params.resize((offset + self.ring.stride) as usize, 0);
 
         let device = &self.gpu.device.device;
@@ -486,7 +516,7 @@ impl Batch<'_> {
             self.dispatch(
                 Kernel::MatVec(w.ty),
                 &[chunk_bound, x.into(), y.into()],
-                params,
+                &params,
                 (gx, gy, tokens),
             )?;
         }
@@ -527,7 +557,7 @@ impl Batch<'_> {
             self.dispatch(
                 Kernel::MatMul(w.ty),
                 &[chunk_bound, x.into(), y.into()],
-                params,
+                &params,
                 (gx, gy, 1),
             )?;
         }
@@ -570,14 +600,15 @@ impl Batch<'_> {
             self.dispatch(
                 Kernel::GetRows(w.ty),
                 &[chunk_bound, ids.into(), y.into()],
-                params,
+                &params,
                 (gx, gy, tokens),
             )?;
         }
         Ok(())
     }
 
-    /// y[r, :] = x[r, :] / sqrt(mean(x[r, :]^2) + eps) * w for `rows` rows of `w.len()`.
+    /// y[r, :] = x[r, :] / sqrt(mean(x[r, :]^2) + eps) * w for `rows` rows of `w.len()`
+    /// elements (whole token rows, or single heads with rows = tokens x heads).
     pub fn rms_norm(
         &mut self,
         x: &GpuBuffer,
@@ -586,24 +617,55 @@ impl Batch<'_> {
         rows: usize,
         eps: f32,
     ) -> anyhow::Result<()> {
+        ensure!(y.len() >= rows * w.len(), "rms_norm output is too small");
+        self.rms_norm_any(x, w, Some(y), rows, eps)
+    }
+
+    /// [`Batch::rms_norm`] with the result replacing x.
+    pub fn rms_norm_in_place(
+        &mut self,
+        x: &GpuBuffer,
+        w: &GpuBuffer,
+        rows: usize,
+        eps: f32,
+    ) -> anyhow::Result<()> {
+        self.rms_norm_any(x, w, None, rows, eps)
+    }
+
+    fn rms_norm_any(
+        &mut self,
+        x: &GpuBuffer,
+        w: &GpuBuffer,
+        y: Option<&GpuBuffer>,
+        rows: usize,
+        eps: f32,
+    ) -> anyhow::Result<()> {
         let cols = w.len();
         ensure!(
-            x.len() >= rows * cols && y.len() >= rows * cols,
-            "rms_norm buffers are too small"
+            cols > 0 && x.len() >= rows * cols,
+            "rms_norm input is too small"
         );
         let r = u32_of(rows, "rows")?;
-        let params = [u32_of(cols, "cols")?, r, eps.to_bits(), 0, 0, 0, 0, 0];
+        let params = [u32_of(cols, "cols")?, r, eps.to_bits(), 0];
         let (gx, gy) = spread(r);
-        self.dispatch(
-            Kernel::RmsNorm,
-            &[x.into(), w.into(), y.into()],
-            params,
-            (gx, gy, 1),
-        )
+        match y {
+            Some(y) => self.dispatch(
+                Kernel::RmsNorm { in_place: false },
+                &[x.into(), w.into(), y.into()],
+                &params,
+                (gx, gy, 1),
+            ),
+            None => self.dispatch(
+                Kernel::RmsNorm { in_place: true },
+                &[x.into(), w.into()],
+                &params,
+                (gx, gy, 1),
+            ),
+        }
     }
 
     /// y[i] = op(a[i], b[i % b.len()]) for i < n (b repeats: a per-channel vector
-    /// applies to every token).
+    /// applies to every token). For [`BinaryOp::Scale`] use [`Batch::scale`].
     pub fn binary(
         &mut self,
         op: BinaryOp,
@@ -612,35 +674,73 @@ impl Batch<'_> {
         y: &GpuBuffer,
         n: usize,
     ) -> anyhow::Result<()> {
+        ensure!(y.len() >= n, "element-wise output is too small");
+        self.elementwise(op, a, b, Some(y), n, 1.0)
+    }
+
+    /// a[i] = op(a[i], b[i % b.len()]) for i < n: residual adds, biases, gates.
+    pub fn binary_in_place(
+        &mut self,
+        op: BinaryOp,
+        a: &GpuBuffer,
+        b: &GpuBuffer,
+        n: usize,
+    ) -> anyhow::Result<()> {
+        self.elementwise(op, a, b, None, n, 1.0)
+    }
+
+    /// a[i] *= s for i < n.
+    pub fn scale(&mut self, a: &GpuBuffer, s: f32, n: usize) -> anyhow::Result<()> {
+        let unused = &self.gpu.placeholder;
+        self.elementwise(BinaryOp::Scale, a, unused, None, n, s)
+    }
+
+    fn elementwise(
+        &mut self,
+        op: BinaryOp,
+        a: &GpuBuffer,
+        b: &GpuBuffer,
+        y: Option<&GpuBuffer>,
+        n: usize,
+        s: f32,
+    ) -> anyhow::Result<()> {
         ensure!(
-            a.len() >= n && y.len() >= n && !b.is_empty(),
-            "element-wise buffers are too small"
+            a.len() >= n && !b.is_empty(),
+            "element-wise inputs are too small"
         );
         let params = [
             u32_of(n, "elements")?,
             u32_of(b.len(), "elements")?,
-            0,
-            0,
-            0,
-            0,
-            0,
+            s.to_bits(),
             0,
         ];
         let (gx, gy) = spread(params[0].div_ceil(256));
-        self.dispatch(
-            Kernel::Binary(op),
-            &[a.into(), b.into(), y.into()],
-            params,
-            (gx, gy, 1),
-        )
+        match y {
+            Some(y) => self.dispatch(
+                Kernel::Binary {
+                    op,
+                    in_place: false,
+                },
+                &[a.into(), b.into(), y.into()],
+                &params,
+                (gx, gy, 1),
+            ),
+            None => self.dispatch(
+                Kernel::Binary { op, in_place: true },
+                &[a.into(), b.into()],
+                &params,
+                (gx, gy, 1),
+            ),
+        }
     }
 
-    /// Rotates x ([n_tokens, n_heads, head_dim]) in place; `pos` holds one i32 position
-    /// per token, `freq_factors` (n_rot / 2 divisors of the frequencies) is optional.
+    /// Rotates x ([n_tokens][n_heads][head_dim]) in place. Token t is at position
+    /// `pos[t]` (i32) when a position buffer is given, else at `p.pos0 + t`;
+    /// `freq_factors` (n_rot / 2 divisors of the frequencies) is optional.
     pub fn rope(
         &mut self,
         x: &GpuBuffer,
-        pos: &GpuBuffer,
+        pos: Option<&GpuBuffer>,
         freq_factors: Option<&GpuBuffer>,
         p: &RopeParams,
     ) -> anyhow::Result<()> {
@@ -651,17 +751,20 @@ impl Batch<'_> {
             p.head_dim
         );
         ensure!(
-            x.len() >= p.n_tokens * p.n_heads * p.head_dim && pos.len() >= p.n_tokens,
-            "rope buffers are too small"
+            x.len() >= p.n_tokens * p.n_heads * p.head_dim,
+            "rope buffer is too small"
         );
+        if let Some(pos) = pos {
+            ensure!(pos.len() >= p.n_tokens, "rope needs one position per token");
+        }
         if let Some(ff) = freq_factors {
             ensure!(
                 ff.len() >= p.n_rot / 2,
                 "rope needs n_rot / 2 frequency factors"
             );
         }
-        // An unused binding still needs a buffer: the positions stand in for it.
-        let ff = freq_factors.unwrap_or(pos);
+        // Unused bindings still need buffers.
+        let placeholder = &self.gpu.placeholder;
         let params = [
             u32_of(p.n_tokens, "tokens")?,
             u32_of(p.n_heads, "heads")?,
@@ -671,13 +774,21 @@ impl Batch<'_> {
             p.freq_scale.to_bits(),
             u32::from(p.neox),
             u32::from(freq_factors.is_some()),
+            u32::from(pos.is_some()),
+            u32_of(p.pos0, "position")?,
+            0,
+            0,
         ];
         let pairs = u32_of(p.n_tokens * p.n_heads * p.n_rot / 2, "rope pairs")?;
         let (gx, gy) = spread(pairs.div_ceil(256));
         self.dispatch(
             Kernel::Rope,
-            &[x.into(), pos.into(), ff.into()],
-            params,
+            &[
+                x.into(),
+                pos.unwrap_or(placeholder).into(),
+                freq_factors.unwrap_or(placeholder).into(),
+            ],
+            &params,
             (gx, gy, 1),
         )
     }
@@ -694,12 +805,13 @@ impl Batch<'_> {
         let r = u32_of(rows, "rows")?;
         let params = [u32_of(cols, "cols")?, r, scale.to_bits(), 0, 0, 0, 0, 0];
         let (gx, gy) = spread(r);
-        self.dispatch(Kernel::Softmax, &[x.into()], params, (gx, gy, 1))
+        self.dispatch(Kernel::Softmax, &[x.into()], &params, (gx, gy, 1))
     }
 
-    /// Attention of q ([n_tokens, n_heads, head_dim]) over the first kv_len rows of the
-    /// k and v caches ([rows, n_kv_heads, head_dim]); `scores` is scratch of at least
-    /// n_tokens * n_heads * kv_len elements; out is shaped like q.
+    /// Attention of q ([n_tokens][n_heads][head_dim]) over the k cache
+    /// ([n_kv_heads][n_ctx][head_dim]) and v cache ([n_kv_heads][n_ctx][head_dim_v]),
+    /// whose positions 0 .. pos0 + n_tokens are filled; out is [n_tokens][n_heads]
+    /// [head_dim_v]; `scores` is scratch of n_tokens x n_heads x (pos0 + n_tokens).
     #[allow(clippy::too_many_arguments)]
     pub fn attention(
         &mut self,
@@ -716,25 +828,25 @@ impl Batch<'_> {
             p.n_heads,
             p.n_kv_heads
         );
-        ensure!(p.kv_len > 0, "attention over an empty cache");
+        ensure!(p.n_tokens > 0, "attention of zero queries");
+        let kv_len = p.pos0 + p.n_tokens;
         ensure!(
-            p.pos0 + p.n_tokens <= p.kv_len,
-            "queries at positions {}..{} need their keys in the cache (kv_len {})",
-            p.pos0,
-            p.pos0 + p.n_tokens,
-            p.kv_len
+            kv_len <= p.n_ctx,
+            "queries up to position {kv_len} do not fit a cache of {} positions",
+            p.n_ctx
         );
-        let q_len = p.n_tokens * p.n_heads * p.head_dim;
-        let mut kv = p.kv_len * p.n_kv_heads * p.head_dim;
-        if p.kv_f16 {
-            kv = kv.div_ceil(2);
-        }
+        let cache = |dim: usize| KvLayout {
+            n_kv_heads: p.n_kv_heads,
+            n_ctx: p.n_ctx,
+            dim,
+            f16: p.kv_f16,
+        };
         ensure!(
-            q.len() >= q_len
-                && out.len() >= q_len
-                && k.len() >= kv
-                && v.len() >= kv
-                && scores.len() >= p.n_tokens * p.n_heads * p.kv_len,
+            q.len() >= p.n_tokens * p.n_heads * p.head_dim
+                && out.len() >= p.n_tokens * p.n_heads * p.head_dim_v
+                && k.len() >= cache(p.head_dim).buffer_len()
+                && v.len() >= cache(p.head_dim_v).buffer_len()
+                && scores.len() >= p.n_tokens * p.n_heads * kv_len,
             "attention buffers are too small"
         );
         let params = [
@@ -742,10 +854,14 @@ impl Batch<'_> {
             u32_of(p.n_heads, "heads")?,
             u32_of(p.n_kv_heads, "kv heads")?,
             u32_of(p.head_dim, "head_dim")?,
-            u32_of(p.kv_len, "kv_len")?,
+            u32_of(p.head_dim_v, "head_dim_v")?,
+            u32_of(p.n_ctx, "n_ctx")?,
             u32_of(p.pos0, "position")?,
             u32_of(p.window, "window")?,
             p.scale.to_bits(),
+            0,
+            0,
+            0,
         ];
         ensure!(
             params[0] <= MAX_GROUPS_PER_DIM && params[1] <= MAX_GROUPS_PER_DIM,
@@ -754,45 +870,49 @@ impl Batch<'_> {
         self.dispatch(
             Kernel::Attention { f16_kv: p.kv_f16 },
             &[q.into(), k.into(), v.into(), scores.into(), out.into()],
-            params,
+            &params,
             (params[1], params[0], 1),
         )
     }
 
-    /// Converts `n` f32 values of `src` from `src_offset` on to f16 (round to nearest
-    /// even) and stores them into the packed-f16 buffer `dst` (two per element) from
-    /// f16 index `dst_offset` on: a KV cache append. Offsets and `n` must be even.
-    pub fn store_f16(
+    /// Appends a batch's keys or values, src = [n_tokens][n_kv_heads][dim] f32, to the
+    /// cache at positions pos0 .. pos0 + n_tokens (f16 caches round to nearest even).
+    pub fn kv_store(
         &mut self,
         src: &GpuBuffer,
-        src_offset: usize,
-        dst: &GpuBuffer,
-        dst_offset: usize,
-        n: usize,
+        cache: &GpuBuffer,
+        layout: &KvLayout,
+        pos0: usize,
+        n_tokens: usize,
     ) -> anyhow::Result<()> {
+        ensure!(layout.dim % 2 == 0, "KV rows of odd width {}", layout.dim);
         ensure!(
-            n % 2 == 0 && src_offset % 2 == 0 && dst_offset % 2 == 0,
-            "f16 stores move whole pairs (n {n}, offsets {src_offset} and {dst_offset})"
+            pos0 + n_tokens <= layout.n_ctx,
+            "positions {pos0}..{} do not fit a cache of {}",
+            pos0 + n_tokens,
+            layout.n_ctx
         );
         ensure!(
-            src_offset + n <= src.len() && (dst_offset + n) / 2 <= dst.len(),
-            "f16 store of {n} values overruns a buffer"
+            src.len() >= n_tokens * layout.n_kv_heads * layout.dim
+                && cache.len() >= layout.buffer_len(),
+            "KV store buffers are too small"
         );
         let params = [
-            u32_of(n, "elements")?,
-            u32_of(src_offset, "offset")?,
-            u32_of(dst_offset, "offset")?,
-            0,
-            0,
+            u32_of(n_tokens, "tokens")?,
+            u32_of(layout.n_kv_heads, "kv heads")?,
+            u32_of(layout.dim, "dim")?,
+            u32_of(layout.n_ctx, "n_ctx")?,
+            u32_of(pos0, "position")?,
             0,
             0,
             0,
         ];
-        let (gx, gy) = spread(params[0].div_ceil(2 * 256));
+        let pairs = u32_of(n_tokens * layout.n_kv_heads * layout.dim / 2, "pairs")?;
+        let (gx, gy) = spread(pairs.div_ceil(256));
         self.dispatch(
-            Kernel::StoreF16,
-            &[src.into(), dst.into()],
-            params,
+            Kernel::KvStore { f16_kv: layout.f16 },
+            &[src.into(), cache.into()],
+            &params,
             (gx, gy, 1),
         )
     }

@@ -14,6 +14,12 @@ const F16_UNPACK: &str = include_str!("../../shaders/common/f16_unpack.wgsl");
 const F16_PACK: &str = include_str!("../../shaders/common/f16_pack.wgsl");
 const KV_F32: &str = include_str!("../../shaders/common/kv_f32.wgsl");
 const KV_F16: &str = include_str!("../../shaders/common/kv_f16.wgsl");
+const KV_STORE_F32: &str = include_str!("../../shaders/common/kv_store_f32.wgsl");
+const KV_STORE_F16: &str = include_str!("../../shaders/common/kv_store_f16.wgsl");
+const ELEMENTWISE_OUT: &str = include_str!("../../shaders/common/elementwise_out.wgsl");
+const ELEMENTWISE_IN_PLACE: &str = include_str!("../../shaders/common/elementwise_in_place.wgsl");
+const RMSNORM_OUT: &str = include_str!("../../shaders/common/rmsnorm_out.wgsl");
+const RMSNORM_IN_PLACE: &str = include_str!("../../shaders/common/rmsnorm_in_place.wgsl");
 const K_SCALE_MIN: &str = include_str!("../../shaders/dequant/k_scale_min.wgsl");
 
 const MATVEC: &str = include_str!("../../shaders/matvec.wgsl");
@@ -24,7 +30,7 @@ const ELEMENTWISE: &str = include_str!("../../shaders/elementwise.wgsl");
 const ROPE: &str = include_str!("../../shaders/rope.wgsl");
 const SOFTMAX: &str = include_str!("../../shaders/softmax.wgsl");
 const ATTENTION: &str = include_str!("../../shaders/attention.wgsl");
-const STORE_F16: &str = include_str!("../../shaders/store_f16.wgsl");
+const KV_STORE: &str = include_str!("../../shaders/kv_store.wgsl");
 
 /// Weight types the GPU kernels read (the activation-only Q8_1 and Q8_K are not weights).
 pub const WEIGHT_TYPES: [GgmlType; 13] = [
@@ -68,7 +74,7 @@ pub fn supports_weight_type(ty: GgmlType) -> bool {
     dequant_source(ty).is_some()
 }
 
-/// Binary element-wise operations.
+/// Element-wise operations of a and b (b repeating along a).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum BinaryOp {
     Add,
@@ -77,14 +83,17 @@ pub enum BinaryOp {
     SiluMul,
     /// gelu_tanh(a) * b (GeGLU gate).
     GeluMul,
+    /// a * s for a scalar parameter s (b is not read).
+    Scale,
 }
 
 impl BinaryOp {
-    pub const ALL: [BinaryOp; 4] = [
+    pub const ALL: [BinaryOp; 5] = [
         BinaryOp::Add,
         BinaryOp::Mul,
         BinaryOp::SiluMul,
         BinaryOp::GeluMul,
+        BinaryOp::Scale,
     ];
 
     fn code(self) -> u32 {
@@ -93,6 +102,7 @@ impl BinaryOp {
             BinaryOp::Mul => 1,
             BinaryOp::SiluMul => 2,
             BinaryOp::GeluMul => 3,
+            BinaryOp::Scale => 4,
         }
     }
 }
@@ -103,16 +113,33 @@ pub enum Kernel {
     MatVec(GgmlType),
     MatMul(GgmlType),
     GetRows(GgmlType),
-    RmsNorm,
-    Binary(BinaryOp),
+    /// RMS normalization into a separate output or in place.
+    RmsNorm {
+        in_place: bool,
+    },
+    /// An element-wise op into a separate output or in place (into a).
+    Binary {
+        op: BinaryOp,
+        in_place: bool,
+    },
     Rope,
     Softmax,
     /// Attention over a KV cache of f32 (`f16_kv: false`) or packed f16 values.
     Attention {
         f16_kv: bool,
     },
-    /// f32 values into a packed f16 buffer (KV cache append).
-    StoreF16,
+    /// Appends keys or values to a KV cache of f32 or packed f16 values.
+    KvStore {
+        f16_kv: bool,
+    },
+}
+
+fn suffix(in_place: bool) -> &'static str {
+    if in_place {
+        "_in_place"
+    } else {
+        ""
+    }
 }
 
 /// How a kernel uses one storage binding.
@@ -129,15 +156,15 @@ impl Kernel {
         for ty in WEIGHT_TYPES {
             all.extend([Kernel::MatVec(ty), Kernel::MatMul(ty), Kernel::GetRows(ty)]);
         }
-        all.extend([
-            Kernel::RmsNorm,
-            Kernel::Rope,
-            Kernel::Softmax,
-            Kernel::Attention { f16_kv: false },
-            Kernel::Attention { f16_kv: true },
-            Kernel::StoreF16,
-        ]);
-        all.extend(BinaryOp::ALL.map(Kernel::Binary));
+        all.extend([Kernel::Rope, Kernel::Softmax]);
+        for flag in [false, true] {
+            all.extend([
+                Kernel::RmsNorm { in_place: flag },
+                Kernel::Attention { f16_kv: flag },
+                Kernel::KvStore { f16_kv: flag },
+            ]);
+            all.extend(BinaryOp::ALL.map(|op| Kernel::Binary { op, in_place: flag }));
+        }
         all
     }
 
@@ -148,19 +175,26 @@ impl Kernel {
             Kernel::MatVec(_)
             | Kernel::MatMul(_)
             | Kernel::GetRows(_)
-            | Kernel::RmsNorm
-            | Kernel::Binary(_) => &[Read, Read, ReadWrite],
+            | Kernel::RmsNorm { in_place: false }
+            | Kernel::Binary {
+                in_place: false, ..
+            } => &[Read, Read, ReadWrite],
+            Kernel::RmsNorm { in_place: true } | Kernel::Binary { in_place: true, .. } => {
+                &[ReadWrite, Read]
+            }
             Kernel::Rope => &[ReadWrite, Read, Read],
             Kernel::Softmax => &[ReadWrite],
             Kernel::Attention { .. } => &[Read, Read, Read, ReadWrite, ReadWrite],
-            Kernel::StoreF16 => &[Read, ReadWrite],
+            Kernel::KvStore { .. } => &[Read, ReadWrite],
         }
     }
 
     /// Invocations per workgroup (as written in the kernel's WGSL).
     pub fn workgroup_size(self) -> u32 {
         match self {
-            Kernel::MatMul(_) | Kernel::Binary(_) | Kernel::Rope | Kernel::StoreF16 => 256,
+            Kernel::MatMul(_) | Kernel::Binary { .. } | Kernel::Rope | Kernel::KvStore { .. } => {
+                256
+            }
             _ => 64,
         }
     }
@@ -171,13 +205,14 @@ impl Kernel {
             Kernel::MatVec(t) => format!("matvec_{}", t.name()),
             Kernel::MatMul(t) => format!("matmul_{}", t.name()),
             Kernel::GetRows(t) => format!("get_rows_{}", t.name()),
-            Kernel::RmsNorm => "rmsnorm".into(),
-            Kernel::Binary(op) => format!("binary_{op:?}"),
+            Kernel::RmsNorm { in_place } => format!("rmsnorm{}", suffix(in_place)),
+            Kernel::Binary { op, in_place } => format!("binary_{op:?}{}", suffix(in_place)),
             Kernel::Rope => "rope".into(),
             Kernel::Softmax => "softmax".into(),
             Kernel::Attention { f16_kv: false } => "attention".into(),
             Kernel::Attention { f16_kv: true } => "attention_f16_kv".into(),
-            Kernel::StoreF16 => "store_f16".into(),
+            Kernel::KvStore { f16_kv: false } => "kv_store".into(),
+            Kernel::KvStore { f16_kv: true } => "kv_store_f16".into(),
         }
     }
 
@@ -210,10 +245,22 @@ impl Kernel {
                     _ => GET_ROWS,
                 });
             }
-            Kernel::RmsNorm => parts.push(RMSNORM),
-            Kernel::Binary(op) => {
+            Kernel::RmsNorm { in_place } => {
+                parts.push(if in_place {
+                    RMSNORM_IN_PLACE
+                } else {
+                    RMSNORM_OUT
+                });
+                parts.push(RMSNORM);
+            }
+            Kernel::Binary { op, in_place } => {
                 op_const = format!("const OP: u32 = {}u;\n", op.code());
                 parts.push(&op_const);
+                parts.push(if in_place {
+                    ELEMENTWISE_IN_PLACE
+                } else {
+                    ELEMENTWISE_OUT
+                });
                 parts.push(ELEMENTWISE);
             }
             Kernel::Rope => parts.push(ROPE),
@@ -226,7 +273,14 @@ impl Kernel {
                 }
                 parts.push(ATTENTION);
             }
-            Kernel::StoreF16 => parts.extend([F16_PACK, STORE_F16]),
+            Kernel::KvStore { f16_kv } => {
+                if f16_kv {
+                    parts.extend([F16_PACK, KV_STORE_F16]);
+                } else {
+                    parts.push(KV_STORE_F32);
+                }
+                parts.push(KV_STORE);
+            }
         }
         Ok(parts.join("\n"))
     }
@@ -255,7 +309,9 @@ mod tests {
             .is_err());
         assert!(WEIGHT_TYPES.iter().all(|&t| supports_weight_type(t)));
         // The non-weight kernels do not include the weight byte readers.
-        let norm = Kernel::RmsNorm.source(ShaderFeatures::default()).unwrap();
+        let norm = Kernel::RmsNorm { in_place: false }
+            .source(ShaderFeatures::default())
+            .unwrap();
         assert!(!norm.contains("fn ld_u8("));
     }
 }
