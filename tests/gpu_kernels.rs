@@ -701,6 +701,11 @@ fn kv_append_copies_into_the_cache_in_one_batch_with_other_ops() {
     batch.submit().unwrap();
     let c: Vec<f32> = gpu.read(&cache).unwrap();
     assert_eq!(&c[16..24], &new_k[..]);
+    assert_eq!(
+        gpu.read_range::<f32>(&cache, 17, 3).unwrap(),
+        vec![1.0, 2.0, 3.0]
+    );
+    assert!(gpu.read_range::<f32>(&cache, 30, 3).is_err());
     assert!(c[..16].iter().chain(&c[24..]).all(|&v| v == 0.0));
     let s: Vec<f32> = gpu.read(&sum).unwrap();
     assert_eq!(s, (1..=8).map(|i| i as f32).collect::<Vec<_>>());

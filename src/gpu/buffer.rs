@@ -19,12 +19,13 @@ pub struct GpuBuffer {
 }
 
 impl GpuBuffer {
-    /// Creates a zero-filled buffer of `len` elements (at least one element is allocated,
-    /// since wgpu refuses zero-sized bindings).
+    /// Creates a zero-filled buffer of `len` elements. The allocation is rounded up to
+    /// whole vec4s (kernels may view it as `array<vec4<f32>>`) and is never empty (wgpu
+    /// refuses zero-sized bindings).
     pub(crate) fn new(device: &wgpu::Device, len: usize, label: &str) -> GpuBuffer {
         let buffer = device.create_buffer(&wgpu::BufferDescriptor {
             label: Some(label),
-            size: (len.max(1) * 4) as u64,
+            size: (len.max(1).next_multiple_of(4) * 4) as u64,
             usage: wgpu::BufferUsages::STORAGE
                 | wgpu::BufferUsages::COPY_SRC
                 | wgpu::BufferUsages::COPY_DST,

@@ -281,11 +281,31 @@ impl Gpu {
 
     /// Reads a buffer back (waits for all submitted work).
     pub fn read<T: bytemuck::Pod>(&self, buf: &GpuBuffer) -> anyhow::Result<Vec<T>> {
+        self.read_range(buf, 0, buf.len())
+    }
+
+    /// Reads elements `offset .. offset + len` back (waits for all submitted work), e.g.
+    /// the last token's logits.
+    pub fn read_range<T: bytemuck::Pod>(
+        &self,
+        buf: &GpuBuffer,
+        offset: usize,
+        len: usize,
+    ) -> anyhow::Result<Vec<T>> {
         ensure!(
             std::mem::size_of::<T>() == 4,
             "GPU buffers hold 4-byte elements"
         );
-        let size = (buf.len().max(1) * 4) as u64;
+        ensure!(
+            offset + len <= buf.len(),
+            "reading elements {offset}..{} of a buffer of {}",
+            offset + len,
+            buf.len()
+        );
+        if len == 0 {
+            return Ok(Vec::new());
+        }
+        let size = (len * 4) as u64;
         let device = &self.device.device;
         let staging = device.create_buffer(&wgpu::BufferDescriptor {
             label: Some("readback"),
@@ -296,7 +316,7 @@ impl Gpu {
         let mut encoder = device.create_command_encoder(&wgpu::CommandEncoderDescriptor {
             label: Some("readback"),
         });
-        encoder.copy_buffer_to_buffer(&buf.buffer, 0, &staging, 0, size);
+        encoder.copy_buffer_to_buffer(&buf.buffer, (offset * 4) as u64, &staging, 0, size);
         self.device.queue.submit([encoder.finish()]);
         let (tx, rx) = std::sync::mpsc::channel();
         staging.map_async(wgpu::MapMode::Read, .., move |result| {
@@ -312,7 +332,7 @@ impl Gpu {
             let view = staging
                 .get_mapped_range(..)
                 .map_err(|e| anyhow::anyhow!("reading a mapped buffer: {e:?}"))?;
-            bytemuck::cast_slice::<u8, T>(&view[..buf.len() * 4]).to_vec()
+            bytemuck::cast_slice::<u8, T>(&view).to_vec()
         };
         staging.unmap();
         Ok(out)
