@@ -769,3 +769,26 @@ fn a_lost_device_gives_errors_not_hangs() {
         "reading from a destroyed device"
     );
 }
+
+#[test]
+fn bind_groups_are_reused_and_freed_with_their_buffers() {
+    let gpu = open(&GpuOptions::default());
+    let base = gpu.cached_bind_groups();
+    let w = gpu.upload_weight(GgmlType::F32, 4, 8, &[0u8; 128]).unwrap();
+    {
+        let x = gpu.upload(&[1f32; 8]).unwrap();
+        let y = gpu.buffer(4);
+        for _ in 0..3 {
+            let mut batch = gpu.batch();
+            batch.mat_vec(&w, &x, &y, 1).unwrap();
+            batch.submit().unwrap();
+        }
+        assert_eq!(gpu.cached_bind_groups(), base + 1, "one bind group, reused");
+    }
+    assert_eq!(gpu.cached_bind_groups(), base, "dropping x and y evicts it");
+    // Gpu and its buffers can move to and be shared between threads.
+    fn send_sync<T: Send + Sync>() {}
+    send_sync::<Gpu>();
+    send_sync::<tandem::gpu::GpuBuffer>();
+    send_sync::<tandem::gpu::GpuWeight>();
+}

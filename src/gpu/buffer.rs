@@ -1,20 +1,16 @@
 //! Device buffers: activations (f32 / u32 / i32 arrays) and weights (GGUF bytes, split
 //! by whole rows into chunks that each fit one storage binding).
 
-use std::sync::atomic::{AtomicU64, Ordering};
-
 use anyhow::{bail, ensure};
 
+use crate::gpu::bind_cache::{BufferId, SharedBindCache};
 use crate::gpu::shaders::supports_weight_type;
 use crate::quant::GgmlType;
-
-static NEXT_BUFFER_ID: AtomicU64 = AtomicU64::new(1);
 
 /// A storage buffer of 4-byte elements (f32 activations, u32 ids, i32 positions).
 pub struct GpuBuffer {
     pub(crate) buffer: wgpu::Buffer,
-    /// Identifies the buffer in bind-group cache keys.
-    pub(crate) id: u64,
+    pub(crate) id: BufferId,
     len: usize,
 }
 
@@ -22,7 +18,12 @@ impl GpuBuffer {
     /// Creates a zero-filled buffer of `len` elements. The allocation is rounded up to
     /// whole vec4s (kernels may view it as `array<vec4<f32>>`) and is never empty (wgpu
     /// refuses zero-sized bindings).
-    pub(crate) fn new(device: &wgpu::Device, len: usize, label: &str) -> GpuBuffer {
+    pub(crate) fn new(
+        device: &wgpu::Device,
+        cache: &SharedBindCache,
+        len: usize,
+        label: &str,
+    ) -> GpuBuffer {
         let buffer = device.create_buffer(&wgpu::BufferDescriptor {
             label: Some(label),
             size: (len.max(1).next_multiple_of(4) * 4) as u64,
@@ -33,7 +34,7 @@ impl GpuBuffer {
         });
         GpuBuffer {
             buffer,
-            id: NEXT_BUFFER_ID.fetch_add(1, Ordering::Relaxed),
+            id: BufferId::new(cache),
             len,
         }
     }
@@ -51,7 +52,7 @@ impl GpuBuffer {
 /// The rows `first_row .. first_row + rows` of a weight matrix in one buffer.
 pub(crate) struct WeightChunk {
     pub(crate) buffer: wgpu::Buffer,
-    pub(crate) id: u64,
+    pub(crate) id: BufferId,
     pub(crate) first_row: usize,
     pub(crate) rows: usize,
 }
@@ -74,6 +75,7 @@ impl GpuWeight {
     /// that no chunk exceeds `max_chunk_bytes`.
     pub(crate) fn upload(
         device: &wgpu::Device,
+        cache: &SharedBindCache,
         ty: GgmlType,
         rows: usize,
         cols: usize,
@@ -132,7 +134,7 @@ impl GpuWeight {
             buffer.unmap();
             chunks.push(WeightChunk {
                 buffer,
-                id: NEXT_BUFFER_ID.fetch_add(1, Ordering::Relaxed),
+                id: BufferId::new(cache),
                 first_row,
                 rows: n,
             });

@@ -5,6 +5,7 @@
 //! weights (split into binding-sized chunks); [`runtime`] builds pipelines and records
 //! batches of dispatches.
 
+mod bind_cache;
 pub mod buffer;
 pub mod device;
 pub mod runtime;

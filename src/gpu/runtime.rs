@@ -10,6 +10,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 
 use anyhow::{bail, ensure, Context};
 
+use crate::gpu::bind_cache::SharedBindCache;
 use crate::gpu::buffer::{GpuBuffer, GpuWeight};
 use crate::gpu::device::{GpuDevice, GpuOptions};
 use crate::gpu::shaders::{Access, BinaryOp, Kernel};
@@ -35,7 +36,7 @@ struct Pipeline {
 pub struct Gpu {
     pub device: GpuDevice,
     pipelines: Mutex<HashMap<Kernel, Arc<Pipeline>>>,
-    bind_groups: Mutex<HashMap<(Kernel, Vec<u64>), wgpu::BindGroup>>,
+    bind_groups: SharedBindCache,
     ring: Mutex<ParamRing>,
     /// Bound where a kernel's binding is unused (wgpu needs a buffer there).
     placeholder: GpuBuffer,
@@ -131,11 +132,12 @@ impl Gpu {
             usage: wgpu::BufferUsages::UNIFORM | wgpu::BufferUsages::COPY_DST,
             mapped_at_creation: false,
         });
-        let placeholder = GpuBuffer::new(&device.device, 1, "placeholder");
+        let bind_groups = SharedBindCache::default();
+        let placeholder = GpuBuffer::new(&device.device, &bind_groups, 1, "placeholder");
         Ok(Gpu {
             device,
             pipelines: Mutex::new(HashMap::new()),
-            bind_groups: Mutex::new(HashMap::new()),
+            bind_groups,
             ring: Mutex::new(ParamRing {
                 buffer: ring,
                 id: u64::MAX,
@@ -219,7 +221,7 @@ impl Gpu {
 
     /// A zero-filled buffer of `len` 4-byte elements.
     pub fn buffer(&self, len: usize) -> GpuBuffer {
-        GpuBuffer::new(&self.device.device, len, "activations")
+        GpuBuffer::new(&self.device.device, &self.bind_groups, len, "activations")
     }
 
     /// A buffer holding `data` (f32, u32 or i32 values).
@@ -276,7 +278,15 @@ impl Gpu {
         max_chunk_bytes: u64,
     ) -> anyhow::Result<GpuWeight> {
         let limit = max_chunk_bytes.min(self.device.max_binding_bytes());
-        GpuWeight::upload(&self.device.device, ty, rows, cols, bytes, limit)
+        GpuWeight::upload(
+            &self.device.device,
+            &self.bind_groups,
+            ty,
+            rows,
+            cols,
+            bytes,
+            limit,
+        )
     }
 
     /// Reads a buffer back (waits for all submitted work).
@@ -338,13 +348,12 @@ impl Gpu {
         Ok(out)
     }
 
-    /// Drops every cached bind group (they keep their buffers alive); call after freeing
-    /// many buffers, e.g. when a model is unloaded.
-    pub fn forget_bind_groups(&self) {
+    /// How many bind groups are cached (each lives as long as all its buffers do).
+    pub fn cached_bind_groups(&self) -> usize {
         self.bind_groups
             .lock()
             .expect("bind group cache poisoned")
-            .clear();
+            .len()
     }
 
     /// Starts a batch of dispatches that are submitted together.
@@ -370,7 +379,7 @@ impl<'a> From<&'a GpuBuffer> for Bound<'a> {
     fn from(b: &'a GpuBuffer) -> Bound<'a> {
         Bound {
             buffer: &b.buffer,
-            id: b.id,
+            id: b.id.id,
         }
     }
 }
@@ -531,7 +540,7 @@ impl Batch<'_> {
             let (gx, gy) = spread(params[0].div_ceil(MATVEC_ROWS_PER_WORKGROUP));
             let chunk_bound = Bound {
                 buffer: &chunk.buffer,
-                id: chunk.id,
+                id: chunk.id.id,
             };
             self.dispatch(
                 Kernel::MatVec(w.ty),
@@ -572,7 +581,7 @@ impl Batch<'_> {
             );
             let chunk_bound = Bound {
                 buffer: &chunk.buffer,
-                id: chunk.id,
+                id: chunk.id.id,
             };
             self.dispatch(
                 Kernel::MatMul(w.ty),
@@ -615,7 +624,7 @@ impl Batch<'_> {
             ];
             let chunk_bound = Bound {
                 buffer: &chunk.buffer,
-                id: chunk.id,
+                id: chunk.id.id,
             };
             self.dispatch(
                 Kernel::GetRows(w.ty),
