@@ -707,6 +707,11 @@ fn kv_append_copies_into_the_cache_in_one_batch_with_other_ops() {
     );
     assert!(gpu.read_range::<f32>(&cache, 30, 3).is_err());
     assert!(c[..16].iter().chain(&c[24..]).all(|&v| v == 0.0));
+    // Raw bytes at an odd address (as inside a mapped GGUF file) upload unchanged.
+    let raw: Vec<u8> = [0u8].iter().chain(&2.5f32.to_le_bytes()).copied().collect();
+    let from_bytes = gpu.upload_bytes(&raw[1..]).unwrap();
+    assert_eq!(gpu.read::<f32>(&from_bytes).unwrap(), vec![2.5]);
+    assert!(gpu.upload_bytes(&raw[..3]).is_err());
     let s: Vec<f32> = gpu.read(&sum).unwrap();
     assert_eq!(s, (1..=8).map(|i| i as f32).collect::<Vec<_>>());
 }

@@ -235,6 +235,21 @@ impl Gpu {
         Ok(buf)
     }
 
+    /// A buffer holding raw little-endian 4-byte values, e.g. an F32 norm weight straight
+    /// from a GGUF file (no alignment needed, unlike casting the bytes to `&[f32]`).
+    pub fn upload_bytes(&self, bytes: &[u8]) -> anyhow::Result<GpuBuffer> {
+        ensure!(
+            bytes.len() % 4 == 0,
+            "{} bytes are not whole 4-byte values",
+            bytes.len()
+        );
+        let buf = self.buffer(bytes.len() / 4);
+        if !bytes.is_empty() {
+            self.device.queue.write_buffer(&buf.buffer, 0, bytes);
+        }
+        Ok(buf)
+    }
+
     /// Writes `data` into `buf` from element `offset` on (ordered before later batches).
     pub fn write<T: bytemuck::Pod>(
         &self,
