@@ -491,7 +491,7 @@ impl Batch<'_> {
         self.flush()
     }
 
-    /// y[t, r] = sum_k W[r, k] x[t, k] for `n_tokens` tokens; x rows have `w.cols`
+    /// `y[t, r] = sum_k W[r, k] x[t, k]` for `n_tokens` tokens; x rows have `w.cols`
     /// elements, y rows `w.rows`. Picks the matrix x vector kernel for small batches and
     /// the tiled kernel otherwise.
     pub fn mul_mat(
@@ -608,7 +608,7 @@ impl Batch<'_> {
         Ok(())
     }
 
-    /// y[t, :] = row ids[t] of W, dequantized (embedding lookup). `ids` holds u32 ids.
+    /// `y[t, :] = W[ids[t], :]`, dequantized (embedding lookup); `ids` holds u32 ids.
     pub fn get_rows(
         &mut self,
         w: &GpuWeight,
@@ -651,7 +651,7 @@ impl Batch<'_> {
         Ok(())
     }
 
-    /// y[r, :] = x[r, :] / sqrt(mean(x[r, :]^2) + eps) * w for `rows` rows of `w.len()`
+    /// `y[r, :] = x[r, :] / sqrt(mean(x[r, :]^2) + eps) * w` for `rows` rows of `w.len()`
     /// elements (whole token rows, or single heads with rows = tokens x heads).
     pub fn rms_norm(
         &mut self,
@@ -708,7 +708,7 @@ impl Batch<'_> {
         }
     }
 
-    /// y[i] = op(a[i], b[i % b.len()]) for i < n (b repeats: a per-channel vector
+    /// `y[i] = op(a[i], b[i % b.len()])` for i < n (b repeats: a per-channel vector
     /// applies to every token). For [`BinaryOp::Scale`] use [`Batch::scale`].
     pub fn binary(
         &mut self,
@@ -722,7 +722,7 @@ impl Batch<'_> {
         self.elementwise(op, a, b, Some(y), n, 1.0)
     }
 
-    /// a[i] = op(a[i], b[i % b.len()]) for i < n: residual adds, biases, gates.
+    /// `a[i] = op(a[i], b[i % b.len()])` for i < n: residual adds, biases, gates.
     pub fn binary_in_place(
         &mut self,
         op: BinaryOp,
@@ -733,7 +733,7 @@ impl Batch<'_> {
         self.elementwise(op, a, b, None, n, 1.0)
     }
 
-    /// a[i] *= s for i < n.
+    /// `a[i] *= s` for i < n.
     pub fn scale(&mut self, a: &GpuBuffer, s: f32, n: usize) -> anyhow::Result<()> {
         let unused = &self.gpu.placeholder;
         self.elementwise(BinaryOp::Scale, a, unused, None, n, s)
@@ -778,7 +778,7 @@ impl Batch<'_> {
         }
     }
 
-    /// Rotates x ([n_tokens][n_heads][head_dim]) in place. Token t is at position
+    /// Rotates x (`[n_tokens][n_heads][head_dim]`) in place. Token t is at position
     /// `pos[t]` (i32) when a position buffer is given, else at `p.pos0 + t`;
     /// `freq_factors` (n_rot / 2 divisors of the frequencies) is optional.
     pub fn rope(
@@ -852,10 +852,11 @@ impl Batch<'_> {
         self.dispatch(Kernel::Softmax, &[x.into()], &params, (gx, gy, 1))
     }
 
-    /// Attention of q ([n_tokens][n_heads][head_dim]) over the k cache
-    /// ([n_kv_heads][n_ctx][head_dim]) and v cache ([n_kv_heads][n_ctx][head_dim_v]),
-    /// whose positions 0 .. pos0 + n_tokens are filled; out is [n_tokens][n_heads]
-    /// [head_dim_v]; `scores` is scratch of n_tokens x n_heads x (pos0 + n_tokens).
+    /// Attention of q (`[n_tokens][n_heads][head_dim]`) over the k cache
+    /// (`[n_kv_heads][n_ctx][head_dim]`) and v cache (`[n_kv_heads][n_ctx][head_dim_v]`),
+    /// whose positions 0 .. pos0 + n_tokens are filled; out is
+    /// `[n_tokens][n_heads][head_dim_v]`; `scores` is scratch of n_tokens x n_heads x
+    /// (pos0 + n_tokens) floats.
     #[allow(clippy::too_many_arguments)]
     pub fn attention(
         &mut self,
@@ -919,7 +920,7 @@ impl Batch<'_> {
         )
     }
 
-    /// Appends a batch's keys or values, src = [n_tokens][n_kv_heads][dim] f32, to the
+    /// Appends a batch's keys or values, src = `[n_tokens][n_kv_heads][dim]` f32, to the
     /// cache at positions pos0 .. pos0 + n_tokens (f16 caches round to nearest even).
     pub fn kv_store(
         &mut self,
