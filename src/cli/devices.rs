@@ -14,12 +14,13 @@ fn mib(bytes: u64) -> String {
 fn describe(a: &AdapterSummary) -> String {
     let yes_no = |b: bool| if b { "yes" } else { "no" };
     format!(
-        "[{}] {}\n    backend: {}, type: {}\n    driver: {} ({})\n    \
+        "[{}] {}{}\n    backend: {}, type: {}\n    driver: {} ({})\n    \
          max storage binding: {}, max buffer: {}\n    \
          workgroup storage: {} bytes, invocations per workgroup: {}\n    \
          f16: {}, subgroup: {} (size {}..{})",
         a.index,
         a.name,
+        if a.is_default { " (default)" } else { "" },
         a.backend,
         a.device_type,
         a.driver,

@@ -77,6 +77,8 @@ impl ShaderFeatures {
 #[derive(Clone, Debug)]
 pub struct AdapterSummary {
     pub index: usize,
+    /// Whether this is the adapter used when no `--gpu-device` is given.
+    pub is_default: bool,
     pub name: String,
     pub backend: String,
     pub device_type: String,
@@ -112,6 +114,7 @@ fn summarize(index: usize, adapter: &wgpu::Adapter) -> AdapterSummary {
     let features = adapter.features();
     AdapterSummary {
         index,
+        is_default: false,
         name: info.name,
         backend: format!("{:?}", info.backend),
         device_type: device_type_name(info.device_type).to_string(),
@@ -148,13 +151,24 @@ fn preference(t: wgpu::DeviceType) -> u8 {
     }
 }
 
+/// The adapter picked when none is named: the first of the most preferred type.
+fn preferred_index(types: &[wgpu::DeviceType]) -> Option<usize> {
+    (0..types.len()).min_by_key(|&i| (preference(types[i]), i))
+}
+
 /// Every adapter wgpu finds on the native backends, in the order `--gpu-device` counts.
 pub fn list_adapters() -> Vec<AdapterSummary> {
     let instance = new_instance();
-    enumerate(&instance)
+    let adapters = enumerate(&instance);
+    let types: Vec<wgpu::DeviceType> = adapters.iter().map(|a| a.get_info().device_type).collect();
+    let default = preferred_index(&types);
+    adapters
         .iter()
         .enumerate()
-        .map(|(i, a)| summarize(i, a))
+        .map(|(i, a)| AdapterSummary {
+            is_default: Some(i) == default,
+            ..summarize(i, a)
+        })
         .collect()
 }
 
@@ -182,12 +196,17 @@ impl GpuDevice {
                 "--gpu-device {i} does not exist: {} adapter(s) found (see `tandem devices`)",
                 adapters.len()
             ),
-            None => (0..adapters.len())
-                .min_by_key(|&i| preference(adapters[i].get_info().device_type))
-                .expect("adapters is not empty"),
+            None => {
+                let types: Vec<wgpu::DeviceType> =
+                    adapters.iter().map(|a| a.get_info().device_type).collect();
+                preferred_index(&types).expect("adapters is not empty")
+            }
         };
         let adapter = &adapters[index];
-        let summary = summarize(index, adapter);
+        let summary = AdapterSummary {
+            is_default: options.device_index.is_none(),
+            ..summarize(index, adapter)
+        };
 
         let mut required_features = wgpu::Features::empty();
         let available = adapter.features();
@@ -271,5 +290,11 @@ mod tests {
         let mut types = [Other, Cpu, IntegratedGpu, VirtualGpu, DiscreteGpu];
         types.sort_by_key(|t| preference(*t));
         assert_eq!(&types[..3], &[DiscreteGpu, IntegratedGpu, Cpu]);
+        assert_eq!(
+            preferred_index(&[Cpu, IntegratedGpu, DiscreteGpu, DiscreteGpu]),
+            Some(2)
+        );
+        assert_eq!(preferred_index(&[Other, Cpu]), Some(1));
+        assert_eq!(preferred_index(&[]), None);
     }
 }
