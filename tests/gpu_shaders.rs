@@ -6,7 +6,10 @@ use tandem::gpu::{Kernel, ShaderFeatures};
 fn capabilities(features: ShaderFeatures) -> naga::valid::Capabilities {
     let mut caps = naga::valid::Capabilities::empty();
     if features.f16 {
-        caps |= naga::valid::Capabilities::SHADER_FLOAT16;
+        // What wgpu grants a device opened with SHADER_F16 and the f16-in-f32 downlevel
+        // flag (the runtime requires both before it sets `f16`).
+        caps |= naga::valid::Capabilities::SHADER_FLOAT16
+            | naga::valid::Capabilities::SHADER_FLOAT16_IN_FLOAT32;
     }
     if features.subgroup {
         caps |= naga::valid::Capabilities::SUBGROUP;

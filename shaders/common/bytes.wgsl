@@ -1,7 +1,7 @@
 // Reads of little-endian values at any byte offset of the weight buffer `weights`
 // (an array<u32> holding a tensor's GGUF bytes unchanged). The host pads every weight
 // buffer with 4 spare bytes, so reading the word after the last one is always in bounds.
-// ld_f16 needs f16_unpack.wgsl.
+// ld_f16 needs f16_bits_to_f32 (f16_unpack.wgsl or f16_unpack_native.wgsl).
 
 fn ld_u8(off: u32) -> u32 {
     return (weights[off >> 2u] >> ((off & 3u) << 3u)) & 0xffu;

@@ -45,7 +45,8 @@ fn env_flag(name: &str) -> bool {
 /// for exactly these.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
 pub struct ShaderFeatures {
-    /// `enable f16;` is available.
+    /// shader-f16 is on: `enable f16;` and hardware half conversion (`unpack2x16float`);
+    /// without it halves are converted by bit arithmetic.
     pub f16: bool,
     /// Subgroup builtins and `subgroupAdd` are available.
     pub subgroup: bool,
@@ -210,7 +211,14 @@ impl GpuDevice {
 
         let mut required_features = wgpu::Features::empty();
         let available = adapter.features();
-        let use_f16 = !options.disable_f16 && available.contains(wgpu::Features::SHADER_F16);
+        // Halves are converted in hardware only with shader-f16 and the f16-in-f32
+        // instructions (llvmpipe ties the latter to the former); else by bit arithmetic.
+        let use_f16 = !options.disable_f16
+            && available.contains(wgpu::Features::SHADER_F16)
+            && adapter
+                .get_downlevel_capabilities()
+                .flags
+                .contains(wgpu::DownlevelFlags::SHADER_F16_IN_F32);
         let use_subgroup =
             !options.disable_subgroup && available.contains(wgpu::Features::SUBGROUP);
         if use_f16 {

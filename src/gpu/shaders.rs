@@ -10,7 +10,8 @@ use crate::quant::GgmlType;
 const BYTES: &str = include_str!("../../shaders/common/bytes.wgsl");
 const REDUCE_SUBGROUP: &str = include_str!("../../shaders/common/reduce_subgroup.wgsl");
 const REDUCE_WORKGROUP: &str = include_str!("../../shaders/common/reduce_workgroup.wgsl");
-const F16_UNPACK: &str = include_str!("../../shaders/common/f16_unpack.wgsl");
+const F16_UNPACK_BITS: &str = include_str!("../../shaders/common/f16_unpack.wgsl");
+const F16_UNPACK_NATIVE: &str = include_str!("../../shaders/common/f16_unpack_native.wgsl");
 const F16_PACK: &str = include_str!("../../shaders/common/f16_pack.wgsl");
 const KV_F32: &str = include_str!("../../shaders/common/kv_f32.wgsl");
 const KV_F16: &str = include_str!("../../shaders/common/kv_f16.wgsl");
@@ -227,6 +228,11 @@ impl Kernel {
         } else {
             REDUCE_WORKGROUP
         });
+        let f16_unpack = if features.f16 {
+            F16_UNPACK_NATIVE
+        } else {
+            F16_UNPACK_BITS
+        };
         let op_const;
         match self {
             Kernel::MatVec(ty) | Kernel::MatMul(ty) | Kernel::GetRows(ty) => {
@@ -234,7 +240,7 @@ impl Kernel {
                     anyhow::anyhow!("the GPU kernels cannot read {} weights", ty.name())
                 })?;
                 parts.push(BYTES);
-                parts.push(F16_UNPACK);
+                parts.push(f16_unpack);
                 if matches!(ty, GgmlType::Q4K | GgmlType::Q5K) {
                     parts.push(K_SCALE_MIN);
                 }
@@ -267,7 +273,7 @@ impl Kernel {
             Kernel::Softmax => parts.push(SOFTMAX),
             Kernel::Attention { f16_kv } => {
                 if f16_kv {
-                    parts.extend([F16_UNPACK, KV_F16]);
+                    parts.extend([f16_unpack, KV_F16]);
                 } else {
                     parts.push(KV_F32);
                 }
@@ -296,6 +302,7 @@ mod tests {
             let src = Kernel::MatVec(GgmlType::Q4K).source(features).unwrap();
             assert_eq!(src.contains("subgroupAdd"), features.subgroup);
             assert_eq!(src.starts_with("enable f16;"), features.f16);
+            assert_eq!(src.contains("return unpack2x16float("), features.f16);
             // Helpers are included once, not copied per type.
             assert_eq!(src.matches("fn ld_u32(").count(), 1);
             assert_eq!(src.matches("fn k_scale_min(").count(), 1);
