@@ -147,22 +147,30 @@ fn tested_types() -> Vec<GgmlType> {
     tandem::gpu::shaders::WEIGHT_TYPES.to_vec()
 }
 
-fn cols_for(ty: GgmlType) -> usize {
+/// Row lengths to test: one block, and several (odd multiples, not powers of two).
+fn cols_for(ty: GgmlType) -> [usize; 2] {
     if ty.block_elems() == 256 {
-        512
+        [256, 768]
     } else if ty.is_quantized() {
-        544
+        [32, 544]
     } else {
-        516
+        [4, 516]
     }
+}
+
+/// Row lengths for the tests that take one.
+fn main_cols(ty: GgmlType) -> usize {
+    cols_for(ty)[1]
 }
 
 #[test]
 fn mat_vec_matches_reference_for_every_type() {
     let rows = 37;
     on_each_device(|gpu| {
-        for ty in tested_types() {
-            let cols = cols_for(ty);
+        for (ty, cols) in tested_types()
+            .into_iter()
+            .flat_map(|t| cols_for(t).map(|c| (t, c)))
+        {
             let mut rng = Rng(0x1234_5678 + ty.id() as u64);
             let bytes = random_weight(&mut rng, ty, rows, cols);
             let w_ref = dequantize(ty, &bytes, rows, cols);
@@ -176,7 +184,7 @@ fn mat_vec_matches_reference_for_every_type() {
                 batch.submit().unwrap();
                 let y: Vec<f32> = gpu.read(&yb).unwrap();
                 check_mul_mat(
-                    &format!("mat_vec {} x{n_tokens}", ty.name()),
+                    &format!("mat_vec {} {cols} cols x{n_tokens}", ty.name()),
                     &w_ref,
                     &x,
                     &y,
@@ -192,8 +200,10 @@ fn mat_vec_matches_reference_for_every_type() {
 fn mat_mat_matches_reference_for_every_type() {
     let rows = 37;
     on_each_device(|gpu| {
-        for ty in tested_types() {
-            let cols = cols_for(ty);
+        for (ty, cols) in tested_types()
+            .into_iter()
+            .flat_map(|t| cols_for(t).map(|c| (t, c)))
+        {
             let mut rng = Rng(0x9abc_def0 + ty.id() as u64);
             let bytes = random_weight(&mut rng, ty, rows, cols);
             let w_ref = dequantize(ty, &bytes, rows, cols);
@@ -207,7 +217,7 @@ fn mat_mat_matches_reference_for_every_type() {
                 batch.submit().unwrap();
                 let y: Vec<f32> = gpu.read(&yb).unwrap();
                 check_mul_mat(
-                    &format!("mat_mat {} x{n_tokens}", ty.name()),
+                    &format!("mat_mat {} {cols} cols x{n_tokens}", ty.name()),
                     &w_ref,
                     &x,
                     &y,
@@ -263,7 +273,7 @@ fn get_rows_matches_dequantize_for_every_type() {
     let rows = 37;
     on_each_device(|gpu| {
         for ty in tested_types() {
-            let cols = cols_for(ty);
+            let cols = main_cols(ty);
             let mut rng = Rng(0x5555 + ty.id() as u64);
             let bytes = random_weight(&mut rng, ty, rows, cols);
             let w_ref = dequantize(ty, &bytes, rows, cols);
