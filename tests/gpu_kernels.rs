@@ -807,3 +807,36 @@ fn bind_groups_are_reused_and_freed_with_their_buffers() {
     send_sync::<tandem::gpu::GpuBuffer>();
     send_sync::<tandem::gpu::GpuWeight>();
 }
+
+#[test]
+fn batches_can_be_open_together_and_on_several_threads() {
+    let gpu = open(&GpuOptions::default());
+    let one = gpu.upload(&[1f32; 4]).unwrap();
+    let (a, b) = (gpu.buffer(4), gpu.buffer(4));
+    // Two open batches in one thread (a single shared parameter ring would deadlock).
+    let mut first = gpu.batch();
+    let mut second = gpu.batch();
+    first.scale(&one, 1.0, 4).unwrap();
+    second.binary(BinaryOp::Add, &one, &one, &b, 4).unwrap();
+    first.binary(BinaryOp::Mul, &one, &one, &a, 4).unwrap();
+    second.submit().unwrap();
+    first.submit().unwrap();
+    assert_eq!(gpu.read::<f32>(&a).unwrap(), vec![1.0; 4]);
+    assert_eq!(gpu.read::<f32>(&b).unwrap(), vec![2.0; 4]);
+
+    let outputs: Vec<_> = (0..4).map(|_| gpu.buffer(4)).collect();
+    std::thread::scope(|scope| {
+        for (i, out) in outputs.iter().enumerate() {
+            let (gpu, one) = (&gpu, &one);
+            scope.spawn(move || {
+                let mut batch = gpu.batch();
+                batch.binary(BinaryOp::Add, one, one, out, 4).unwrap();
+                batch.scale(out, i as f32, 4).unwrap();
+                batch.submit().unwrap();
+            });
+        }
+    });
+    for (i, out) in outputs.iter().enumerate() {
+        assert_eq!(gpu.read::<f32>(out).unwrap(), vec![2.0 * i as f32; 4]);
+    }
+}

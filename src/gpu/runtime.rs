@@ -1,16 +1,18 @@
 //! Pipelines, bind groups, uploads, readback and batches of kernel dispatches.
 //!
 //! Each kernel's pipeline is built once (on first use) for the device's feature set.
-//! Kernel parameters travel in one uniform "ring" buffer at dynamic offsets, so a bind
+//! Kernel parameters travel in a uniform "ring" buffer at dynamic offsets, so a bind
 //! group depends only on the buffers bound and is cached by their ids. A [`Batch`]
-//! records any number of dispatches into one command encoder and submits them together.
+//! records any number of dispatches into one command encoder and submits them together;
+//! each open batch holds a ring of its own (taken from a pool), so batches may be
+//! recorded on several threads at once.
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex};
 
 use anyhow::{bail, ensure, Context};
 
-use crate::gpu::bind_cache::SharedBindCache;
+use crate::gpu::bind_cache::{BufferId, SharedBindCache};
 use crate::gpu::buffer::{GpuBuffer, GpuWeight};
 use crate::gpu::device::{GpuDevice, GpuOptions};
 use crate::gpu::shaders::{Access, BinaryOp, Kernel};
@@ -37,15 +39,16 @@ pub struct Gpu {
     pub device: GpuDevice,
     pipelines: Mutex<HashMap<Kernel, Arc<Pipeline>>>,
     bind_groups: SharedBindCache,
-    ring: Mutex<ParamRing>,
+    /// Parameter rings not in use by a batch.
+    rings: Mutex<Vec<ParamRing>>,
+    ring_stride: u64,
     /// Bound where a kernel's binding is unused (wgpu needs a buffer there).
     placeholder: GpuBuffer,
 }
 
 struct ParamRing {
     buffer: wgpu::Buffer,
-    id: u64,
-    stride: u64,
+    id: BufferId,
 }
 
 /// Rotary embedding settings (llama.cpp's rope without YaRN extrapolation).
@@ -123,26 +126,17 @@ impl Gpu {
     /// Opens a device as `options` say.
     pub fn new(options: &GpuOptions) -> anyhow::Result<Gpu> {
         let device = GpuDevice::new(options)?;
-        let stride = PARAMS_SIZE.next_multiple_of(
+        let ring_stride = PARAMS_SIZE.next_multiple_of(
             u64::from(device.limits.min_uniform_buffer_offset_alignment).max(PARAMS_SIZE),
         );
-        let ring = device.device.create_buffer(&wgpu::BufferDescriptor {
-            label: Some("kernel parameters"),
-            size: stride * RING_SLOTS,
-            usage: wgpu::BufferUsages::UNIFORM | wgpu::BufferUsages::COPY_DST,
-            mapped_at_creation: false,
-        });
         let bind_groups = SharedBindCache::default();
         let placeholder = GpuBuffer::new(&device.device, &bind_groups, 1, "placeholder");
         Ok(Gpu {
             device,
             pipelines: Mutex::new(HashMap::new()),
             bind_groups,
-            ring: Mutex::new(ParamRing {
-                buffer: ring,
-                id: u64::MAX,
-                stride,
-            }),
+            rings: Mutex::new(Vec::new()),
+            ring_stride,
             placeholder,
         })
     }
@@ -371,14 +365,24 @@ impl Gpu {
             .len()
     }
 
-    /// Starts a batch of dispatches that are submitted together.
+    /// Starts a batch of dispatches that are submitted together (dropping a batch
+    /// without [`Batch::submit`] discards what it recorded).
     pub fn batch(&self) -> Batch<'_> {
-        let ring = self.ring.lock().expect("parameter ring poisoned");
+        let pooled = self.rings.lock().expect("ring pool poisoned").pop();
+        let ring = pooled.unwrap_or_else(|| ParamRing {
+            buffer: self.device.device.create_buffer(&wgpu::BufferDescriptor {
+                label: Some("kernel parameters"),
+                size: self.ring_stride * RING_SLOTS,
+                usage: wgpu::BufferUsages::UNIFORM | wgpu::BufferUsages::COPY_DST,
+                mapped_at_creation: false,
+            }),
+            id: BufferId::new(&self.bind_groups),
+        });
         Batch {
             gpu: self,
             encoder: None,
             params: Vec::new(),
-            ring,
+            ring: Some(ring),
         }
     }
 }
@@ -405,10 +409,25 @@ pub struct Batch<'g> {
     gpu: &'g Gpu,
     encoder: Option<wgpu::CommandEncoder>,
     params: Vec<u8>,
-    ring: MutexGuard<'g, ParamRing>,
+    /// Always present until the batch is dropped (then it returns to the pool).
+    ring: Option<ParamRing>,
+}
+
+impl Drop for Batch<'_> {
+    fn drop(&mut self) {
+        if let Some(ring) = self.ring.take() {
+            if let Ok(mut pool) = self.gpu.rings.lock() {
+                pool.push(ring);
+            }
+        }
+    }
 }
 
 impl Batch<'_> {
+    fn ring(&self) -> &ParamRing {
+        self.ring.as_ref().expect("a live batch has a ring")
+    }
+
     fn dispatch(
         &mut self,
         kernel: Kernel,
@@ -417,18 +436,19 @@ impl Batch<'_> {
         groups: (u32, u32, u32),
     ) -> anyhow::Result<()> {
         debug_assert_eq!(bound.len(), kernel.storage_bindings().len());
-        if self.params.len() as u64 >= self.ring.stride * RING_SLOTS {
+        let stride = self.gpu.ring_stride;
+        if self.params.len() as u64 >= stride * RING_SLOTS {
             self.flush()?;
         }
         let pipeline = self.gpu.pipeline(kernel)?;
         let offset = self.params.len() as u64;
         debug_assert!(params.len() * 4 <= PARAMS_SIZE as usize);
         self.params.extend_from_slice(bytemuck::cast_slice(params));
-        self.params.resize((offset + self.ring.stride) as usize, 0);
+        self.params.resize((offset + stride) as usize, 0);
 
         let device = &self.gpu.device.device;
         let mut key_ids: Vec<u64> = bound.iter().map(|b| b.id).collect();
-        key_ids.push(self.ring.id);
+        key_ids.push(self.ring().id.id);
         let mut groups_cache = self
             .gpu
             .bind_groups
@@ -446,7 +466,7 @@ impl Batch<'_> {
             entries.push(wgpu::BindGroupEntry {
                 binding: bound.len() as u32,
                 resource: wgpu::BindingResource::Buffer(wgpu::BufferBinding {
-                    buffer: &self.ring.buffer,
+                    buffer: &self.ring().buffer,
                     offset: 0,
                     size: wgpu::BufferSize::new(PARAMS_SIZE),
                 }),
@@ -477,7 +497,7 @@ impl Batch<'_> {
         self.gpu.device.check_alive()?;
         if let Some(encoder) = self.encoder.take() {
             let queue = &self.gpu.device.queue;
-            queue.write_buffer(&self.ring.buffer, 0, &self.params);
+            queue.write_buffer(&self.ring().buffer, 0, &self.params);
             queue.submit([encoder.finish()]);
             // A non-blocking poll runs pending callbacks, the device-lost one included.
             let _ = self.gpu.device.device.poll(wgpu::PollType::Poll);
