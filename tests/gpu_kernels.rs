@@ -638,6 +638,9 @@ fn attention_matches_reference_with_gqa_causality_and_window() {
             (4, 70, 16, false),
             (1, 40, 0, true),
             (3, 70, 16, true),
+            // Prefill from an empty cache, with and without a window.
+            (33, 0, 0, true),
+            (20, 0, 8, false),
         ] {
             let p = AttentionParams {
                 n_tokens,
