@@ -1,6 +1,6 @@
-// y[t, row_base + r] = sum_k W[r, k] * x[t, k]: each workgroup computes 4 consecutive rows
-// for one token (workgroup layer z), so every activation load serves 4 rows and one
-// reduction finishes 4 outputs. Workgroups are linearized over x and y so more than
+// y[t, row_base + r] = sum_k W[r, k] * x[t, k] for up to 4 tokens: each workgroup computes
+// 4 consecutive rows for all tokens, so every weight is dequantized once per workgroup and
+// every activation load serves 4 rows. Workgroups are linearized over x and y so more than
 // 65535 * 4 rows fit. Needs BLOCK_ELEMS, BLOCK_BYTES and dequant4 from a dequant helper.
 
 struct Params {
@@ -9,9 +9,9 @@ struct Params {
     row_base: u32,
     x_stride: u32,
     y_stride: u32,
+    n_tokens: u32,
     pad0: u32,
     pad1: u32,
-    pad2: u32,
 }
 
 @group(0) @binding(0) var<storage, read> weights: array<u32>;
@@ -21,15 +21,15 @@ struct Params {
 
 const WG_SIZE: u32 = 64u;
 const ROWS_PER_WG: u32 = 4u;
+const MAX_TOKENS: u32 = 4u;
 
 @compute @workgroup_size(64)
 fn main(cin: ComputeIn) {
     let row0 = (cin.wid.x + cin.wid.y * cin.nwg.x) * ROWS_PER_WG;
-    let tok = cin.wid.z;
     let groups_per_block = BLOCK_ELEMS / 4u;
     let units = p.cols / 4u;
     let row_bytes = (p.cols / BLOCK_ELEMS) * BLOCK_BYTES;
-    let x_base = tok * p.x_stride / 4u;
+    let x_stride4 = p.x_stride / 4u;
     // Rows past the end repeat the last row (their sums are discarded), keeping the
     // loop free of per-row branches.
     let last = p.rows - 1u;
@@ -37,22 +37,26 @@ fn main(cin: ComputeIn) {
     let off1 = min(row0 + 1u, last) * row_bytes;
     let off2 = min(row0 + 2u, last) * row_bytes;
     let off3 = min(row0 + 3u, last) * row_bytes;
-    var acc = vec4<f32>(0.0);
+    // acc[t][i]: token t, row row0 + i.
+    var acc: array<vec4<f32>, MAX_TOKENS>;
     if (row0 < p.rows) {
         for (var u = cin.lid; u < units; u += WG_SIZE) {
-            let xv = x[x_base + u];
             let blk = (u / groups_per_block) * BLOCK_BYTES;
             let j = u % groups_per_block;
-            acc += vec4<f32>(
-                dot(dequant4(off0 + blk, j), xv),
-                dot(dequant4(off1 + blk, j), xv),
-                dot(dequant4(off2 + blk, j), xv),
-                dot(dequant4(off3 + blk, j), xv),
-            );
+            let w0 = dequant4(off0 + blk, j);
+            let w1 = dequant4(off1 + blk, j);
+            let w2 = dequant4(off2 + blk, j);
+            let w3 = dequant4(off3 + blk, j);
+            for (var t = 0u; t < p.n_tokens; t += 1u) {
+                let xv = x[t * x_stride4 + u];
+                acc[t] += vec4<f32>(dot(w0, xv), dot(w1, xv), dot(w2, xv), dot(w3, xv));
+            }
         }
     }
-    let total = workgroup_sum4(acc, cin);
-    if (cin.lid < ROWS_PER_WG && row0 + cin.lid < p.rows) {
-        y[tok * p.y_stride + p.row_base + row0 + cin.lid] = total[cin.lid];
+    for (var t = 0u; t < p.n_tokens; t += 1u) {
+        let total = workgroup_sum4(acc[t], cin);
+        if (cin.lid < ROWS_PER_WG && row0 + cin.lid < p.rows) {
+            y[t * p.y_stride + p.row_base + row0 + cin.lid] = total[cin.lid];
+        }
     }
 }

@@ -174,9 +174,9 @@ fn mat_vec_matches_reference_for_every_type() {
             let mut rng = Rng(0x1234_5678 + ty.id() as u64);
             let bytes = random_weight(&mut rng, ty, rows, cols);
             let w_ref = dequantize(ty, &bytes, rows, cols);
-            for n_tokens in [1, 3] {
+            let w = gpu.upload_weight(ty, rows, cols, &bytes).unwrap();
+            for n_tokens in [1, 3, 4] {
                 let x = rng.vec(n_tokens * cols);
-                let w = gpu.upload_weight(ty, rows, cols, &bytes).unwrap();
                 let xb = gpu.upload(&x).unwrap();
                 let yb = gpu.buffer(n_tokens * rows);
                 let mut batch = gpu.batch();
@@ -770,6 +770,9 @@ fn bad_requests_are_errors_not_panics() {
     let small = gpu.buffer(3);
     let mut batch = gpu.batch();
     assert!(batch.mat_vec(&w, &small, &small, 1).is_err());
+    let (x, y) = (gpu.buffer(5 * 4), gpu.buffer(5 * 2));
+    assert!(batch.mat_vec(&w, &x, &y, 5).is_err(), "5 tokens need the tiled kernel");
+    assert!(batch.mul_mat(&w, &x, &y, 5).is_ok());
 }
 
 #[test]

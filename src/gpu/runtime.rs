@@ -26,7 +26,8 @@ const RING_SLOTS: u64 = 1024;
 const MAX_GROUPS_PER_DIM: u32 = 65535;
 /// Output rows per workgroup of the matrix x vector kernel (ROWS_PER_WG in matvec.wgsl).
 const MATVEC_ROWS_PER_WORKGROUP: u32 = 4;
-/// Batches of at most this many tokens use the matrix x vector kernel.
+/// Batches of at most this many tokens use the matrix x vector kernel (MAX_TOKENS in
+/// matvec.wgsl).
 const MATVEC_MAX_TOKENS: usize = 4;
 
 struct Pipeline {
@@ -547,7 +548,8 @@ impl Batch<'_> {
         Ok(())
     }
 
-    /// The matrix x vector kernel: one workgroup per 4 output rows and token.
+    /// The matrix x vector kernel for up to 4 tokens: one workgroup per 4 output rows,
+    /// reading each weight once for all tokens.
     pub fn mat_vec(
         &mut self,
         w: &GpuWeight,
@@ -556,10 +558,9 @@ impl Batch<'_> {
         n_tokens: usize,
     ) -> anyhow::Result<()> {
         Self::check_mul_mat(w, x, y, n_tokens)?;
-        let tokens = u32_of(n_tokens, "tokens")?;
         ensure!(
-            tokens <= MAX_GROUPS_PER_DIM,
-            "too many tokens for one dispatch"
+            n_tokens <= MATVEC_MAX_TOKENS,
+            "the matrix x vector kernel takes at most {MATVEC_MAX_TOKENS} tokens, not {n_tokens}"
         );
         for chunk in &w.chunks {
             let params = [
@@ -568,7 +569,7 @@ impl Batch<'_> {
                 u32_of(chunk.first_row, "row")?,
                 u32_of(w.cols, "cols")?,
                 u32_of(w.rows, "rows")?,
-                0,
+                u32_of(n_tokens, "tokens")?,
                 0,
                 0,
             ];
@@ -581,7 +582,7 @@ impl Batch<'_> {
                 Kernel::MatVec(w.ty),
                 &[chunk_bound, x.into(), y.into()],
                 &params,
-                (gx, gy, tokens),
+                (gx, gy, 1),
             )?;
         }
         Ok(())
