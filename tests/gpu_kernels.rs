@@ -771,7 +771,10 @@ fn bad_requests_are_errors_not_panics() {
     let mut batch = gpu.batch();
     assert!(batch.mat_vec(&w, &small, &small, 1).is_err());
     let (x, y) = (gpu.buffer(5 * 4), gpu.buffer(5 * 2));
-    assert!(batch.mat_vec(&w, &x, &y, 5).is_err(), "5 tokens need the tiled kernel");
+    assert!(
+        batch.mat_vec(&w, &x, &y, 5).is_err(),
+        "5 tokens need the tiled kernel"
+    );
     assert!(batch.mul_mat(&w, &x, &y, 5).is_ok());
 }
 

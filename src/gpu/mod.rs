@@ -2,8 +2,8 @@
 //!
 //! [`device`] finds an adapter and opens it with its real limits; [`shaders`] assembles
 //! each kernel's WGSL from shared pieces in `shaders/`; [`buffer`] holds activations and
-//! weights (split into binding-sized chunks); [`runtime`] builds pipelines and records
-//! batches of dispatches.
+//! weights (split into binding-sized chunks); [`runtime`] builds pipelines, uploads and
+//! reads back; [`batch`] records dispatches of the operations into one command encoder.
 //!
 //! # Using it
 //! ```no_run
@@ -44,13 +44,15 @@
 //! Outputs of a dispatch must be buffers other than its inputs (wgpu forbids binding a
 //! buffer read-only and writable at once); the `_in_place` variants cover updates.
 
+pub mod batch;
 mod bind_cache;
 pub mod buffer;
 pub mod device;
 pub mod runtime;
 pub mod shaders;
 
+pub use batch::{AttentionParams, Batch, KvLayout, RopeParams};
 pub use buffer::{GpuBuffer, GpuWeight};
 pub use device::{list_adapters, AdapterSummary, GpuDevice, GpuOptions, ShaderFeatures};
-pub use runtime::{AttentionParams, Batch, Gpu, KvLayout, RopeParams};
+pub use runtime::Gpu;
 pub use shaders::{BinaryOp, Kernel};
