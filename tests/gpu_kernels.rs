@@ -849,3 +849,28 @@ fn batches_can_be_open_together_and_on_several_threads() {
         assert_eq!(gpu.read::<f32>(out).unwrap(), vec![2.0 * i as f32; 4]);
     }
 }
+
+#[test]
+fn wgpu_validation_errors_surface_as_errors() {
+    let gpu = open(&GpuOptions::default());
+    // An invalid buffer (map-read storage) raises a validation error outside any call
+    // that returns a Result; the next submit must report it rather than go on silently.
+    let _bad = gpu.device.device.create_buffer(&wgpu::BufferDescriptor {
+        label: Some("invalid"),
+        size: 16,
+        usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::STORAGE,
+        mapped_at_creation: false,
+    });
+    let (a, y) = (gpu.upload(&[1f32; 4]).unwrap(), gpu.buffer(4));
+    let mut batch = gpu.batch();
+    batch.binary(BinaryOp::Add, &a, &a, &y, 4).unwrap();
+    let err = batch
+        .submit()
+        .expect_err("the validation error is reported");
+    assert!(err.to_string().contains("GPU error"), "{err}");
+    // Reported once: the device goes on working.
+    let mut batch = gpu.batch();
+    batch.binary(BinaryOp::Add, &a, &a, &y, 4).unwrap();
+    batch.submit().unwrap();
+    assert_eq!(gpu.read::<f32>(&y).unwrap(), vec![2.0; 4]);
+}

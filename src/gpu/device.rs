@@ -6,7 +6,7 @@
 //! (so the fallback kernels can be tested on hardware that has both).
 
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use anyhow::{bail, Context};
 
@@ -181,6 +181,8 @@ pub struct GpuDevice {
     pub limits: wgpu::Limits,
     pub features: ShaderFeatures,
     lost: Arc<AtomicBool>,
+    /// wgpu errors not returned by any call (validation failures), oldest first.
+    errors: Arc<Mutex<Vec<String>>>,
 }
 
 impl GpuDevice {
@@ -245,8 +247,13 @@ impl GpuDevice {
             lost_flag.store(true, Ordering::SeqCst);
             tracing::error!("GPU device lost ({reason:?}): {message}");
         });
-        device.on_uncaptured_error(Arc::new(|error: wgpu::Error| {
-            tracing::error!("uncaptured GPU error: {error}");
+        let errors = Arc::new(Mutex::new(Vec::new()));
+        let error_log = errors.clone();
+        device.on_uncaptured_error(Arc::new(move |error: wgpu::Error| {
+            tracing::error!("GPU error: {error}");
+            if let Ok(mut log) = error_log.lock() {
+                log.push(error.to_string());
+            }
         }));
         Ok(GpuDevice {
             device,
@@ -258,13 +265,22 @@ impl GpuDevice {
                 subgroup: use_subgroup,
             },
             lost,
+            errors,
         })
     }
 
-    /// Fails once the device has been lost, so callers stop instead of waiting forever.
+    /// Fails once the device has been lost, so callers stop instead of waiting forever,
+    /// and reports (once) any wgpu error raised since the last check.
     pub fn check_alive(&self) -> anyhow::Result<()> {
         if self.lost.load(Ordering::SeqCst) {
             bail!("the GPU device was lost (driver reset or removed)");
+        }
+        let pending: Vec<String> = match self.errors.lock() {
+            Ok(mut log) => std::mem::take(&mut *log),
+            Err(_) => Vec::new(),
+        };
+        if !pending.is_empty() {
+            bail!("GPU error: {}", pending.join("; "));
         }
         Ok(())
     }
