@@ -10,3 +10,6 @@ pub mod cpu;
 pub mod gguf;
 pub mod gpu;
 pub mod quant;
+pub mod synth;
+pub mod tokenizer;
+pub mod weight_types;
