@@ -21,6 +21,23 @@ fn devices_lists_at_least_one_adapter_with_its_limits() {
     }
 }
 
+#[test]
+fn devices_check_runs_a_product_on_every_adapter() {
+    let out = Command::new(env!("CARGO_BIN_EXE_tandem"))
+        .args(["devices", "--check"])
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let adapters = stdout.lines().filter(|l| l.starts_with('[')).count();
+    let passed = stdout.lines().filter(|l| l.contains("check: ok")).count();
+    assert!(adapters >= 1 && passed == adapters, "{stdout}");
+}
+
 #[cfg(target_os = "linux")]
 #[test]
 fn devices_without_any_vulkan_driver_is_a_clear_error() {
