@@ -8,6 +8,7 @@
 pub mod cli;
 pub mod cpu;
 pub mod gguf;
+pub mod gpu;
 pub mod quant;
 pub mod synth;
 pub mod tokenizer;
