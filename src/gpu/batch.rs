@@ -507,7 +507,7 @@ impl Batch<'_> {
         p: &RopeParams,
     ) -> anyhow::Result<()> {
         ensure!(
-            p.n_rot % 2 == 0 && p.n_rot <= p.head_dim && p.n_rot > 0,
+            p.n_rot.is_multiple_of(2) && p.n_rot <= p.head_dim && p.n_rot > 0,
             "rope over {} of {} dims",
             p.n_rot,
             p.head_dim
@@ -586,7 +586,7 @@ impl Batch<'_> {
         p: &AttentionParams,
     ) -> anyhow::Result<()> {
         ensure!(
-            p.n_kv_heads > 0 && p.n_heads % p.n_kv_heads == 0,
+            p.n_kv_heads > 0 && p.n_heads.is_multiple_of(p.n_kv_heads),
             "{} query heads cannot share {} kv heads",
             p.n_heads,
             p.n_kv_heads
@@ -648,7 +648,11 @@ impl Batch<'_> {
         pos0: usize,
         n_tokens: usize,
     ) -> anyhow::Result<()> {
-        ensure!(layout.dim % 2 == 0, "KV rows of odd width {}", layout.dim);
+        ensure!(
+            layout.dim.is_multiple_of(2),
+            "KV rows of odd width {}",
+            layout.dim
+        );
         ensure!(
             pos0 + n_tokens <= layout.n_ctx,
             "positions {pos0}..{} do not fit a cache of {}",

@@ -94,7 +94,7 @@ impl GpuWeight {
         // The kernels read whole groups of 4 elements (the float types use 4-element blocks).
         let unit = ty.block_elems().max(4);
         ensure!(
-            cols % unit == 0,
+            cols.is_multiple_of(unit),
             "a {} row of {cols} elements is not a whole number of {unit}-element groups",
             ty.name()
         );

@@ -157,7 +157,7 @@ impl Gpu {
     /// from a GGUF file (no alignment needed, unlike casting the bytes to `&[f32]`).
     pub fn upload_bytes(&self, bytes: &[u8]) -> anyhow::Result<GpuBuffer> {
         ensure!(
-            bytes.len() % 4 == 0,
+            bytes.len().is_multiple_of(4),
             "{} bytes are not whole 4-byte values",
             bytes.len()
         );
@@ -177,7 +177,7 @@ impl Gpu {
     ) -> anyhow::Result<()> {
         let bytes: &[u8] = bytemuck::cast_slice(data);
         ensure!(
-            bytes.len() % 4 == 0 && offset * 4 + bytes.len() <= buf.len() * 4,
+            bytes.len().is_multiple_of(4) && offset * 4 + bytes.len() <= buf.len() * 4,
             "write of {} bytes at element {offset} overruns a buffer of {} elements",
             bytes.len(),
             buf.len()
