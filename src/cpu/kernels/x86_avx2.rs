@@ -1142,7 +1142,7 @@ unsafe fn panel_tile_avx2<const G: usize, const SB: usize, const NT: usize, cons
 /// panel layout `w[quad][16 rows]` with 8×8 transposes. Returns false (doing nothing)
 /// without AVX2 or when `quads` is not a multiple of 8.
 pub fn interleave_panel(rows_vals: &[u32], quads: usize, w: &mut [u32]) -> bool {
-    if !is_x86_feature_detected!("avx2") || quads % 8 != 0 {
+    if !is_x86_feature_detected!("avx2") || !quads.is_multiple_of(8) {
         return false;
     }
     assert!(rows_vals.len() >= quads * PANEL_ROWS && w.len() >= quads * PANEL_ROWS);

@@ -248,7 +248,7 @@ pub fn panel_tile(
     }
 }
 
-const _: () = assert!(PANEL_TOKENS == 4 && PANEL_ROWS % 16 == 0);
+const _: () = assert!(PANEL_TOKENS == 4 && PANEL_ROWS.is_multiple_of(16));
 
 /// 512-bit vectors per panel column (16 rows each).
 const RV: usize = PANEL_ROWS / 16;
