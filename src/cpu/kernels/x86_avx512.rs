@@ -2,9 +2,7 @@
 //! 512-bit register) and the prefill panel tile (16 weight rows × up to 8 tokens,
 //! `vpdpbusd` on 512-bit registers). Other row kernels come from AVX2.
 //!
-//! The AVX-512 intrinsics are stable since Rust 1.89, above the manifest's declared
-//! minimum; the project builds with a current stable toolchain.
-#![allow(clippy::incompatible_msrv)]
+//! The AVX-512 intrinsics are stable since Rust 1.89, hence the manifest's rust-version.
 
 use std::arch::x86_64::*;
 
