@@ -149,7 +149,13 @@ impl Array {
 
     /// Every element as f64, when this is an array of numbers.
     pub fn to_f64s(&self) -> Option<Vec<f64>> {
-        with_numbers!(self, v => Some(v.iter().map(|&x| x as f64).collect()), else None)
+        match self {
+            Array::F64(v) => Some(v.clone()),
+            Array::U64(v) => Some(v.iter().map(|&x| x as f64).collect()),
+            Array::I64(v) => Some(v.iter().map(|&x| x as f64).collect()),
+            Array::F32(v) => Some(v.iter().map(|&x| x.into()).collect()),
+            other => Some(other.to_i64s()?.into_iter().map(|x| x as f64).collect()),
+        }
     }
 
     /// Every element as i64, when this is an array of integers that fit.
