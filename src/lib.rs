@@ -10,6 +10,7 @@ pub mod chat;
 pub mod cli;
 pub mod cpu;
 pub mod gguf;
+pub mod gpu;
 pub mod quant;
 pub mod sampling;
 pub mod synth;

@@ -4,7 +4,7 @@
 use std::path::PathBuf;
 
 use tandem::chat::{ChatMessage, ChatTemplate, TemplateOrigin};
-use tandem::gguf::{GgufFile, GgufWriter, Metadata, Value, ValueType};
+use tandem::gguf::{GgufFile, GgufWriter, Metadata, Value};
 
 /// The chat template published with Gemma 3 instruction-tuned models (what gemma3 GGUF
 /// files converted from them carry in `tokenizer.chat_template`), kept here as test data.
@@ -130,13 +130,9 @@ fn real_gemma3_file_falls_back_to_builtin_gemma_template() {
 fn write_gguf(dir: &tempfile::TempDir, arch: &str, template: Option<&str>) -> PathBuf {
     let mut meta = Metadata::new();
     meta.set("general.architecture", Value::String(arch.into()));
-    let tokens = ["<unk>", "<s>", "</s>", "hello"]
-        .iter()
-        .map(|s| Value::String(s.to_string()))
-        .collect();
     meta.set(
         "tokenizer.ggml.tokens",
-        Value::Array(ValueType::String, tokens),
+        Value::strings(["<unk>", "<s>", "</s>", "hello"]),
     );
     meta.set("tokenizer.ggml.bos_token_id", Value::U32(1));
     meta.set("tokenizer.ggml.eos_token_id", Value::U32(2));

@@ -98,13 +98,12 @@ impl ChatTemplate {
         let meta = file.metadata();
         let token_text = |key: &str| -> String {
             let id = meta.opt_u64(key).ok().flatten();
-            let tokens = meta.get("tokenizer.ggml.tokens").and_then(|v| v.as_array());
+            let tokens = meta
+                .get("tokenizer.ggml.tokens")
+                .and_then(|v| v.as_array())
+                .and_then(|a| a.strings());
             match (id, tokens) {
-                (Some(id), Some(tokens)) => tokens
-                    .get(id as usize)
-                    .and_then(|v| v.as_str())
-                    .unwrap_or_default()
-                    .to_string(),
+                (Some(id), Some(tokens)) => tokens.get(id as usize).unwrap_or_default().to_string(),
                 _ => String::new(),
             }
         };
