@@ -7,5 +7,8 @@
 
 pub mod cli;
 pub mod cpu;
+pub mod engine;
 pub mod gguf;
+pub mod kv;
+pub mod model;
 pub mod quant;

@@ -1,0 +1,186 @@
+//! The CPU kernels of the non-matmul operations: norms, rope, activations, attention.
+//! Matrix products live in `matmul`.
+
+use std::sync::Mutex;
+
+use crate::kv::CpuKv;
+use crate::model::{AttnShape, RopePairing, RopeParams};
+
+use super::ThreadPool;
+
+/// Dot product with several accumulators so the compiler can vectorize it.
+pub fn dot(a: &[f32], b: &[f32]) -> f32 {
+    debug_assert_eq!(a.len(), b.len());
+    let mut acc = [0f32; 8];
+    let (ca, cb) = (a.chunks_exact(8), b.chunks_exact(8));
+    let (ra, rb) = (ca.remainder(), cb.remainder());
+    for (x, y) in ca.zip(cb) {
+        for k in 0..8 {
+            acc[k] += x[k] * y[k];
+        }
+    }
+    let mut s: f32 = acc.iter().sum();
+    for (x, y) in ra.iter().zip(rb) {
+        s += x * y;
+    }
+    s
+}
+
+/// `y += a · x`.
+pub fn axpy(a: f32, x: &[f32], y: &mut [f32]) {
+    for (yi, xi) in y.iter_mut().zip(x) {
+        *yi += a * xi;
+    }
+}
+
+/// `dst = src / sqrt(mean(src²) + eps) ⊙ weight` for one group (`src.len() == weight.len()`).
+pub fn rms_norm(src: &[f32], weight: &[f32], eps: f32, dst: &mut [f32]) {
+    let sum_sq: f64 = src.iter().map(|&v| (v as f64) * (v as f64)).sum();
+    let scale = 1.0 / ((sum_sq / src.len() as f64) as f32 + eps).sqrt();
+    for ((d, &s), &w) in dst.iter_mut().zip(src).zip(weight) {
+        *d = s * scale * w;
+    }
+}
+
+/// In-place [`rms_norm`].
+pub fn rms_norm_inplace(buf: &mut [f32], weight: &[f32], eps: f32) {
+    let sum_sq: f64 = buf.iter().map(|&v| (v as f64) * (v as f64)).sum();
+    let scale = 1.0 / ((sum_sq / buf.len() as f64) as f32 + eps).sqrt();
+    for (d, &w) in buf.iter_mut().zip(weight) {
+        *d = *d * scale * w;
+    }
+}
+
+/// Cosines and sines of the `n_dims / 2` rotation angles at `pos`, into `cs` as
+/// (cos, sin) pairs.
+pub fn rope_angles(rope: &RopeParams, pos: usize, cs: &mut [(f32, f32)]) {
+    let theta_scale = rope.freq_base.powf(-2.0 / rope.n_dims as f32);
+    let mut theta = pos as f32;
+    for (j, c) in cs.iter_mut().enumerate() {
+        let factor = rope.freq_factors.as_ref().map_or(1.0, |f| f[j]);
+        let angle = rope.freq_scale * theta / factor;
+        *c = (angle.cos(), angle.sin());
+        theta *= theta_scale;
+    }
+}
+
+/// Rotates one head by the angles `cs` (from [`rope_angles`]).
+pub fn rope_head(head: &mut [f32], cs: &[(f32, f32)], pairing: RopePairing) {
+    let half = cs.len();
+    for (j, &(c, s)) in cs.iter().enumerate() {
+        let (i0, i1) = match pairing {
+            RopePairing::Adjacent => (2 * j, 2 * j + 1),
+            RopePairing::Neox => (j, j + half),
+        };
+        let (x0, x1) = (head[i0], head[i1]);
+        head[i0] = x0 * c - x1 * s;
+        head[i1] = x0 * s + x1 * c;
+    }
+}
+
+pub fn silu(x: f32) -> f32 {
+    x / (1.0 + (-x).exp())
+}
+
+/// gelu, tanh approximation.
+pub fn gelu_tanh(x: f32) -> f32 {
+    const SQRT_2_OVER_PI: f32 = 0.797_884_6;
+    0.5 * x * (1.0 + (SQRT_2_OVER_PI * x * (1.0 + 0.044_715 * x * x)).tanh())
+}
+
+/// In-place softmax.
+pub fn softmax(v: &mut [f32]) {
+    let max = v.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+    let mut sum = 0.0f64;
+    for x in v.iter_mut() {
+        *x = (*x - max).exp();
+        sum += *x as f64;
+    }
+    let inv = (1.0 / sum) as f32;
+    for x in v.iter_mut() {
+        *x *= inv;
+    }
+}
+
+/// Per-thread scratch space of the attention kernel.
+#[derive(Default)]
+pub struct AttnScratch {
+    keys: Vec<f32>,
+    values: Vec<f32>,
+    scores: Vec<f32>,
+}
+
+/// Tokens of one attention work item: items are (kv head, run of tokens), so a run's keys
+/// are read (and converted from f16) once for all its tokens and query heads.
+const ATTN_TOKENS_PER_ITEM: usize = 16;
+
+/// Causal attention of `n_tokens` queries (`q`: n_tokens × n_head × head_dim, token t at
+/// position pos0 + t) over the positions of `kv`, writing `out`
+/// (n_tokens × n_head × head_dim_v). Query head h reads kv head h / (n_head / n_head_kv).
+#[allow(clippy::too_many_arguments)]
+pub fn attention(
+    pool: &ThreadPool,
+    scratch: &[Mutex<AttnScratch>],
+    kv: &CpuKv,
+    q: &[f32],
+    n_tokens: usize,
+    pos0: usize,
+    shape: &AttnShape,
+    out: &mut [f32],
+) {
+    let group = shape.n_head / shape.n_head_kv;
+    let (hd, hdv) = (shape.head_dim, shape.head_dim_v);
+    let q_row = shape.n_head * hd;
+    let out_row = shape.n_head * hdv;
+    let runs = n_tokens.div_ceil(ATTN_TOKENS_PER_ITEM);
+    let n_items = runs * shape.n_head_kv;
+    // Each item writes the output of its tokens' heads of its group; those slices are
+    // disjoint, so hand each item its slices behind an uncontended lock.
+    let mut outs: Vec<Vec<&mut [f32]>> = (0..n_items).map(|_| Vec::new()).collect();
+    for (t, row) in out.chunks_mut(out_row).take(n_tokens).enumerate() {
+        for (g, heads) in row.chunks_mut(group * hdv).enumerate() {
+            outs[g * runs + t / ATTN_TOKENS_PER_ITEM].push(heads);
+        }
+    }
+    let outs: Vec<Mutex<Vec<&mut [f32]>>> = outs.into_iter().map(Mutex::new).collect();
+    let first_pos = |p: usize| match shape.window {
+        Some(w) => (p + 1).saturating_sub(w),
+        None => 0,
+    };
+    pool.run(|ti, nt| {
+        let mut guard = scratch[ti].lock().unwrap_or_else(|e| e.into_inner());
+        let AttnScratch {
+            keys,
+            values,
+            scores,
+        } = &mut *guard;
+        for item in (ti..n_items).step_by(nt) {
+            let (g, run) = (item / runs, item % runs);
+            let t0 = run * ATTN_TOKENS_PER_ITEM;
+            let t1 = (t0 + ATTN_TOKENS_PER_ITEM).min(n_tokens);
+            let lo = first_pos(pos0 + t0);
+            let hi = pos0 + t1;
+            let k_all = kv.keys(g, lo, hi, keys);
+            let v_all = kv.values(g, lo, hi, values);
+            let mut out_heads = outs[item].lock().unwrap_or_else(|e| e.into_inner());
+            for (t, out_heads_t) in (t0..t1).zip(out_heads.iter_mut()) {
+                let p = pos0 + t;
+                let (klo, khi) = (first_pos(p) - lo, p + 1 - lo);
+                for h in 0..group {
+                    let head = g * group + h;
+                    let qh = &q[t * q_row + head * hd..t * q_row + (head + 1) * hd];
+                    scores.clear();
+                    scores.extend(
+                        (klo..khi).map(|j| dot(qh, &k_all[j * hd..(j + 1) * hd]) * shape.scale),
+                    );
+                    softmax(scores);
+                    let o = &mut out_heads_t[h * hdv..(h + 1) * hdv];
+                    o.fill(0.0);
+                    for (j, &s) in (klo..khi).zip(scores.iter()) {
+                        axpy(s, &v_all[j * hdv..(j + 1) * hdv], o);
+                    }
+                }
+            }
+        }
+    });
+}
