@@ -1,10 +1,139 @@
-//! `tandem perplexity`.
+//! `tandem perplexity`: llama-perplexity's measurement, so the numbers can be compared.
+//!
+//! The text is tokenized whole (with BOS), cut into chunks of n_ctx tokens whose first
+//! token is replaced by BOS; each chunk is evaluated from an empty cache, and the negative
+//! log-likelihood is averaged over the second half of each chunk (token j+1 predicted
+//! from the logits at j, for j = n_ctx/2 … n_ctx − 2).
 
 use clap::Args;
+
+use crate::engine::Engine;
 
 #[derive(Args, Debug)]
 pub struct PerplexityArgs {}
 
 pub fn run(_args: PerplexityArgs) -> anyhow::Result<()> {
     anyhow::bail!("`tandem perplexity` is not implemented yet")
+}
+
+/// The outcome of a perplexity run.
+#[derive(Clone, Copy, Debug)]
+pub struct Perplexity {
+    pub ppl: f64,
+    /// llama-perplexity's uncertainty: PPL · sqrt(var(NLL) / (N − 1)).
+    pub error: f64,
+    pub n_chunks: usize,
+    /// Tokens scored.
+    pub n_scored: usize,
+}
+
+/// Accumulates per-token negative log-likelihoods.
+#[derive(Default, Clone, Copy, Debug)]
+pub struct NllStats {
+    sum: f64,
+    sum_sq: f64,
+    count: usize,
+}
+
+impl NllStats {
+    pub fn add(&mut self, nll: f64) {
+        self.sum += nll;
+        self.sum_sq += nll * nll;
+        self.count += 1;
+    }
+
+    pub fn ppl(&self) -> f64 {
+        (self.sum / self.count as f64).exp()
+    }
+
+    /// PPL with llama-perplexity's error estimate.
+    pub fn result(&self, n_chunks: usize) -> Perplexity {
+        let n = self.count as f64;
+        let mean = self.sum / n;
+        let var = self.sum_sq / n - mean * mean;
+        let ppl = mean.exp();
+        let error = if var > 0.0 && self.count > 1 {
+            (var / (n - 1.0)).sqrt() * ppl
+        } else {
+            0.0
+        };
+        Perplexity {
+            ppl,
+            error,
+            n_chunks,
+            n_scored: self.count,
+        }
+    }
+}
+
+/// −log softmax(logits)[target], in f64.
+pub fn nll(logits: &[f32], target: u32) -> f64 {
+    let max = logits.iter().copied().fold(f32::NEG_INFINITY, f32::max) as f64;
+    let sum_exp: f64 = logits.iter().map(|&l| (l as f64 - max).exp()).sum();
+    -(logits[target as usize] as f64 - max - sum_exp.ln())
+}
+
+/// Perplexity of `tokens` (already tokenized with BOS) in chunks of the engine's context;
+/// `max_chunks` limits the chunks; `on_chunk(i, running_ppl)` is called after each chunk.
+pub fn perplexity(
+    engine: &mut Engine,
+    tokens: &[u32],
+    bos: Option<u32>,
+    max_chunks: Option<usize>,
+    mut on_chunk: impl FnMut(usize, f64),
+) -> anyhow::Result<Perplexity> {
+    let n_ctx = engine.n_ctx();
+    if n_ctx < 4 {
+        anyhow::bail!("perplexity needs a context of at least 4 tokens");
+    }
+    let available = tokens.len() / n_ctx;
+    if available == 0 {
+        anyhow::bail!(
+            "the text has {} tokens; at least {} (one chunk of -c {n_ctx}) are needed",
+            tokens.len(),
+            n_ctx
+        );
+    }
+    let n_chunks = max_chunks.map_or(available, |m| m.min(available));
+    let n_vocab = engine.n_vocab();
+    let first = n_ctx / 2;
+    let mut stats = NllStats::default();
+    let mut chunk = vec![0u32; n_ctx];
+    for i in 0..n_chunks {
+        chunk.copy_from_slice(&tokens[i * n_ctx..(i + 1) * n_ctx]);
+        if let Some(b) = bos {
+            chunk[0] = b;
+        }
+        engine.clear();
+        let logits = engine.eval_all_logits(&chunk)?;
+        for j in first..n_ctx - 1 {
+            stats.add(nll(&logits[j * n_vocab..(j + 1) * n_vocab], chunk[j + 1]));
+        }
+        on_chunk(i, stats.ppl());
+    }
+    engine.clear();
+    Ok(stats.result(n_chunks))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn nll_of_uniform_logits_is_log_vocab() {
+        let logits = vec![0.5f32; 8];
+        assert!((nll(&logits, 3) - 8f64.ln()).abs() < 1e-12);
+    }
+
+    #[test]
+    fn error_follows_the_variance_of_the_nll() {
+        let mut s = NllStats::default();
+        for v in [1.0, 2.0, 3.0] {
+            s.add(v);
+        }
+        let r = s.result(1);
+        // mean 2, population variance 2/3, sqrt(2/3 / 2) · e².
+        assert!((r.ppl - 2f64.exp()).abs() < 1e-12);
+        assert!((r.error - (1.0f64 / 3.0).sqrt() * 2f64.exp()).abs() < 1e-9);
+    }
 }

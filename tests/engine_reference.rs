@@ -1,0 +1,147 @@
+//! The engine's logits against the independent f64 reference on tiny models of every
+//! architecture, for several batch sizes and thread counts.
+
+mod reference;
+
+use reference::tiny::{write_tiny, N_VOCAB};
+use reference::Reference;
+use tandem::engine::{CacheType, Engine, EngineOptions};
+use tandem::gguf::GgufFile;
+use tandem::quant::GgmlType;
+
+fn prompt(n: usize) -> Vec<u32> {
+    (0..n).map(|i| ((i * 37 + 11) % N_VOCAB) as u32).collect()
+}
+
+/// Largest |a − b| of a row over the largest |b| of that row, over all rows.
+fn max_rel_err(engine: &[f32], reference: &[Vec<f64>], n_vocab: usize) -> f64 {
+    reference
+        .iter()
+        .enumerate()
+        .map(|(t, r)| {
+            let e = &engine[t * n_vocab..(t + 1) * n_vocab];
+            let scale = r.iter().fold(0f64, |m, v| m.max(v.abs()));
+            let diff = e
+                .iter()
+                .zip(r)
+                .fold(0f64, |m, (a, b)| m.max((*a as f64 - b).abs()));
+            diff / scale
+        })
+        .fold(0f64, f64::max)
+}
+
+fn check(arch: &str, ty: GgmlType, cache: CacheType, tol: f64) {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join(format!("{arch}.gguf"));
+    write_tiny(&path, arch, ty);
+    let tokens = prompt(64);
+    let file = GgufFile::open(&path).unwrap();
+    let want = Reference::new(&file).logits(&tokens);
+    for n_threads in [1, 2] {
+        for n_batch in [1, 7, 64] {
+            let opts = EngineOptions {
+                n_ctx: Some(128),
+                n_batch,
+                n_threads: Some(n_threads),
+                cache_type: cache,
+            };
+            let mut engine = Engine::load(&path, opts).unwrap();
+            let got = engine.eval_all_logits(&tokens).unwrap().to_vec();
+            let err = max_rel_err(&got, &want, engine.n_vocab());
+            assert!(
+                err < tol,
+                "{arch} {ty} batch {n_batch} threads {n_threads}: relative error {err:e}"
+            );
+            // The last-token path agrees with the all-logits path.
+            engine.clear();
+            let last = engine.eval(&tokens).unwrap().to_vec();
+            let tail = &got[got.len() - N_VOCAB..];
+            let diff = last
+                .iter()
+                .zip(tail)
+                .fold(0f32, |m, (a, b)| m.max((a - b).abs()));
+            assert!(diff < 1e-4, "last-token logits differ by {diff}");
+        }
+    }
+}
+
+#[test]
+fn llama_f32_matches_reference() {
+    check("llama", GgmlType::F32, CacheType::F32, 1e-4);
+}
+
+#[test]
+fn qwen2_f32_matches_reference() {
+    check("qwen2", GgmlType::F32, CacheType::F32, 1e-4);
+}
+
+#[test]
+fn qwen3_f32_matches_reference() {
+    check("qwen3", GgmlType::F32, CacheType::F32, 1e-4);
+}
+
+#[test]
+fn gemma3_f32_matches_reference() {
+    check("gemma3", GgmlType::F32, CacheType::F32, 1e-4);
+}
+
+#[test]
+fn f16_cache_stays_close_to_reference() {
+    check("qwen3", GgmlType::F32, CacheType::F16, 1e-2);
+}
+
+#[test]
+fn too_long_prompts_and_bad_tokens_are_errors() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("llama.gguf");
+    write_tiny(&path, "llama", GgmlType::F32);
+    let opts = EngineOptions {
+        n_ctx: Some(16),
+        n_threads: Some(1),
+        ..EngineOptions::default()
+    };
+    let mut engine = Engine::load(&path, opts).unwrap();
+    let err = engine.eval(&prompt(17)).unwrap_err().to_string();
+    assert!(
+        err.contains("prompt has 17 tokens but the context is 16"),
+        "{err}"
+    );
+    let err = engine.eval(&[1, N_VOCAB as u32]).unwrap_err().to_string();
+    assert!(err.contains("out of range"), "{err}");
+    assert_eq!(engine.n_past(), 0);
+    engine.eval(&prompt(10)).unwrap();
+    assert_eq!(engine.n_past(), 10);
+    assert!(engine.eval(&prompt(7)).is_err());
+    engine.truncate(4);
+    assert_eq!(engine.n_past(), 4);
+    engine.eval(&prompt(12)).unwrap();
+    assert_eq!(engine.n_past(), 16);
+}
+
+#[test]
+fn truncate_then_continue_matches_a_fresh_run() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("qwen2.gguf");
+    write_tiny(&path, "qwen2", GgmlType::F32);
+    let opts = || EngineOptions {
+        n_ctx: Some(64),
+        n_threads: Some(2),
+        cache_type: CacheType::F32,
+        ..EngineOptions::default()
+    };
+    let tokens = prompt(20);
+    let mut fresh = Engine::load(&path, opts()).unwrap();
+    let want = fresh.eval(&tokens).unwrap().to_vec();
+    let mut engine = Engine::load(&path, opts()).unwrap();
+    engine.eval(&tokens[..12]).unwrap();
+    engine.eval(&[5, 6, 7]).unwrap();
+    engine.truncate(12);
+    let got = engine.eval(&tokens[12..]).unwrap().to_vec();
+    // Batch shapes differ between the two runs, so kernels may round differently.
+    let scale = want.iter().fold(0f32, |m, v| m.max(v.abs()));
+    let diff = got
+        .iter()
+        .zip(&want)
+        .fold(0f32, |m, (a, b)| m.max((a - b).abs()));
+    assert!(diff / scale < 1e-5, "relative difference {}", diff / scale);
+}
