@@ -133,13 +133,22 @@ pub fn attention(
     let q_row = shape.n_head * hd;
     let out_row = shape.n_head * hdv;
     let runs = n_tokens.div_ceil(ATTN_TOKENS_PER_ITEM);
-    let n_items = runs * shape.n_head_kv;
-    // Each item writes the output of its tokens' heads of its group; those slices are
-    // disjoint, so hand each item its slices behind an uncontended lock.
+    // Few tokens (decode): split a group's query heads across threads too, at the cost of
+    // reading the group's keys once per head instead of once per group.
+    let heads_per_item = if runs * shape.n_head_kv >= pool.n_threads() {
+        group
+    } else {
+        1
+    };
+    let splits = group / heads_per_item;
+    let n_items = runs * shape.n_head_kv * splits;
+    let item_of = |t: usize, head: usize| (head / heads_per_item) * runs + t / ATTN_TOKENS_PER_ITEM;
+    // Each item writes the outputs of its tokens' heads; those slices are disjoint, so
+    // each item gets its slices behind an uncontended lock.
     let mut outs: Vec<Vec<&mut [f32]>> = (0..n_items).map(|_| Vec::new()).collect();
     for (t, row) in out.chunks_mut(out_row).take(n_tokens).enumerate() {
-        for (g, heads) in row.chunks_mut(group * hdv).enumerate() {
-            outs[g * runs + t / ATTN_TOKENS_PER_ITEM].push(heads);
+        for (i, heads) in row.chunks_mut(heads_per_item * hdv).enumerate() {
+            outs[item_of(t, i * heads_per_item)].push(heads);
         }
     }
     let outs: Vec<Mutex<Vec<&mut [f32]>>> = outs.into_iter().map(Mutex::new).collect();
@@ -155,7 +164,9 @@ pub fn attention(
             scores,
         } = &mut *guard;
         for item in (ti..n_items).step_by(nt) {
-            let (g, run) = (item / runs, item % runs);
+            let (head_block, run) = (item / runs, item % runs);
+            let head0 = head_block * heads_per_item;
+            let g = head0 / group;
             let t0 = run * ATTN_TOKENS_PER_ITEM;
             let t1 = (t0 + ATTN_TOKENS_PER_ITEM).min(n_tokens);
             let lo = first_pos(pos0 + t0);
@@ -166,8 +177,8 @@ pub fn attention(
             for (t, out_heads_t) in (t0..t1).zip(out_heads.iter_mut()) {
                 let p = pos0 + t;
                 let (klo, khi) = (first_pos(p) - lo, p + 1 - lo);
-                for h in 0..group {
-                    let head = g * group + h;
+                for h in 0..heads_per_item {
+                    let head = head0 + h;
                     let qh = &q[t * q_row + head * hd..t * q_row + (head + 1) * hd];
                     scores.clear();
                     scores.extend(

@@ -24,7 +24,9 @@ pub const N_VOCAB: usize = 256;
 
 /// Writes a tiny `arch` model whose matrices are of type `ty`.
 pub fn write_tiny(path: &Path, arch: &str, ty: GgmlType) {
-    let (n_embd, n_head, n_head_kv, head_dim, n_ff) = (256, 4, 2, 64, 512);
+    let (n_embd, n_head, head_dim, n_ff) = (256, 4, 64, 512);
+    // gemma3 270M has one kv head; the others share each kv head between two q heads.
+    let n_head_kv = if arch == "gemma3" { 1 } else { 2 };
     let n_layer = if arch == "gemma3" { 6 } else { 2 };
     let mut md = Metadata::new();
     let k = |s: &str| format!("{arch}.{s}");
