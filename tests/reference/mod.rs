@@ -136,12 +136,13 @@ impl<'a> Reference<'a> {
         &self.cache[name]
     }
 
-    /// W·x, with x rounded through the activation format of W's type.
+    /// W·x, with x rounded through the activation format of W's type. Large matrices
+    /// (the vocabulary projection) are dequantized row by row instead of cached.
     fn matvec(&mut self, name: &str, x: &[f64]) -> Vec<f64> {
-        let quantize = self.quantize_activations;
-        let m = self.mat(name);
-        assert_eq!(m.cols, x.len(), "{name}");
-        let xr: Vec<f64> = match activation_type(m.ty).filter(|_| quantize) {
+        let info = self.file.tensor(name).unwrap_or_else(|| panic!("{name}"));
+        let (ty, cols, rows) = (info.ty, info.dims[0] as usize, info.dims[1] as usize);
+        assert_eq!(cols, x.len(), "{name}");
+        let xr: Vec<f64> = match activation_type(ty).filter(|_| self.quantize_activations) {
             Some(aty) => {
                 let xf: Vec<f32> = x.iter().map(|&v| v as f32).collect();
                 let mut bytes = vec![0u8; aty.bytes_for(xf.len() as u64).unwrap() as usize];
@@ -152,15 +153,20 @@ impl<'a> Reference<'a> {
             }
             None => x.iter().map(|&v| v as f32 as f64).collect(),
         };
-        (0..m.rows)
-            .map(|r| {
-                m.w[r * m.cols..(r + 1) * m.cols]
-                    .iter()
-                    .zip(&xr)
-                    .map(|(a, b)| a * b)
-                    .sum()
-            })
-            .collect()
+        let dot = |w: &[f64]| w.iter().zip(&xr).map(|(a, b)| a * b).sum::<f64>();
+        if rows * cols > (1 << 22) {
+            let row_bytes = info.n_bytes as usize / rows;
+            let data = self.file.tensor_data(info);
+            let mut row = vec![0f32; cols];
+            return (0..rows)
+                .map(|r| {
+                    ty.dequantize_row(&data[r * row_bytes..(r + 1) * row_bytes], &mut row);
+                    dot(&to_f64(&row))
+                })
+                .collect();
+        }
+        let m = self.mat(name);
+        (0..rows).map(|r| dot(&m.w[r * cols..(r + 1) * cols])).collect()
     }
 
     fn rms_norm(&self, x: &[f64], w: &[f64]) -> Vec<f64> {
