@@ -166,7 +166,9 @@ impl<'a> Reference<'a> {
                 .collect();
         }
         let m = self.mat(name);
-        (0..rows).map(|r| dot(&m.w[r * cols..(r + 1) * cols])).collect()
+        (0..rows)
+            .map(|r| dot(&m.w[r * cols..(r + 1) * cols]))
+            .collect()
     }
 
     fn rms_norm(&self, x: &[f64], w: &[f64]) -> Vec<f64> {
