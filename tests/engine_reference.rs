@@ -145,3 +145,34 @@ fn truncate_then_continue_matches_a_fresh_run() {
         .fold(0f32, |m, (a, b)| m.max((a - b).abs()));
     assert!(diff / scale < 1e-5, "relative difference {}", diff / scale);
 }
+
+#[test]
+fn last_logits_are_the_tail_of_all_logits() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("qwen3.gguf");
+    write_tiny(&path, "qwen3", GgmlType::F32);
+    let tokens = prompt(40);
+    for n_batch in [7, 64] {
+        let opts = EngineOptions {
+            n_ctx: Some(64),
+            n_batch,
+            n_threads: Some(2),
+            cache_type: CacheType::F32,
+        };
+        let mut engine = Engine::load(&path, opts).unwrap();
+        let all = engine.eval_all_logits(&tokens).unwrap().to_vec();
+        for n_last in [1, 5, 33, 40] {
+            engine.clear();
+            let tail = engine.eval_last_logits(&tokens, n_last).unwrap();
+            assert_eq!(tail.len(), n_last * N_VOCAB);
+            let want = &all[(40 - n_last) * N_VOCAB..];
+            let diff = tail
+                .iter()
+                .zip(want)
+                .fold(0f32, |m, (a, b)| m.max((a - b).abs()));
+            assert!(diff < 1e-4, "batch {n_batch} n_last {n_last}: {diff}");
+        }
+        engine.clear();
+        assert!(engine.eval_last_logits(&tokens, 41).is_err());
+    }
+}

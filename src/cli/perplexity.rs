@@ -105,9 +105,14 @@ pub fn perplexity(
             chunk[0] = b;
         }
         engine.clear();
-        let logits = engine.eval_all_logits(&chunk)?;
+        // Only positions first .. n_ctx − 2 are scored.
+        let logits = engine.eval_last_logits(&chunk, n_ctx - first)?;
         for j in first..n_ctx - 1 {
-            stats.add(nll(&logits[j * n_vocab..(j + 1) * n_vocab], chunk[j + 1]));
+            let row = j - first;
+            stats.add(nll(
+                &logits[row * n_vocab..(row + 1) * n_vocab],
+                chunk[j + 1],
+            ));
         }
         on_chunk(i, stats.ppl());
     }

@@ -137,37 +137,39 @@ impl Engine {
     /// Appends `tokens` at position `n_past` (prefill in micro-batches of `n_batch`) and
     /// returns the logits of the last token (`n_vocab` floats).
     pub fn eval(&mut self, tokens: &[u32]) -> anyhow::Result<&[f32]> {
-        self.run(tokens, false)
+        self.eval_last_logits(tokens, 1)
     }
 
     /// As [`Engine::eval`], returning the logits of every token (`tokens.len() × n_vocab`).
     pub fn eval_all_logits(&mut self, tokens: &[u32]) -> anyhow::Result<&[f32]> {
-        self.run(tokens, true)
+        self.eval_last_logits(tokens, tokens.len())
     }
 
-    /// Empties the KV cache.
-    pub fn clear(&mut self) {
-        self.kv.clear();
-    }
-
-    /// Keeps the first `n` positions of the KV cache.
-    pub fn truncate(&mut self, n: usize) {
-        self.kv.truncate(n);
-    }
-
-    fn run(&mut self, tokens: &[u32], all_logits: bool) -> anyhow::Result<&[f32]> {
+    /// As [`Engine::eval`], returning the logits of the last `n_last` tokens
+    /// (`n_last × n_vocab`); the vocabulary projection is skipped for the others, which
+    /// perplexity (scoring only the second half of each chunk) uses to halve that cost.
+    pub fn eval_last_logits(&mut self, tokens: &[u32], n_last: usize) -> anyhow::Result<&[f32]> {
         self.check(tokens)?;
+        if n_last == 0 || n_last > tokens.len() {
+            bail!(
+                "logits of the last {n_last} of {} tokens were asked for",
+                tokens.len()
+            );
+        }
         let n_vocab = self.hp.n_vocab;
-        let n_out = if all_logits { tokens.len() } else { 1 };
-        self.logits.resize(n_out * n_vocab, 0.0);
-        let n_chunks = tokens.len().div_ceil(self.n_batch);
+        let first_out = tokens.len() - n_last;
+        self.logits.resize(n_last * n_vocab, 0.0);
         for (c, chunk) in tokens.chunks(self.n_batch).enumerate() {
+            let start = c * self.n_batch;
+            let end = start + chunk.len();
             let pos0 = self.kv.n_past();
-            let (first_row, out): (usize, &mut [f32]) = if all_logits {
-                let start = c * self.n_batch * n_vocab;
-                (0, &mut self.logits[start..start + chunk.len() * n_vocab])
-            } else if c + 1 == n_chunks {
-                (chunk.len() - 1, &mut self.logits[..])
+            let (first_row, out): (usize, &mut [f32]) = if end > first_out {
+                let from = start.max(first_out);
+                let at = (from - first_out) * n_vocab;
+                (
+                    from - start,
+                    &mut self.logits[at..at + (end - from) * n_vocab],
+                )
             } else {
                 (chunk.len(), &mut [])
             };
@@ -186,6 +188,16 @@ impl Engine {
             self.kv.advance(chunk.len());
         }
         Ok(&self.logits)
+    }
+
+    /// Empties the KV cache.
+    pub fn clear(&mut self) {
+        self.kv.clear();
+    }
+
+    /// Keeps the first `n` positions of the KV cache.
+    pub fn truncate(&mut self, n: usize) {
+        self.kv.truncate(n);
     }
 
     /// Refuses, before any work, what the context or the vocabulary cannot take.
