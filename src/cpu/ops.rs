@@ -161,10 +161,41 @@ pub fn silu(x: f32) -> f32 {
     x / (1.0 + (-x).exp())
 }
 
-/// gelu, tanh approximation.
+/// gelu, tanh approximation: 0.5·x·(1 + tanh(y)) written as x / (1 + e^(−2y)), the
+/// same function with one exponential instead of a tanh.
 pub fn gelu_tanh(x: f32) -> f32 {
     const SQRT_2_OVER_PI: f32 = 0.797_884_6;
-    0.5 * x * (1.0 + (SQRT_2_OVER_PI * x * (1.0 + 0.044_715 * x * x)).tanh())
+    let y = SQRT_2_OVER_PI * x * (1.0 + 0.044_715 * x * x);
+    x / (1.0 + (-2.0 * y).exp())
+}
+
+/// Runs `f(row_index, row)` over the `row_len`-wide rows of `data`, rows split evenly
+/// between the pool's threads.
+pub fn par_rows(
+    pool: &ThreadPool,
+    data: &mut [f32],
+    row_len: usize,
+    f: impl Fn(usize, &mut [f32]) + Sync,
+) {
+    let n_rows = data.len() / row_len;
+    let nt = pool.n_threads().min(n_rows).max(1);
+    if nt == 1 {
+        data.chunks_mut(row_len)
+            .enumerate()
+            .for_each(|(i, r)| f(i, r));
+        return;
+    }
+    let per = n_rows.div_ceil(nt);
+    // One uncontended lock per thread's share hands out the disjoint slices.
+    let shares: Vec<Mutex<&mut [f32]>> = data.chunks_mut(per * row_len).map(Mutex::new).collect();
+    pool.run(|ti, _| {
+        if let Some(share) = shares.get(ti) {
+            let mut rows = share.lock().unwrap_or_else(|e| e.into_inner());
+            for (i, r) in rows.chunks_mut(row_len).enumerate() {
+                f(ti * per + i, r);
+            }
+        }
+    });
 }
 
 /// In-place softmax.

@@ -37,7 +37,7 @@ pub struct CpuBackend {
     pool: ThreadPool,
     acts: Buffers,
     attn_scratch: Vec<Mutex<AttnScratch>>,
-    rope_angles: Vec<(f32, f32)>,
+    rope_cache: RopeCache,
 }
 
 impl CpuBackend {
@@ -58,7 +58,7 @@ impl CpuBackend {
                 n_tokens: 0,
             },
             attn_scratch,
-            rope_angles: Vec::new(),
+            rope_cache: RopeCache::default(),
         }
     }
 
@@ -158,28 +158,30 @@ impl Backend for CpuBackend {
     fn rms_norm(&mut self, src: Act, dst: Act, weight: &Vec<f32>, eps: f32) {
         let n = weight.len();
         if src == dst {
-            for g in self.acts.buf_mut(dst).chunks_mut(n) {
-                ops::rms_norm_inplace(g, weight, eps);
-            }
+            let buf = self.acts.buf_mut(dst);
+            ops::par_rows(&self.pool, buf, n, |_, g| {
+                ops::rms_norm_inplace(g, weight, eps)
+            });
         } else {
             let (s, d) = self.acts.src_dst(src, dst);
-            for (gs, gd) in s.chunks(n).zip(d.chunks_mut(n)) {
-                ops::rms_norm(gs, weight, eps, gd);
-            }
+            ops::par_rows(&self.pool, d, n, |i, g| {
+                ops::rms_norm(&s[i * n..(i + 1) * n], weight, eps, g)
+            });
         }
     }
 
     fn rope(&mut self, buf: Act, head_dim: usize, rope: &RopeParams, pos0: usize) {
         let width = self.acts.widths.of(buf);
-        let mut cs = std::mem::take(&mut self.rope_angles);
-        cs.resize(rope.n_dims / 2, (1.0, 0.0));
-        for (t, row) in self.acts.buf_mut(buf).chunks_mut(width).enumerate() {
-            ops::rope_angles(rope, pos0 + t, &mut cs);
+        let n_tokens = self.acts.n_tokens;
+        let angles = self.rope_cache.angles(rope, pos0, n_tokens);
+        let half = rope.n_dims / 2;
+        let data = self.acts.buf_mut(buf);
+        ops::par_rows(&self.pool, data, width, |t, row| {
+            let cs = &angles[t * half..(t + 1) * half];
             for head in row.chunks_mut(head_dim) {
-                ops::rope_head(head, &cs, rope.pairing);
+                ops::rope_head(head, cs, rope.pairing);
             }
-        }
-        self.rope_angles = cs;
+        });
     }
 
     fn scale(&mut self, buf: Act, s: f32) {
@@ -211,17 +213,16 @@ impl Backend for CpuBackend {
     }
 
     fn gated_activation(&mut self, gate: Act, up: Act, act: Activation) {
+        let width = self.acts.widths.of(gate);
         let (u, g) = self.acts.src_dst(up, gate);
-        match act {
-            Activation::Silu => g
-                .iter_mut()
-                .zip(u)
-                .for_each(|(g, u)| *g = ops::silu(*g) * u),
-            Activation::GeluTanh => g
-                .iter_mut()
-                .zip(u)
-                .for_each(|(g, u)| *g = ops::gelu_tanh(*g) * u),
-        }
+        let f: fn(f32) -> f32 = match act {
+            Activation::Silu => ops::silu,
+            Activation::GeluTanh => ops::gelu_tanh,
+        };
+        ops::par_rows(&self.pool, g, width, |t, row| {
+            let up_row = &u[t * width..(t + 1) * width];
+            row.iter_mut().zip(up_row).for_each(|(g, u)| *g = f(*g) * u);
+        });
     }
 
     fn add(&mut self, dst: Act, src: Act) {
@@ -234,5 +235,50 @@ impl Backend for CpuBackend {
         let n = self.acts.n_tokens - first_row;
         let x = &self.acts.buf(src)[first_row * width..];
         matmul(&self.pool, w.weight(), x, n, out);
+    }
+}
+
+/// Rope angles of the current batch: q and k of every block with the same rope settings
+/// share them, so they are computed once per batch and setting (gemma3 has two).
+#[derive(Default)]
+struct RopeCache {
+    entries: Vec<(RopeKey, Arc<Vec<(f32, f32)>>)>,
+}
+
+#[derive(Clone, Copy, PartialEq)]
+struct RopeKey {
+    pos0: usize,
+    n_tokens: usize,
+    n_dims: usize,
+    freq_base: f32,
+    freq_scale: f32,
+    has_factors: bool,
+}
+
+impl RopeCache {
+    /// (cos, sin) of the `n_dims / 2` angles of each token, token-major.
+    fn angles(&mut self, rope: &RopeParams, pos0: usize, n_tokens: usize) -> Arc<Vec<(f32, f32)>> {
+        let key = RopeKey {
+            pos0,
+            n_tokens,
+            n_dims: rope.n_dims,
+            freq_base: rope.freq_base,
+            freq_scale: rope.freq_scale,
+            has_factors: rope.freq_factors.is_some(),
+        };
+        if let Some((_, a)) = self.entries.iter().find(|(k, _)| *k == key) {
+            return Arc::clone(a);
+        }
+        let half = rope.n_dims / 2;
+        let mut table = vec![(1.0, 0.0); n_tokens * half];
+        for (t, cs) in table.chunks_mut(half.max(1)).enumerate() {
+            ops::rope_angles(rope, pos0 + t, cs);
+        }
+        let table = Arc::new(table);
+        // Entries of other batches are stale: keep the cache small.
+        self.entries
+            .retain(|(k, _)| k.pos0 == pos0 && k.n_tokens == n_tokens);
+        self.entries.push((key, Arc::clone(&table)));
+        table
     }
 }
