@@ -242,8 +242,11 @@ impl Backend for CpuBackend {
 /// share them, so they are computed once per batch and setting (gemma3 has two).
 #[derive(Default)]
 struct RopeCache {
-    entries: Vec<(RopeKey, Arc<Vec<(f32, f32)>>)>,
+    entries: Vec<(RopeKey, AngleTable)>,
 }
+
+/// (cos, sin) pairs, token-major.
+type AngleTable = Arc<Vec<(f32, f32)>>;
 
 #[derive(Clone, Copy, PartialEq)]
 struct RopeKey {
@@ -257,7 +260,7 @@ struct RopeKey {
 
 impl RopeCache {
     /// (cos, sin) of the `n_dims / 2` angles of each token, token-major.
-    fn angles(&mut self, rope: &RopeParams, pos0: usize, n_tokens: usize) -> Arc<Vec<(f32, f32)>> {
+    fn angles(&mut self, rope: &RopeParams, pos0: usize, n_tokens: usize) -> AngleTable {
         let key = RopeKey {
             pos0,
             n_tokens,
