@@ -1,11 +1,49 @@
 //! Block formats of ggml/GGUF tensors.
 //!
 //! [`GgmlType`] is the registry: every format's id, name, block geometry and its row
-//! conversions to and from f32. Each format's bytes are described in its own file.
+//! conversions to and from f32. Each block format is one file holding its
+//! `#[repr(C)]` block struct (plain old data, so kernels can view tensor bytes as
+//! `&[BlockQ4K]` etc. with `bytemuck::cast_slice`) and its [`BlockFormat`] impl: layout,
+//! activation partner, decoding and the reference quantizer. Adding a format is one
+//! file plus one line in each `match` below.
+//!
+//! The legacy quantizers (Q4_0 … Q8_1) and Q8_K write exactly llama.cpp's reference
+//! bytes; the K-quant quantizers are tandem's own error-minimising search
+//! (`kquant_fit.rs`).
 
 use std::fmt;
 
+pub mod block;
 pub mod float;
+mod kquant_fit;
+pub mod q2_k;
+pub mod q3_k;
+pub mod q4_0;
+pub mod q4_1;
+pub mod q4_k;
+pub mod q5_0;
+pub mod q5_1;
+pub mod q5_k;
+pub mod q6_k;
+pub mod q8_0;
+pub mod q8_1;
+pub mod q8_k;
+
+pub use block::{
+    dequantize_blocks, quantize_blocks, quantize_into_blocks, quantize_to_blocks, BlockFormat,
+};
+pub use q2_k::BlockQ2K;
+pub use q3_k::BlockQ3K;
+pub use q4_0::BlockQ4_0;
+pub use q4_1::BlockQ4_1;
+pub use q4_k::BlockQ4K;
+pub use q5_0::BlockQ5_0;
+pub use q5_1::BlockQ5_1;
+pub use q5_k::BlockQ5K;
+pub use q6_k::BlockQ6K;
+pub use q8_0::BlockQ8_0;
+pub use q8_1::BlockQ8_1;
+pub use q8_k::BlockQ8K;
 
 /// The tensor element formats tandem reads and writes, with their GGUF type ids.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -182,6 +220,30 @@ impl GgmlType {
         (n_elems / be).checked_mul(self.block_bytes() as u64)
     }
 
+    /// The format activations are converted to before dot products with weights of
+    /// this type (llama.cpp's pairing): Q8_0 for Q4_0/Q5_0/Q8_0, Q8_1 for Q4_1/Q5_1,
+    /// Q8_K for the K-quants; activation formats and floats pair with themselves.
+    pub fn activation_type(self) -> GgmlType {
+        fn partner<B: BlockFormat>() -> GgmlType {
+            <B::Activation as BlockFormat>::TYPE
+        }
+        match self {
+            GgmlType::F32 | GgmlType::F16 | GgmlType::BF16 => self,
+            GgmlType::Q4_0 => partner::<BlockQ4_0>(),
+            GgmlType::Q4_1 => partner::<BlockQ4_1>(),
+            GgmlType::Q5_0 => partner::<BlockQ5_0>(),
+            GgmlType::Q5_1 => partner::<BlockQ5_1>(),
+            GgmlType::Q8_0 => partner::<BlockQ8_0>(),
+            GgmlType::Q8_1 => partner::<BlockQ8_1>(),
+            GgmlType::Q2K => partner::<BlockQ2K>(),
+            GgmlType::Q3K => partner::<BlockQ3K>(),
+            GgmlType::Q4K => partner::<BlockQ4K>(),
+            GgmlType::Q5K => partner::<BlockQ5K>(),
+            GgmlType::Q6K => partner::<BlockQ6K>(),
+            GgmlType::Q8K => partner::<BlockQ8K>(),
+        }
+    }
+
     /// Whether this is a block-quantized format (not a plain float).
     pub const fn is_quantized(self) -> bool {
         self.block_elems() > 1
@@ -192,22 +254,50 @@ impl GgmlType {
 /// `n = dst.len()` (dequantize) or `n = src.len()` (quantize) elements.
 impl GgmlType {
     /// Decodes `dst.len()` elements from the bytes of whole blocks in `src`.
+    ///
+    /// # Panics
+    /// When `dst.len()` is not a whole number of blocks or `src` holds too few bytes.
     pub fn dequantize_row(self, src: &[u8], dst: &mut [f32]) {
         match self {
             GgmlType::F32 => float::dequantize_f32(src, dst),
             GgmlType::F16 => float::dequantize_f16(src, dst),
             GgmlType::BF16 => float::dequantize_bf16(src, dst),
-            _ => unimplemented!("dequantize_row for {self}"),
+            GgmlType::Q4_0 => dequantize_blocks::<BlockQ4_0>(src, dst),
+            GgmlType::Q4_1 => dequantize_blocks::<BlockQ4_1>(src, dst),
+            GgmlType::Q5_0 => dequantize_blocks::<BlockQ5_0>(src, dst),
+            GgmlType::Q5_1 => dequantize_blocks::<BlockQ5_1>(src, dst),
+            GgmlType::Q8_0 => dequantize_blocks::<BlockQ8_0>(src, dst),
+            GgmlType::Q8_1 => dequantize_blocks::<BlockQ8_1>(src, dst),
+            GgmlType::Q2K => dequantize_blocks::<BlockQ2K>(src, dst),
+            GgmlType::Q3K => dequantize_blocks::<BlockQ3K>(src, dst),
+            GgmlType::Q4K => dequantize_blocks::<BlockQ4K>(src, dst),
+            GgmlType::Q5K => dequantize_blocks::<BlockQ5K>(src, dst),
+            GgmlType::Q6K => dequantize_blocks::<BlockQ6K>(src, dst),
+            GgmlType::Q8K => dequantize_blocks::<BlockQ8K>(src, dst),
         }
     }
 
     /// Encodes `src` (a whole number of blocks) into `dst` with the reference quantizer.
+    ///
+    /// # Panics
+    /// When `src.len()` is not a whole number of blocks or `dst` is too short.
     pub fn quantize_row(self, src: &[f32], dst: &mut [u8]) {
         match self {
             GgmlType::F32 => float::quantize_f32(src, dst),
             GgmlType::F16 => float::quantize_f16(src, dst),
             GgmlType::BF16 => float::quantize_bf16(src, dst),
-            _ => unimplemented!("quantize_row for {self}"),
+            GgmlType::Q4_0 => quantize_blocks::<BlockQ4_0>(src, dst),
+            GgmlType::Q4_1 => quantize_blocks::<BlockQ4_1>(src, dst),
+            GgmlType::Q5_0 => quantize_blocks::<BlockQ5_0>(src, dst),
+            GgmlType::Q5_1 => quantize_blocks::<BlockQ5_1>(src, dst),
+            GgmlType::Q8_0 => quantize_blocks::<BlockQ8_0>(src, dst),
+            GgmlType::Q8_1 => quantize_blocks::<BlockQ8_1>(src, dst),
+            GgmlType::Q2K => quantize_blocks::<BlockQ2K>(src, dst),
+            GgmlType::Q3K => quantize_blocks::<BlockQ3K>(src, dst),
+            GgmlType::Q4K => quantize_blocks::<BlockQ4K>(src, dst),
+            GgmlType::Q5K => quantize_blocks::<BlockQ5K>(src, dst),
+            GgmlType::Q6K => quantize_blocks::<BlockQ6K>(src, dst),
+            GgmlType::Q8K => quantize_blocks::<BlockQ8K>(src, dst),
         }
     }
 }
@@ -231,6 +321,46 @@ mod tests {
         let err = GgmlType::from_id(23).unwrap_err();
         assert_eq!(err.name, "IQ4_XS");
         assert!(err.to_string().contains("IQ4_XS"));
+    }
+
+    #[test]
+    fn block_structs_match_the_registry() {
+        fn check<B: BlockFormat>() {
+            assert_eq!(size_of::<B>(), B::TYPE.block_bytes(), "{}", B::TYPE);
+            assert_eq!(B::ELEMS, B::TYPE.block_elems(), "{}", B::TYPE);
+        }
+        check::<BlockQ4_0>();
+        check::<BlockQ4_1>();
+        check::<BlockQ5_0>();
+        check::<BlockQ5_1>();
+        check::<BlockQ8_0>();
+        check::<BlockQ8_1>();
+        check::<BlockQ2K>();
+        check::<BlockQ3K>();
+        check::<BlockQ4K>();
+        check::<BlockQ5K>();
+        check::<BlockQ6K>();
+        check::<BlockQ8K>();
+    }
+
+    #[test]
+    fn activation_pairing_follows_llama_cpp() {
+        use GgmlType::*;
+        for (weight, act) in [
+            (Q4_0, Q8_0),
+            (Q5_0, Q8_0),
+            (Q8_0, Q8_0),
+            (Q4_1, Q8_1),
+            (Q5_1, Q8_1),
+            (Q2K, Q8K),
+            (Q3K, Q8K),
+            (Q4K, Q8K),
+            (Q5K, Q8K),
+            (Q6K, Q8K),
+            (F32, F32),
+        ] {
+            assert_eq!(weight.activation_type(), act, "{weight}");
+        }
     }
 
     #[test]
