@@ -36,7 +36,9 @@ fn check(arch: &str, ty: GgmlType, cache: CacheType, tol: f64) {
     write_tiny(&path, arch, ty);
     let tokens = prompt(64);
     let file = GgufFile::open(&path).unwrap();
-    let want = Reference::new(&file).logits(&tokens);
+    let mut reference = Reference::new(&file);
+    reference.quantize_activations = std::env::var_os("TANDEM_REF_F32_ACTIVATIONS").is_none();
+    let want = reference.logits(&tokens);
     for n_threads in [1, 2] {
         for n_batch in [1, 7, 64] {
             let opts = EngineOptions {
@@ -175,4 +177,41 @@ fn last_logits_are_the_tail_of_all_logits() {
         engine.clear();
         assert!(engine.eval_last_logits(&tokens, 41).is_err());
     }
+}
+
+// Quantized weights: the reference rounds activations as the quantized kernels do.
+#[test]
+#[ignore = "needs the matmul kernels that quantize activations (helper cpu)"]
+fn llama_q4_0_matches_reference() {
+    check("llama", GgmlType::Q4_0, CacheType::F32, 1e-2);
+}
+
+#[test]
+#[ignore = "needs the matmul kernels that quantize activations (helper cpu)"]
+fn qwen2_q8_0_matches_reference() {
+    check("qwen2", GgmlType::Q8_0, CacheType::F32, 1e-2);
+}
+
+#[test]
+#[ignore = "needs the matmul kernels that quantize activations (helper cpu)"]
+fn qwen3_q4_k_matches_reference() {
+    check("qwen3", GgmlType::Q4K, CacheType::F32, 1e-2);
+}
+
+#[test]
+#[ignore = "needs the matmul kernels that quantize activations (helper cpu)"]
+fn gemma3_q6_k_matches_reference() {
+    check("gemma3", GgmlType::Q6K, CacheType::F32, 1e-2);
+}
+
+#[test]
+#[ignore = "needs the matmul kernels that quantize activations (helper cpu)"]
+fn llama_q5_1_matches_reference() {
+    check("llama", GgmlType::Q5_1, CacheType::F32, 1e-2);
+}
+
+#[test]
+#[ignore = "needs the matmul kernels that quantize activations (helper cpu)"]
+fn gemma3_q5_0_with_f16_cache_matches_reference() {
+    check("gemma3", GgmlType::Q5_0, CacheType::F16, 1e-2);
 }
