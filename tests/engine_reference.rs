@@ -1,6 +1,7 @@
 //! The engine's logits against the independent f64 reference on tiny models of every
 //! architecture, for several batch sizes and thread counts.
 
+mod common;
 mod reference;
 
 use reference::tiny::{write_tiny, N_VOCAB};
@@ -8,6 +9,10 @@ use reference::Reference;
 use tandem::engine::{CacheType, Engine, EngineOptions};
 use tandem::gguf::GgufFile;
 use tandem::quant::GgmlType;
+
+fn vocab() -> std::path::PathBuf {
+    common::testdata("tokenizer/ggml-vocab-llama-spm.gguf")
+}
 
 fn prompt(n: usize) -> Vec<u32> {
     (0..n).map(|i| ((i * 37 + 11) % N_VOCAB) as u32).collect()
@@ -33,7 +38,7 @@ fn max_rel_err(engine: &[f32], reference: &[Vec<f64>], n_vocab: usize) -> f64 {
 fn check(arch: &str, ty: GgmlType, cache: CacheType, tol: f64) {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join(format!("{arch}.gguf"));
-    write_tiny(&path, arch, ty);
+    write_tiny(&path, &vocab(), arch, ty);
     let tokens = prompt(64);
     let file = GgufFile::open(&path).unwrap();
     let mut reference = Reference::new(&file);
@@ -96,7 +101,7 @@ fn f16_cache_stays_close_to_reference() {
 fn too_long_prompts_and_bad_tokens_are_errors() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("llama.gguf");
-    write_tiny(&path, "llama", GgmlType::F32);
+    write_tiny(&path, &vocab(), "llama", GgmlType::F32);
     let opts = EngineOptions {
         n_ctx: Some(16),
         n_threads: Some(1),
@@ -124,7 +129,7 @@ fn too_long_prompts_and_bad_tokens_are_errors() {
 fn truncate_then_continue_matches_a_fresh_run() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("qwen2.gguf");
-    write_tiny(&path, "qwen2", GgmlType::F32);
+    write_tiny(&path, &vocab(), "qwen2", GgmlType::F32);
     let opts = || EngineOptions {
         n_ctx: Some(64),
         n_threads: Some(2),
@@ -152,7 +157,7 @@ fn truncate_then_continue_matches_a_fresh_run() {
 fn last_logits_are_the_tail_of_all_logits() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("qwen3.gguf");
-    write_tiny(&path, "qwen3", GgmlType::F32);
+    write_tiny(&path, &vocab(), "qwen3", GgmlType::F32);
     let tokens = prompt(40);
     for n_batch in [7, 64] {
         let opts = EngineOptions {

@@ -154,7 +154,7 @@ impl<'a> Reference<'a> {
             None => x.iter().map(|&v| v as f32 as f64).collect(),
         };
         let dot = |w: &[f64]| w.iter().zip(&xr).map(|(a, b)| a * b).sum::<f64>();
-        if rows * cols > (1 << 22) {
+        if rows * cols > (1 << 24) {
             let row_bytes = info.n_bytes as usize / rows;
             let data = self.file.tensor_data(info);
             let mut row = vec![0f32; cols];

@@ -5,7 +5,7 @@
 
 use std::path::Path;
 
-use tandem::gguf::{GgufWriter, Metadata, TensorDesc, Value};
+use tandem::gguf::{GgufFile, GgufWriter, Metadata, TensorDesc, Value};
 use tandem::quant::GgmlType;
 
 /// A deterministic generator (xorshift) of floats in [−1, 1).
@@ -20,15 +20,23 @@ impl Rng {
     }
 }
 
-pub const N_VOCAB: usize = 256;
+/// The vocabulary of the tokenizer the tiny models carry (LLaMA's SPM vocabulary).
+pub const N_VOCAB: usize = 32000;
 
-/// Writes a tiny `arch` model whose matrices are of type `ty`.
-pub fn write_tiny(path: &Path, arch: &str, ty: GgmlType) {
+/// Writes a tiny `arch` model whose matrices are of type `ty`, with the tokenizer of
+/// `vocab` (a vocab-only GGUF of N_VOCAB tokens).
+pub fn write_tiny(path: &Path, vocab: &Path, arch: &str, ty: GgmlType) {
     let (n_embd, n_head, head_dim, n_ff) = (256, 4, 64, 512);
     // gemma3 270M has one kv head; the others share each kv head between two q heads.
     let n_head_kv = if arch == "gemma3" { 1 } else { 2 };
     let n_layer = if arch == "gemma3" { 6 } else { 2 };
     let mut md = Metadata::new();
+    let vocab_file = GgufFile::open(vocab).unwrap();
+    for (key, value) in vocab_file.metadata().iter() {
+        if key.starts_with("tokenizer.") {
+            md.set(key, value.clone());
+        }
+    }
     let k = |s: &str| format!("{arch}.{s}");
     md.set("general.architecture", Value::String(arch.into()));
     md.set(k("embedding_length"), Value::U32(n_embd as u32));
