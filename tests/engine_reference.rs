@@ -43,6 +43,7 @@ fn check(arch: &str, ty: GgmlType, cache: CacheType, tol: f64) {
     let file = GgufFile::open(&path).unwrap();
     let mut reference = Reference::new(&file);
     reference.quantize_activations = std::env::var_os("TANDEM_REF_F32_ACTIVATIONS").is_none();
+    reference.f16_cache = cache == CacheType::F16;
     let want = reference.logits(&tokens);
     for n_threads in [1, 2] {
         for n_batch in [1, 7, 64] {

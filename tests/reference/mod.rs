@@ -39,6 +39,8 @@ pub struct Reference<'a> {
     window: usize,
     /// Activation rounding before products with quantized weights.
     pub quantize_activations: bool,
+    /// Round keys and values to f16 as they enter the cache (an f16 KV cache).
+    pub f16_cache: bool,
     cache: HashMap<String, Mat>,
 }
 
@@ -98,6 +100,7 @@ impl<'a> Reference<'a> {
                 .unwrap()
                 .unwrap_or(usize::MAX),
             quantize_activations: true,
+            f16_cache: false,
             arch,
             cache: HashMap::new(),
         }
@@ -269,6 +272,11 @@ impl<'a> Reference<'a> {
                     self.rope(head, pos, b, factors.as_deref());
                 }
                 let scale = 1.0 / (hd as f64).sqrt();
+                if self.f16_cache {
+                    let round = |x: &mut f64| *x = half::f16::from_f64(*x).to_f64();
+                    k.iter_mut().for_each(round);
+                    v.iter_mut().for_each(round);
+                }
                 keys[b].push(k);
                 values[b].push(v);
                 let first = if self.is_swa_block(b) {
