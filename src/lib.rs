@@ -12,3 +12,4 @@ pub mod gguf;
 pub mod kv;
 pub mod model;
 pub mod quant;
+pub mod tokenizer;
