@@ -5,15 +5,83 @@
 //! log-likelihood is averaged over the second half of each chunk (token j+1 predicted
 //! from the logits at j, for j = n_ctx/2 … n_ctx − 2).
 
+use std::io::Write;
+use std::path::PathBuf;
+use std::time::Instant;
+
+use anyhow::Context;
 use clap::Args;
 
-use crate::engine::Engine;
+use crate::engine::{CacheType, Engine, EngineOptions};
 
 #[derive(Args, Debug)]
-pub struct PerplexityArgs {}
+pub struct PerplexityArgs {
+    /// The GGUF model file
+    #[arg(short = 'm', long)]
+    pub model: PathBuf,
+    /// The text file to measure
+    #[arg(short = 'f', long = "file")]
+    pub file: PathBuf,
+    /// Tokens per chunk (the context of each evaluation)
+    #[arg(short = 'c', long = "ctx-size", default_value_t = 512)]
+    pub ctx_size: usize,
+    /// Most tokens per forward pass
+    #[arg(short = 'b', long = "batch-size", default_value_t = 512)]
+    pub batch_size: usize,
+    /// Measure only the first N chunks
+    #[arg(long)]
+    pub chunks: Option<usize>,
+    /// Threads (default: physical cores)
+    #[arg(short = 't', long)]
+    pub threads: Option<usize>,
+    /// KV cache element type: f16 or f32
+    #[arg(long = "cache-type", default_value = "f16")]
+    pub cache_type: CacheType,
+}
 
-pub fn run(_args: PerplexityArgs) -> anyhow::Result<()> {
-    anyhow::bail!("`tandem perplexity` is not implemented yet")
+pub fn run(args: PerplexityArgs) -> anyhow::Result<()> {
+    let text = std::fs::read_to_string(&args.file)
+        .with_context(|| format!("cannot read {}", args.file.display()))?;
+    let mut engine = Engine::load(
+        &args.model,
+        EngineOptions {
+            n_ctx: Some(args.ctx_size),
+            n_batch: args.batch_size,
+            n_threads: args.threads,
+            cache_type: args.cache_type,
+        },
+    )?;
+    let started = Instant::now();
+    let tokens = engine.tokenizer().encode(&text, true, false);
+    let bos = engine
+        .tokenizer()
+        .add_bos()
+        .then(|| engine.tokenizer().bos_id())
+        .flatten();
+    eprintln!(
+        "tokenized {} tokens in {:.2} s; {} chunks of {}",
+        tokens.len(),
+        started.elapsed().as_secs_f64(),
+        tokens.len() / args.ctx_size,
+        args.ctx_size
+    );
+    let t0 = Instant::now();
+    let result = perplexity(&mut engine, &tokens, bos, args.chunks, |i, ppl| {
+        print!("[{}]{ppl:.4},", i + 1);
+        let _ = std::io::stdout().flush();
+    })?;
+    println!();
+    println!(
+        "Final estimate: PPL = {:.4} +/- {:.5}",
+        result.ppl, result.error
+    );
+    eprintln!(
+        "{} chunks, {} tokens scored, {:.2} s",
+        result.n_chunks,
+        result.n_scored,
+        t0.elapsed().as_secs_f64()
+    );
+    Ok(())
 }
 
 /// The outcome of a perplexity run.

@@ -8,6 +8,7 @@ use anyhow::{bail, Context};
 use crate::gguf::GgufFile;
 use crate::kv::{KvCache, KvShape};
 use crate::model::{forward, ActWidths, Batch, Hparams, ModelWeights};
+use crate::tokenizer::Tokenizer;
 
 pub mod cpu_backend;
 mod info;
@@ -45,6 +46,7 @@ impl Default for EngineOptions {
 /// A loaded model with its KV cache, ready to evaluate tokens.
 pub struct Engine {
     hp: Hparams,
+    tokenizer: Arc<Tokenizer>,
     info: ModelInfo,
     weights: ModelWeights<CpuBackend>,
     backend: CpuBackend,
@@ -59,6 +61,16 @@ impl Engine {
         let file = Arc::new(GgufFile::open(path)?);
         let hp = Hparams::from_file(&file)
             .with_context(|| format!("{}: cannot read the model", path.display()))?;
+        let tokenizer = Tokenizer::from_gguf(file.metadata())
+            .with_context(|| format!("{}: cannot read the tokenizer", path.display()))?;
+        if tokenizer.n_vocab() > hp.n_vocab {
+            bail!(
+                "{}: the tokenizer has {} tokens but the model only {}",
+                path.display(),
+                tokenizer.n_vocab(),
+                hp.n_vocab
+            );
+        }
         let n_ctx = opts
             .n_ctx
             .unwrap_or_else(|| hp.n_ctx_train.min(DEFAULT_MAX_CTX));
@@ -96,6 +108,7 @@ impl Engine {
         let info = ModelInfo::of(&file, &hp)?;
         Ok(Engine {
             hp,
+            tokenizer: Arc::new(tokenizer),
             info,
             weights,
             backend,
@@ -103,6 +116,16 @@ impl Engine {
             n_batch,
             logits: Vec::new(),
         })
+    }
+
+    pub fn tokenizer(&self) -> &Tokenizer {
+        &self.tokenizer
+    }
+
+    /// The tokenizer as a shared handle, for holding it while the engine is borrowed
+    /// mutably (streaming decoders during generation).
+    pub fn shared_tokenizer(&self) -> Arc<Tokenizer> {
+        Arc::clone(&self.tokenizer)
     }
 
     pub fn model_info(&self) -> &ModelInfo {
