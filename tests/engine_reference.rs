@@ -18,8 +18,8 @@ fn prompt(n: usize) -> Vec<u32> {
     (0..n).map(|i| ((i * 37 + 11) % N_VOCAB) as u32).collect()
 }
 
-/// Largest |a − b| of a row over the largest |b| of that row, over all rows.
-fn max_rel_err(engine: &[f32], reference: &[Vec<f64>], n_vocab: usize) -> f64 {
+/// Per position: the largest |engine − reference| over the largest |reference|.
+fn row_errors(engine: &[f32], reference: &[Vec<f64>], n_vocab: usize) -> Vec<f64> {
     reference
         .iter()
         .enumerate()
@@ -32,10 +32,42 @@ fn max_rel_err(engine: &[f32], reference: &[Vec<f64>], n_vocab: usize) -> f64 {
                 .fold(0f64, |m, (a, b)| m.max((*a as f64 - b).abs()));
             diff / scale
         })
-        .fold(0f64, f64::max)
+        .collect()
 }
 
-fn check(arch: &str, ty: GgmlType, cache: CacheType, tol: f64) {
+/// How close the engine must be to the reference.
+#[derive(Clone, Copy, Debug)]
+struct Tolerance {
+    /// Bound on every position's error.
+    max: f64,
+    /// Bound on the mean error over positions.
+    mean: f64,
+}
+
+/// Float weights: both sides compute the same function, up to f32 rounding.
+const EXACT: Tolerance = Tolerance {
+    max: 1e-4,
+    mean: 1e-4,
+};
+
+/// Float weights with an f16 cache: the reference rounds K/V to f16 too (from f64, the
+/// engine from f32, so a value can round to the neighbouring f16).
+const F16_CACHE: Tolerance = Tolerance {
+    max: 1e-3,
+    mean: 1e-3,
+};
+
+/// Quantized weights. Both sides round activations to Q8 blocks, but the engine's f32
+/// activations and the reference's f64 ones occasionally fall on opposite sides of a
+/// rounding step; each such flip moves that position's logits by up to ~1e-2 and, through
+/// the KV cache, later positions too. Hence a bound on the mean and a looser bound on the
+/// worst position (a wrong model is off by O(1)).
+const QUANTIZED: Tolerance = Tolerance {
+    max: 3e-2,
+    mean: 1e-2,
+};
+
+fn check(arch: &str, ty: GgmlType, cache: CacheType, tol: Tolerance) {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join(format!("{arch}.gguf"));
     write_tiny(&path, &vocab(), arch, ty);
@@ -55,10 +87,12 @@ fn check(arch: &str, ty: GgmlType, cache: CacheType, tol: f64) {
             };
             let mut engine = Engine::load(&path, opts).unwrap();
             let got = engine.eval_all_logits(&tokens).unwrap().to_vec();
-            let err = max_rel_err(&got, &want, engine.n_vocab());
+            let errs = row_errors(&got, &want, engine.n_vocab());
+            let max = errs.iter().copied().fold(0f64, f64::max);
+            let mean = errs.iter().sum::<f64>() / errs.len() as f64;
             assert!(
-                err < tol,
-                "{arch} {ty} batch {n_batch} threads {n_threads}: relative error {err:e}"
+                max < tol.max && mean < tol.mean,
+                "{arch} {ty} batch {n_batch} threads {n_threads}: relative error max {max:e} mean {mean:e}"
             );
             // The last-token path agrees with the all-logits path.
             engine.clear();
@@ -75,27 +109,27 @@ fn check(arch: &str, ty: GgmlType, cache: CacheType, tol: f64) {
 
 #[test]
 fn llama_f32_matches_reference() {
-    check("llama", GgmlType::F32, CacheType::F32, 1e-4);
+    check("llama", GgmlType::F32, CacheType::F32, EXACT);
 }
 
 #[test]
 fn qwen2_f32_matches_reference() {
-    check("qwen2", GgmlType::F32, CacheType::F32, 1e-4);
+    check("qwen2", GgmlType::F32, CacheType::F32, EXACT);
 }
 
 #[test]
 fn qwen3_f32_matches_reference() {
-    check("qwen3", GgmlType::F32, CacheType::F32, 1e-4);
+    check("qwen3", GgmlType::F32, CacheType::F32, EXACT);
 }
 
 #[test]
 fn gemma3_f32_matches_reference() {
-    check("gemma3", GgmlType::F32, CacheType::F32, 1e-4);
+    check("gemma3", GgmlType::F32, CacheType::F32, EXACT);
 }
 
 #[test]
 fn f16_cache_stays_close_to_reference() {
-    check("qwen3", GgmlType::F32, CacheType::F16, 1e-2);
+    check("qwen3", GgmlType::F32, CacheType::F16, F16_CACHE);
 }
 
 #[test]
@@ -187,37 +221,37 @@ fn last_logits_are_the_tail_of_all_logits() {
 
 // Quantized weights: the reference rounds activations as the quantized kernels do.
 #[test]
-#[ignore = "needs the matmul kernels that quantize activations (helper cpu)"]
+#[ignore = "needs the activation-quantizing matmul kernels (helper cpu)"]
 fn llama_q4_0_matches_reference() {
-    check("llama", GgmlType::Q4_0, CacheType::F32, 1e-2);
+    check("llama", GgmlType::Q4_0, CacheType::F32, QUANTIZED);
 }
 
 #[test]
-#[ignore = "needs the matmul kernels that quantize activations (helper cpu)"]
+#[ignore = "needs the activation-quantizing matmul kernels (helper cpu)"]
 fn qwen2_q8_0_matches_reference() {
-    check("qwen2", GgmlType::Q8_0, CacheType::F32, 1e-2);
+    check("qwen2", GgmlType::Q8_0, CacheType::F32, QUANTIZED);
 }
 
 #[test]
-#[ignore = "needs the matmul kernels that quantize activations (helper cpu)"]
+#[ignore = "needs the activation-quantizing matmul kernels (helper cpu)"]
 fn qwen3_q4_k_matches_reference() {
-    check("qwen3", GgmlType::Q4K, CacheType::F32, 1e-2);
+    check("qwen3", GgmlType::Q4K, CacheType::F32, QUANTIZED);
 }
 
 #[test]
-#[ignore = "needs the matmul kernels that quantize activations (helper cpu)"]
+#[ignore = "needs the activation-quantizing matmul kernels (helper cpu)"]
 fn gemma3_q6_k_matches_reference() {
-    check("gemma3", GgmlType::Q6K, CacheType::F32, 1e-2);
+    check("gemma3", GgmlType::Q6K, CacheType::F32, QUANTIZED);
 }
 
 #[test]
-#[ignore = "needs the matmul kernels that quantize activations (helper cpu)"]
+#[ignore = "needs the activation-quantizing matmul kernels (helper cpu)"]
 fn llama_q5_1_matches_reference() {
-    check("llama", GgmlType::Q5_1, CacheType::F32, 1e-2);
+    check("llama", GgmlType::Q5_1, CacheType::F32, QUANTIZED);
 }
 
 #[test]
-#[ignore = "needs the matmul kernels that quantize activations (helper cpu)"]
+#[ignore = "needs the activation-quantizing matmul kernels (helper cpu)"]
 fn gemma3_q5_0_with_f16_cache_matches_reference() {
-    check("gemma3", GgmlType::Q5_0, CacheType::F16, 1e-2);
+    check("gemma3", GgmlType::Q5_0, CacheType::F16, QUANTIZED);
 }
