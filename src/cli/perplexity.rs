@@ -134,11 +134,34 @@ impl NllStats {
     }
 }
 
-/// −log softmax(logits)[target], in f64.
+/// −log softmax(logits)[target]: exponentials in f32, their sum in f64 (as
+/// llama-perplexity does).
 pub fn nll(logits: &[f32], target: u32) -> f64 {
-    let max = logits.iter().copied().fold(f32::NEG_INFINITY, f32::max) as f64;
-    let sum_exp: f64 = logits.iter().map(|&l| (l as f64 - max).exp()).sum();
-    -(logits[target as usize] as f64 - max - sum_exp.ln())
+    let max = logits.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+    let mut sum_exp = 0f64;
+    for chunk in logits.chunks(64) {
+        sum_exp += chunk.iter().map(|&l| (l - max).exp()).sum::<f32>() as f64;
+    }
+    -((logits[target as usize] - max) as f64 - sum_exp.ln())
+}
+
+/// [`nll`] of every row of `logits` (rows of `n_vocab`) against `targets`, rows split
+/// between `n_threads` threads (262144 exponentials a row add up for big vocabularies).
+fn nll_rows(logits: &[f32], n_vocab: usize, targets: &[u32], n_threads: usize) -> Vec<f64> {
+    let n_rows = targets.len();
+    let per = n_rows.div_ceil(n_threads.max(1)).max(1);
+    let mut out = vec![0f64; n_rows];
+    std::thread::scope(|s| {
+        for (i, part) in out.chunks_mut(per).enumerate() {
+            s.spawn(move || {
+                for (j, o) in part.iter_mut().enumerate() {
+                    let row = i * per + j;
+                    *o = nll(&logits[row * n_vocab..(row + 1) * n_vocab], targets[row]);
+                }
+            });
+        }
+    });
+    out
 }
 
 /// Perplexity of `tokens` (already tokenized with BOS) in chunks of the engine's context;
@@ -196,6 +219,16 @@ mod tests {
     fn nll_of_uniform_logits_is_log_vocab() {
         let logits = vec![0.5f32; 8];
         assert!((nll(&logits, 3) - 8f64.ln()).abs() < 1e-12);
+    }
+
+    #[test]
+    fn nll_matches_a_hand_computed_log_softmax() {
+        // log(e + e² + e³) − 3 = 0.4076059644...
+        assert!((nll(&[1.0, 2.0, 3.0], 2) - 0.407_605_964_4).abs() < 1e-6);
+        let rows = [1.0f32, 2.0, 3.0, 0.5, 0.5, 0.5];
+        let v = nll_rows(&rows, 3, &[2, 1], 2);
+        assert!((v[0] - 0.407_605_964_4).abs() < 1e-6);
+        assert!((v[1] - 3f64.ln()).abs() < 1e-6);
     }
 
     #[test]
