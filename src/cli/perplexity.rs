@@ -196,14 +196,12 @@ pub fn perplexity(
             chunk[0] = b;
         }
         engine.clear();
-        // Only positions first .. n_ctx − 2 are scored.
+        // Only positions first .. n_ctx − 2 are scored (each predicting the next token).
+        let n_threads = engine.n_threads();
         let logits = engine.eval_last_logits(&chunk, n_ctx - first)?;
-        for j in first..n_ctx - 1 {
-            let row = j - first;
-            stats.add(nll(
-                &logits[row * n_vocab..(row + 1) * n_vocab],
-                chunk[j + 1],
-            ));
+        let scored = &logits[..(n_ctx - 1 - first) * n_vocab];
+        for v in nll_rows(scored, n_vocab, &chunk[first + 1..], n_threads) {
+            stats.add(v);
         }
         on_chunk(i, stats.ppl());
     }
