@@ -4,7 +4,7 @@
 mod common;
 mod reference;
 
-use reference::tiny::{write_tiny, N_VOCAB};
+use reference::tiny::{write_tiny, write_tiny_edited, N_VOCAB};
 use reference::Reference;
 use tandem::engine::{CacheType, Engine, EngineOptions};
 use tandem::gguf::GgufFile;
@@ -158,6 +158,42 @@ fn too_long_prompts_and_bad_tokens_are_errors() {
     assert_eq!(engine.n_past(), 4);
     engine.eval(&prompt(12)).unwrap();
     assert_eq!(engine.n_past(), 16);
+}
+
+#[test]
+fn missing_or_misshapen_tensors_are_named() {
+    let dir = tempfile::tempdir().unwrap();
+    let load = |path: &std::path::Path| {
+        Engine::load(path, EngineOptions::default())
+            .err()
+            .map(|e| format!("{e:#}"))
+            .unwrap_or_default()
+    };
+    let missing = dir.path().join("missing.gguf");
+    write_tiny_edited(&missing, &vocab(), "qwen3", GgmlType::F32, |t| {
+        t.retain(|(d, _)| d.name != "blk.1.ffn_up.weight")
+    });
+    let err = load(&missing);
+    assert!(
+        err.contains("blk.1.ffn_up.weight")
+            && err.contains("[256, 512]")
+            && err.contains("missing"),
+        "{err}"
+    );
+    let misshapen = dir.path().join("misshapen.gguf");
+    write_tiny_edited(&misshapen, &vocab(), "qwen3", GgmlType::F32, |t| {
+        let k = t
+            .iter_mut()
+            .find(|(d, _)| d.name == "blk.0.attn_k_norm.weight")
+            .unwrap();
+        k.0.dims = vec![32];
+        k.1.truncate(32);
+    });
+    let err = load(&misshapen);
+    assert!(
+        err.contains("blk.0.attn_k_norm.weight") && err.contains("[32]") && err.contains("[64]"),
+        "{err}"
+    );
 }
 
 #[test]

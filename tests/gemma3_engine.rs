@@ -107,6 +107,25 @@ fn greedy(engine: &mut Engine, prompt: &str, n: usize) -> String {
     String::from_utf8(tokenizer.decode(&out)).unwrap()
 }
 
+#[test]
+fn gemma3_model_info_is_as_llama_cpp_prints_it() {
+    let engine = engine(64, CacheType::F16);
+    let info = engine.model_info();
+    assert_eq!(info.arch, "gemma3");
+    assert_eq!(info.file_type, "Q4_K - Medium");
+    assert_eq!(info.n_vocab, 262144);
+    assert_eq!(info.n_ctx_train, 32768);
+    assert_eq!(info.n_layer, 18);
+    // llama.cpp: "model params = 268.10 M".
+    assert!(
+        (268_095_000..268_105_000).contains(&info.n_params),
+        "{}",
+        info.n_params
+    );
+    assert_eq!(engine.n_ctx(), 64);
+    assert_eq!(engine.n_vocab(), 262144);
+}
+
 /// The greedy answer names the three colours in a sentence.
 #[test]
 fn gemma3_greedy_names_the_primary_colors() {

@@ -26,6 +26,20 @@ pub const N_VOCAB: usize = 32000;
 /// Writes a tiny `arch` model whose matrices are of type `ty`, with the tokenizer of
 /// `vocab` (a vocab-only GGUF of N_VOCAB tokens).
 pub fn write_tiny(path: &Path, vocab: &Path, arch: &str, ty: GgmlType) {
+    write_tiny_edited(path, vocab, arch, ty, |_| {});
+}
+
+/// A tensor to be written with its values.
+pub type TinyTensor = (TensorDesc, Vec<f32>);
+
+/// As [`write_tiny`], letting `edit` change the tensor list first (to break a model).
+pub fn write_tiny_edited(
+    path: &Path,
+    vocab: &Path,
+    arch: &str,
+    ty: GgmlType,
+    edit: impl FnOnce(&mut Vec<TinyTensor>),
+) {
     let (n_embd, n_head, head_dim, n_ff) = (256, 4, 64, 512);
     // gemma3 270M has one kv head; the others share each kv head between two q heads.
     let n_head_kv = if arch == "gemma3" { 1 } else { 2 };
@@ -55,7 +69,7 @@ pub fn write_tiny(path: &Path, vocab: &Path, arch: &str, ty: GgmlType) {
     if arch == "gemma3" {
         md.set(k("attention.sliding_window"), Value::U32(16));
     }
-    let mut tensors: Vec<(TensorDesc, Vec<f32>)> = Vec::new();
+    let mut tensors: Vec<TinyTensor> = Vec::new();
     let mut rng = Rng(0x9e37_79b9_7f4a_7c15 ^ arch.len() as u64);
     let mat = |name: String, cols: usize, rows: usize, rng: &mut Rng| {
         let s = 1.0 / (cols as f32).sqrt();
@@ -143,6 +157,7 @@ pub fn write_tiny(path: &Path, vocab: &Path, arch: &str, ty: GgmlType) {
             rf,
         ));
     }
+    edit(&mut tensors);
     let descs: Vec<TensorDesc> = tensors.iter().map(|(d, _)| d.clone()).collect();
     let out = std::io::BufWriter::new(std::fs::File::create(path).unwrap());
     let mut w = GgufWriter::new(out, &md, &descs).unwrap();
