@@ -12,4 +12,6 @@ pub mod gguf;
 pub mod kv;
 pub mod model;
 pub mod quant;
+pub mod synth;
 pub mod tokenizer;
+pub mod weight_types;

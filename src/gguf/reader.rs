@@ -3,7 +3,7 @@
 //! Nothing read from the file is trusted: every count is bounded by the bytes that remain
 //! before anything is allocated, and every tensor must lie inside the file.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::fs::File;
 use std::path::{Path, PathBuf};
 
@@ -26,16 +26,18 @@ pub struct FormatError {
     pub problem: String,
 }
 
-/// A GGUF file that could not be opened or is malformed, naming the file.
+/// A GGUF file that could not be opened or is malformed, naming the file. The message
+/// holds the whole story (the fields are not chained as `source`, so that `{:#}` does not
+/// print the cause twice).
 #[derive(Debug, thiserror::Error)]
 pub enum GgufError {
-    #[error("{path}: {source}")]
+    #[error("{path}: {error}")]
     Io {
         path: PathBuf,
-        source: std::io::Error,
+        error: std::io::Error,
     },
-    #[error("{path}: not a valid GGUF file: {source}")]
-    Format { path: PathBuf, source: FormatError },
+    #[error("{path}: not a valid GGUF file: {error}")]
+    Format { path: PathBuf, error: FormatError },
 }
 
 /// One tensor's description from the header.
@@ -223,14 +225,17 @@ pub fn parse_header(bytes: &[u8]) -> Result<GgufHeader, FormatError> {
     let n_kv = c.count("metadata count", 13)?;
 
     let mut metadata = Metadata::new();
+    // A set, not `Metadata::contains`: a crafted file with a million tiny keys must not
+    // cost a quadratic scan.
+    let mut keys = HashSet::with_capacity(n_kv);
     for i in 0..n_kv {
         let key = c.string(&format!("key of metadata entry {i}"))?;
-        if metadata.contains(&key) {
+        if !keys.insert(key.clone()) {
             return c.fail(format!("metadata key `{key}` appears twice"));
         }
         let ty = c.value_type(&format!("type of `{key}`"))?;
         let value = c.value(ty, &format!("value of `{key}`"), 0)?;
-        metadata.set(key, value);
+        metadata.push_new(key, value);
     }
 
     let alignment = match metadata.get("general.alignment") {
@@ -343,9 +348,9 @@ pub struct GgufFile {
 impl GgufFile {
     pub fn open(path: impl AsRef<Path>) -> Result<GgufFile, GgufError> {
         let path = path.as_ref().to_path_buf();
-        let io_err = |source| GgufError::Io {
+        let io_err = |error| GgufError::Io {
             path: path.clone(),
-            source,
+            error,
         };
         let file = File::open(&path).map_err(io_err)?;
         let meta = file.metadata().map_err(io_err)?;
@@ -355,9 +360,9 @@ impl GgufFile {
         // SAFETY: the map is read-only and private to this process; a file changed by
         // another process while mapped is outside what any reader can defend against.
         let map = unsafe { Mmap::map(&file) }.map_err(io_err)?;
-        let header = parse_header(&map).map_err(|source| GgufError::Format {
+        let header = parse_header(&map).map_err(|error| GgufError::Format {
             path: path.clone(),
-            source,
+            error,
         })?;
         let index = header
             .tensors

@@ -248,6 +248,11 @@ impl Metadata {
         }
     }
 
+    /// Appends a key the caller knows is not present yet (the reader checks with a set).
+    pub(super) fn push_new(&mut self, key: String, value: Value) {
+        self.entries.push((key, value));
+    }
+
     pub fn remove(&mut self, key: &str) -> Option<Value> {
         let at = self.entries.iter().position(|(k, _)| k == key)?;
         Some(self.entries.remove(at).1)
