@@ -65,7 +65,7 @@ fn gemma3_logits_match_the_f64_reference_on_the_first_tokens() {
 #[test]
 #[ignore = "needs the fast matmul kernels (helper cpu): ~40 min with the placeholder"]
 fn gemma3_perplexity_on_gpl3_matches_llama_cpp() {
-    let text = std::fs::read_to_string(common::testdata("text/GPL-3.txt")).unwrap();
+    let text = std::fs::read_to_string(common::testdata("tokenizer/GPL-3.txt")).unwrap();
     let mut engine = engine(512, CacheType::F16);
     let tokens = engine.tokenizer().encode(&text, true, false);
     let bos = engine.tokenizer().bos_id();
