@@ -93,6 +93,11 @@ pub struct CpuKv {
 }
 
 impl CpuKv {
+    /// Whether keys and values are stored as f16.
+    pub fn is_f16(&self) -> bool {
+        matches!(self.k, KvData::F16(_))
+    }
+
     pub fn head_dim(&self) -> usize {
         self.head_dim
     }

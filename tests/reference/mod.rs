@@ -39,7 +39,8 @@ pub struct Reference<'a> {
     window: usize,
     /// Activation rounding before products with quantized weights.
     pub quantize_activations: bool,
-    /// Round keys and values to f16 as they enter the cache (an f16 KV cache).
+    /// An f16 KV cache: keys and values are rounded to f16 as they enter it, and queries
+    /// to f16 for the q·k products (as llama.cpp computes them).
     pub f16_cache: bool,
     cache: HashMap<String, Mat>,
 }
@@ -285,6 +286,10 @@ impl<'a> Reference<'a> {
                     0
                 };
                 let mut attn = vec![0f64; nh * hd];
+                if self.f16_cache {
+                    q.iter_mut()
+                        .for_each(|x| *x = half::f16::from_f64(*x as f32 as f64).to_f64());
+                }
                 for head in 0..nh {
                     let g = head / (nh / nkv);
                     let qh = &q[head * hd..(head + 1) * hd];
