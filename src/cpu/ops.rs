@@ -91,6 +91,77 @@ mod x86 {
         s
     }
 
+    /// Dot products of `k` with four rows of `qs` (each `k.len()` long, a multiple of 8
+    /// or not), loading each piece of `k` once.
+    ///
+    /// # Safety
+    /// The CPU must support AVX2 and FMA.
+    #[target_feature(enable = "avx2,fma")]
+    pub unsafe fn dot4_avx2(k: &[f32], qs: &[f32]) -> [f32; 4] {
+        let d = k.len();
+        assert!(qs.len() >= 4 * d);
+        let pk = k.as_ptr();
+        let pq = qs.as_ptr();
+        let mut acc = [_mm256_setzero_ps(); 4];
+        let mut i = 0;
+        // SAFETY (all loads): i + 8 <= d, and row r of qs spans r·d .. (r+1)·d <= qs.len().
+        while i + 8 <= d {
+            let kv = _mm256_loadu_ps(pk.add(i));
+            for (r, a) in acc.iter_mut().enumerate() {
+                *a = _mm256_fmadd_ps(kv, _mm256_loadu_ps(pq.add(r * d + i)), *a);
+            }
+            i += 8;
+        }
+        let mut out = [0f32; 4];
+        for (r, a) in acc.iter().enumerate() {
+            out[r] = hsum(*a);
+            for j in i..d {
+                out[r] += k[j] * qs[r * d + j];
+            }
+        }
+        out
+    }
+
+    /// `out = Σ_j w[j] · rows[j]`, 32 dimensions at a time kept in registers across all
+    /// rows (`out.len()` a multiple of 32).
+    ///
+    /// # Safety
+    /// The CPU must support AVX2 and FMA.
+    #[target_feature(enable = "avx2,fma")]
+    pub unsafe fn weighted_sum_avx2(w: &[f32], rows: &[f32], out: &mut [f32]) {
+        let d = out.len();
+        assert!(d % 32 == 0 && rows.len() >= w.len() * d);
+        let pr = rows.as_ptr();
+        let po = out.as_mut_ptr();
+        let mut c = 0;
+        while c < d {
+            let mut acc = [_mm256_setzero_ps(); 4];
+            for (j, &s) in w.iter().enumerate() {
+                let sv = _mm256_set1_ps(s);
+                for (r, a) in acc.iter_mut().enumerate() {
+                    // SAFETY: j < w.len() and c + 8r + 8 <= d keep the load inside rows.
+                    *a = _mm256_fmadd_ps(sv, _mm256_loadu_ps(pr.add(j * d + c + 8 * r)), *a);
+                }
+            }
+            for (r, a) in acc.iter().enumerate() {
+                // SAFETY: c + 8r + 8 <= d = out.len().
+                _mm256_storeu_ps(po.add(c + 8 * r), *a);
+            }
+            c += 32;
+        }
+    }
+
+    /// Sum of the eight lanes.
+    #[target_feature(enable = "avx2,fma")]
+    unsafe fn hsum(v: __m256) -> f32 {
+        let hi = _mm256_extractf128_ps(v, 1);
+        let lo = _mm256_castps256_ps128(v);
+        let s4 = _mm_add_ps(hi, lo);
+        let s2 = _mm_add_ps(s4, _mm_movehl_ps(s4, s4));
+        let s1 = _mm_add_ss(s2, _mm_shuffle_ps(s2, s2, 1));
+        _mm_cvtss_f32(s1)
+    }
+
     /// # Safety
     /// The CPU must support AVX2 and FMA.
     #[target_feature(enable = "avx2,fma")]
@@ -222,6 +293,43 @@ pub struct AttnScratch {
     query: Vec<f32>,
 }
 
+/// Query heads whose dot products with a key row are taken in one pass over the row.
+const MAX_HEADS_AT_ONCE: usize = 4;
+
+/// `out[i] = k · qs[i]` for the `out.len()` (at most 4) rows of `qs`, each `k.len()` long.
+pub fn dot_many(k: &[f32], qs: &[f32], out: &mut [f32]) {
+    let d = k.len();
+    #[cfg(target_arch = "x86_64")]
+    if out.len() == 4
+        && std::is_x86_feature_detected!("avx2")
+        && std::is_x86_feature_detected!("fma")
+    {
+        // SAFETY: the CPU supports AVX2 and FMA (checked just above).
+        let r = unsafe { x86::dot4_avx2(k, qs) };
+        out.copy_from_slice(&r);
+        return;
+    }
+    for (o, q) in out.iter_mut().zip(qs.chunks_exact(d)) {
+        *o = dot(k, q);
+    }
+}
+
+/// `out = Σ_j w[j] · rows[j]` for the `w.len()` rows of `out.len()` floats in `rows`.
+pub fn weighted_sum(w: &[f32], rows: &[f32], out: &mut [f32]) {
+    let d = out.len();
+    #[cfg(target_arch = "x86_64")]
+    if d % 32 == 0 && std::is_x86_feature_detected!("avx2") && std::is_x86_feature_detected!("fma")
+    {
+        // SAFETY: the CPU supports AVX2 and FMA (checked just above).
+        unsafe { x86::weighted_sum_avx2(w, rows, out) };
+        return;
+    }
+    out.fill(0.0);
+    for (&s, row) in w.iter().zip(rows.chunks_exact(d)) {
+        axpy(s, row, out);
+    }
+}
+
 /// Tokens of one attention work item: items are (kv head, run of tokens), so a run's keys
 /// are read (and converted from f16) once for all its tokens and query heads.
 const ATTN_TOKENS_PER_ITEM: usize = 16;
@@ -293,24 +401,34 @@ pub fn attention(
             for (t, out_heads_t) in (t0..t1).zip(out_heads.iter_mut()) {
                 let p = pos0 + t;
                 let (klo, khi) = (first_pos(p) - lo, p + 1 - lo);
-                for h in 0..heads_per_item {
-                    let head = head0 + h;
-                    let mut qh = &q[t * q_row + head * hd..t * q_row + (head + 1) * hd];
-                    if round_query {
-                        query.clear();
-                        query.extend(qh.iter().map(|&x| half::f16::from_f32(x).to_f32()));
-                        qh = query;
+                let n_keys = khi - klo;
+                // The queries of this item's heads, side by side (rounded to f16 where the
+                // cache is f16).
+                let q_t = &q[t * q_row + head0 * hd..t * q_row + (head0 + heads_per_item) * hd];
+                query.clear();
+                if round_query {
+                    query.extend(q_t.iter().map(|&x| half::f16::from_f32(x).to_f32()));
+                } else {
+                    query.extend_from_slice(q_t);
+                }
+                // scores[h][j]: every key row is read once for all heads.
+                scores.clear();
+                scores.resize(heads_per_item * n_keys, 0.0);
+                let mut dots = [0f32; MAX_HEADS_AT_ONCE];
+                for j in 0..n_keys {
+                    let k = &k_all[(klo + j) * hd..(klo + j + 1) * hd];
+                    for (h0, qs) in query.chunks(MAX_HEADS_AT_ONCE * hd).enumerate() {
+                        let n = qs.len() / hd;
+                        dot_many(k, qs, &mut dots[..n]);
+                        for (i, &d) in dots[..n].iter().enumerate() {
+                            scores[(h0 * MAX_HEADS_AT_ONCE + i) * n_keys + j] = d * shape.scale;
+                        }
                     }
-                    scores.clear();
-                    scores.extend(
-                        (klo..khi).map(|j| dot(qh, &k_all[j * hd..(j + 1) * hd]) * shape.scale),
-                    );
-                    softmax(scores);
+                }
+                for (h, row) in scores.chunks_mut(n_keys).enumerate() {
+                    softmax(row);
                     let o = &mut out_heads_t[h * hdv..(h + 1) * hdv];
-                    o.fill(0.0);
-                    for (j, &s) in (klo..khi).zip(scores.iter()) {
-                        axpy(s, &v_all[j * hdv..(j + 1) * hdv], o);
-                    }
+                    weighted_sum(row, &v_all[klo * hdv..khi * hdv], o);
                 }
             }
         }
@@ -332,6 +450,28 @@ mod tests {
             axpy(0.5, &a, &mut y);
             for i in 0..n {
                 assert!((y[i] - (b[i] + 0.5 * a[i])).abs() < 1e-6);
+            }
+        }
+    }
+
+    #[test]
+    fn dot_many_and_weighted_sum_agree_with_scalar() {
+        for d in [8, 30, 64, 256] {
+            let k: Vec<f32> = (0..d).map(|i| (i as f32 * 0.37).sin()).collect();
+            let qs: Vec<f32> = (0..4 * d).map(|i| (i as f32 * 0.13).cos()).collect();
+            for n in 1..=4 {
+                let mut out = vec![0f32; n];
+                dot_many(&k, &qs[..n * d], &mut out);
+                for (r, o) in out.iter().enumerate() {
+                    assert!((o - dot_scalar(&k, &qs[r * d..(r + 1) * d])).abs() < 1e-4);
+                }
+            }
+            let w = [0.5f32, -0.25, 2.0];
+            let mut out = vec![7f32; d];
+            weighted_sum(&w, &qs[..3 * d], &mut out);
+            for (i, o) in out.iter().enumerate() {
+                let want: f32 = (0..3).map(|j| w[j] * qs[j * d + i]).sum();
+                assert!((o - want).abs() < 1e-5, "d {d} i {i}");
             }
         }
     }
