@@ -3,7 +3,9 @@
 
 use std::sync::Mutex;
 
-use crate::kv::CpuKv;
+use half::f16;
+
+use crate::kv::{CpuKv, KvRows};
 use crate::model::{AttnShape, RopePairing, RopeParams};
 
 use super::ThreadPool;
@@ -151,6 +153,91 @@ mod x86 {
         }
     }
 
+    pub fn has_f16c() -> bool {
+        std::is_x86_feature_detected!("avx2")
+            && std::is_x86_feature_detected!("fma")
+            && std::is_x86_feature_detected!("f16c")
+    }
+
+    /// Eight f16 values from `p` as f32.
+    ///
+    /// # Safety
+    /// `p .. p + 8` must be readable; the CPU must support F16C.
+    #[target_feature(enable = "avx2,fma,f16c")]
+    unsafe fn load8_f16(p: *const half::f16) -> __m256 {
+        _mm256_cvtph_ps(_mm_loadu_si128(p as *const __m128i))
+    }
+
+    /// [`dot4_avx2`] with f16 keys (`k.len()` a multiple of 8).
+    ///
+    /// # Safety
+    /// The CPU must support AVX2, FMA and F16C.
+    #[target_feature(enable = "avx2,fma,f16c")]
+    pub unsafe fn dot4_f16_avx2(k: &[half::f16], qs: &[f32]) -> [f32; 4] {
+        let d = k.len();
+        assert!(d % 8 == 0 && qs.len() >= 4 * d);
+        let pk = k.as_ptr();
+        let pq = qs.as_ptr();
+        let mut acc = [_mm256_setzero_ps(); 4];
+        let mut i = 0;
+        while i < d {
+            // SAFETY: i + 8 <= d; row r of qs spans r·d .. (r+1)·d <= qs.len().
+            let kv = load8_f16(pk.add(i));
+            for (r, a) in acc.iter_mut().enumerate() {
+                *a = _mm256_fmadd_ps(kv, _mm256_loadu_ps(pq.add(r * d + i)), *a);
+            }
+            i += 8;
+        }
+        [hsum(acc[0]), hsum(acc[1]), hsum(acc[2]), hsum(acc[3])]
+    }
+
+    /// `k · q` with f16 `k` (`k.len()` a multiple of 8, `q` as long).
+    ///
+    /// # Safety
+    /// The CPU must support AVX2, FMA and F16C.
+    #[target_feature(enable = "avx2,fma,f16c")]
+    pub unsafe fn dot_f16_avx2(k: &[half::f16], q: &[f32]) -> f32 {
+        let d = k.len();
+        assert!(d % 8 == 0 && q.len() >= d);
+        let (pk, pq) = (k.as_ptr(), q.as_ptr());
+        let mut acc = _mm256_setzero_ps();
+        let mut i = 0;
+        while i < d {
+            // SAFETY: i + 8 <= d <= both lengths.
+            acc = _mm256_fmadd_ps(load8_f16(pk.add(i)), _mm256_loadu_ps(pq.add(i)), acc);
+            i += 8;
+        }
+        hsum(acc)
+    }
+
+    /// [`weighted_sum_avx2`] with f16 rows.
+    ///
+    /// # Safety
+    /// The CPU must support AVX2, FMA and F16C.
+    #[target_feature(enable = "avx2,fma,f16c")]
+    pub unsafe fn weighted_sum_f16_avx2(w: &[f32], rows: &[half::f16], out: &mut [f32]) {
+        let d = out.len();
+        assert!(d % 32 == 0 && rows.len() >= w.len() * d);
+        let pr = rows.as_ptr();
+        let po = out.as_mut_ptr();
+        let mut c = 0;
+        while c < d {
+            let mut acc = [_mm256_setzero_ps(); 4];
+            for (j, &s) in w.iter().enumerate() {
+                let sv = _mm256_set1_ps(s);
+                for (r, a) in acc.iter_mut().enumerate() {
+                    // SAFETY: j < w.len() and c + 8r + 8 <= d keep the load inside rows.
+                    *a = _mm256_fmadd_ps(sv, load8_f16(pr.add(j * d + c + 8 * r)), *a);
+                }
+            }
+            for (r, a) in acc.iter().enumerate() {
+                // SAFETY: c + 8r + 8 <= d = out.len().
+                _mm256_storeu_ps(po.add(c + 8 * r), *a);
+            }
+            c += 32;
+        }
+    }
+
     /// Sum of the eight lanes.
     #[target_feature(enable = "avx2,fma")]
     unsafe fn hsum(v: __m256) -> f32 {
@@ -286,8 +373,6 @@ pub fn softmax(v: &mut [f32]) {
 /// Per-thread scratch space of the attention kernel.
 #[derive(Default)]
 pub struct AttnScratch {
-    keys: Vec<f32>,
-    values: Vec<f32>,
     scores: Vec<f32>,
     /// A query head rounded to f16.
     query: Vec<f32>,
@@ -331,7 +416,7 @@ pub fn weighted_sum(w: &[f32], rows: &[f32], out: &mut [f32]) {
 }
 
 /// Tokens of one attention work item: items are (kv head, run of tokens), so a run's keys
-/// are read (and converted from f16) once for all its tokens and query heads.
+/// stay in cache for all its tokens and query heads.
 const ATTN_TOKENS_PER_ITEM: usize = 16;
 
 /// Causal attention of `n_tokens` queries (`q`: n_tokens × n_head × head_dim, token t at
@@ -381,12 +466,6 @@ pub fn attention(
     let round_query = kv.is_f16();
     pool.run(|ti, nt| {
         let mut guard = scratch[ti].lock().unwrap_or_else(|e| e.into_inner());
-        let AttnScratch {
-            keys,
-            values,
-            scores,
-            query,
-        } = &mut *guard;
         for item in (ti..n_items).step_by(nt) {
             let (head_block, run) = (item / runs, item % runs);
             let head0 = head_block * heads_per_item;
@@ -395,44 +474,148 @@ pub fn attention(
             let t1 = (t0 + ATTN_TOKENS_PER_ITEM).min(n_tokens);
             let lo = first_pos(pos0 + t0);
             let hi = pos0 + t1;
-            let k_all = kv.keys(g, lo, hi, keys);
-            let v_all = kv.values(g, lo, hi, values);
+            let job = RunJob {
+                q,
+                q_row,
+                head0,
+                heads_per_item,
+                tokens: t0..t1,
+                pos0,
+                lo,
+                first_pos: &first_pos,
+                shape,
+                round_query,
+            };
             let mut out_heads = outs[item].lock().unwrap_or_else(|e| e.into_inner());
-            for (t, out_heads_t) in (t0..t1).zip(out_heads.iter_mut()) {
-                let p = pos0 + t;
-                let (klo, khi) = (first_pos(p) - lo, p + 1 - lo);
-                let n_keys = khi - klo;
-                // The queries of this item's heads, side by side (rounded to f16 where the
-                // cache is f16).
-                let q_t = &q[t * q_row + head0 * hd..t * q_row + (head0 + heads_per_item) * hd];
-                query.clear();
-                if round_query {
-                    query.extend(q_t.iter().map(|&x| half::f16::from_f32(x).to_f32()));
-                } else {
-                    query.extend_from_slice(q_t);
-                }
-                // scores[h][j]: every key row is read once for all heads.
-                scores.clear();
-                scores.resize(heads_per_item * n_keys, 0.0);
-                let mut dots = [0f32; MAX_HEADS_AT_ONCE];
-                for j in 0..n_keys {
-                    let k = &k_all[(klo + j) * hd..(klo + j + 1) * hd];
-                    for (h0, qs) in query.chunks(MAX_HEADS_AT_ONCE * hd).enumerate() {
-                        let n = qs.len() / hd;
-                        dot_many(k, qs, &mut dots[..n]);
-                        for (i, &d) in dots[..n].iter().enumerate() {
-                            scores[(h0 * MAX_HEADS_AT_ONCE + i) * n_keys + j] = d * shape.scale;
-                        }
-                    }
-                }
-                for (h, row) in scores.chunks_mut(n_keys).enumerate() {
-                    softmax(row);
-                    let o = &mut out_heads_t[h * hdv..(h + 1) * hdv];
-                    weighted_sum(row, &v_all[klo * hdv..khi * hdv], o);
-                }
+            match (kv.keys(g, lo, hi), kv.values(g, lo, hi)) {
+                (KvRows::F32(k), KvRows::F32(v)) => job.run(k, v, &mut guard, &mut out_heads),
+                (KvRows::F16(k), KvRows::F16(v)) => job.run(k, v, &mut guard, &mut out_heads),
+                _ => unreachable!("keys and values share one element type"),
             }
         }
     });
+}
+
+/// One attention work item: a run of tokens and some query heads of one kv head.
+struct RunJob<'a, F: Fn(usize) -> usize> {
+    q: &'a [f32],
+    q_row: usize,
+    head0: usize,
+    heads_per_item: usize,
+    tokens: std::ops::Range<usize>,
+    pos0: usize,
+    /// First position of `keys`/`values`.
+    lo: usize,
+    /// First position a query at position p sees.
+    first_pos: &'a F,
+    shape: &'a AttnShape,
+    round_query: bool,
+}
+
+impl<F: Fn(usize) -> usize> RunJob<'_, F> {
+    /// `keys`/`values`: the kv head's rows from position `lo` on.
+    fn run<E: KvElem>(
+        &self,
+        keys: &[E],
+        values: &[E],
+        scratch: &mut AttnScratch,
+        out_heads: &mut [&mut [f32]],
+    ) {
+        let (hd, hdv) = (self.shape.head_dim, self.shape.head_dim_v);
+        let AttnScratch { scores, query } = scratch;
+        for (t, out_heads_t) in self.tokens.clone().zip(out_heads.iter_mut()) {
+            let p = self.pos0 + t;
+            let (klo, khi) = ((self.first_pos)(p) - self.lo, p + 1 - self.lo);
+            let n_keys = khi - klo;
+            // The queries of this item's heads, side by side (rounded to f16 where the cache
+            // is f16).
+            let start = t * self.q_row + self.head0 * hd;
+            let q_t = &self.q[start..start + self.heads_per_item * hd];
+            query.clear();
+            if self.round_query {
+                query.extend(q_t.iter().map(|&x| f16::from_f32(x).to_f32()));
+            } else {
+                query.extend_from_slice(q_t);
+            }
+            // scores[h][j]: every key row is read once for all heads.
+            scores.clear();
+            scores.resize(self.heads_per_item * n_keys, 0.0);
+            let mut dots = [0f32; MAX_HEADS_AT_ONCE];
+            for j in 0..n_keys {
+                let k = &keys[(klo + j) * hd..(klo + j + 1) * hd];
+                for (h0, qs) in query.chunks(MAX_HEADS_AT_ONCE * hd).enumerate() {
+                    let n = qs.len() / hd;
+                    E::dot_many(k, qs, &mut dots[..n]);
+                    for (i, &d) in dots[..n].iter().enumerate() {
+                        scores[(h0 * MAX_HEADS_AT_ONCE + i) * n_keys + j] = d * self.shape.scale;
+                    }
+                }
+            }
+            for (h, row) in scores.chunks_mut(n_keys).enumerate() {
+                softmax(row);
+                let o = &mut out_heads_t[h * hdv..(h + 1) * hdv];
+                E::weighted_sum(row, &values[klo * hdv..khi * hdv], o);
+            }
+        }
+    }
+}
+
+/// Element types of the KV cache, with the two products attention needs.
+pub trait KvElem: Copy {
+    /// `out[i] = k · qs[i]` for the `out.len()` (at most 4) rows of `qs`.
+    fn dot_many(k: &[Self], qs: &[f32], out: &mut [f32]);
+    /// `out = Σ_j w[j] · rows[j]` for the `w.len()` rows of `out.len()` elements.
+    fn weighted_sum(w: &[f32], rows: &[Self], out: &mut [f32]);
+}
+
+impl KvElem for f32 {
+    fn dot_many(k: &[f32], qs: &[f32], out: &mut [f32]) {
+        dot_many(k, qs, out);
+    }
+
+    fn weighted_sum(w: &[f32], rows: &[f32], out: &mut [f32]) {
+        weighted_sum(w, rows, out);
+    }
+}
+
+/// f16 rows are read in place (converted eight at a time with F16C where available).
+impl KvElem for f16 {
+    fn dot_many(k: &[f16], qs: &[f32], out: &mut [f32]) {
+        let d = k.len();
+        #[cfg(target_arch = "x86_64")]
+        if d % 8 == 0 && x86::has_f16c() {
+            if out.len() == 4 {
+                // SAFETY: the CPU supports AVX2, FMA and F16C (checked just above).
+                let r = unsafe { x86::dot4_f16_avx2(k, qs) };
+                out.copy_from_slice(&r);
+            } else {
+                for (o, q) in out.iter_mut().zip(qs.chunks_exact(d)) {
+                    // SAFETY: as above.
+                    *o = unsafe { x86::dot_f16_avx2(k, q) };
+                }
+            }
+            return;
+        }
+        for (o, q) in out.iter_mut().zip(qs.chunks_exact(d)) {
+            *o = k.iter().zip(q).map(|(a, b)| a.to_f32() * b).sum();
+        }
+    }
+
+    fn weighted_sum(w: &[f32], rows: &[f16], out: &mut [f32]) {
+        let d = out.len();
+        #[cfg(target_arch = "x86_64")]
+        if d % 32 == 0 && x86::has_f16c() {
+            // SAFETY: the CPU supports AVX2, FMA and F16C (checked just above).
+            unsafe { x86::weighted_sum_f16_avx2(w, rows, out) };
+            return;
+        }
+        out.fill(0.0);
+        for (&s, row) in w.iter().zip(rows.chunks_exact(d)) {
+            for (o, v) in out.iter_mut().zip(row) {
+                *o += s * v.to_f32();
+            }
+        }
+    }
 }
 
 #[cfg(test)]
@@ -472,6 +655,36 @@ mod tests {
             for (i, o) in out.iter().enumerate() {
                 let want: f32 = (0..3).map(|j| w[j] * qs[j * d + i]).sum();
                 assert!((o - want).abs() < 1e-5, "d {d} i {i}");
+            }
+        }
+    }
+
+    #[test]
+    fn f16_rows_give_the_products_of_their_f32_values() {
+        for d in [8, 24, 64, 256] {
+            let k16: Vec<f16> = (0..d)
+                .map(|i| f16::from_f32((i as f32 * 0.37).sin()))
+                .collect();
+            let k32: Vec<f32> = k16.iter().map(|x| x.to_f32()).collect();
+            let qs: Vec<f32> = (0..4 * d).map(|i| (i as f32 * 0.13).cos()).collect();
+            for n in 1..=4 {
+                let (mut a, mut b) = (vec![0f32; n], vec![0f32; n]);
+                <f16 as KvElem>::dot_many(&k16, &qs[..n * d], &mut a);
+                <f32 as KvElem>::dot_many(&k32, &qs[..n * d], &mut b);
+                for (x, y) in a.iter().zip(&b) {
+                    assert!((x - y).abs() < 1e-4, "d {d} n {n}");
+                }
+            }
+            if d % 32 == 0 {
+                let rows16: Vec<f16> = qs[..3 * d].iter().map(|&x| f16::from_f32(x)).collect();
+                let rows32: Vec<f32> = rows16.iter().map(|x| x.to_f32()).collect();
+                let w = [0.5f32, -0.25, 2.0];
+                let (mut a, mut b) = (vec![1f32; d], vec![2f32; d]);
+                <f16 as KvElem>::weighted_sum(&w, &rows16, &mut a);
+                <f32 as KvElem>::weighted_sum(&w, &rows32, &mut b);
+                for (x, y) in a.iter().zip(&b) {
+                    assert!((x - y).abs() < 1e-5);
+                }
             }
         }
     }

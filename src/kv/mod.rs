@@ -69,18 +69,20 @@ impl KvData {
         }
     }
 
-    /// The elements `range` as f32: borrowed when stored as f32, else converted into
-    /// `scratch`.
-    fn read<'a>(&'a self, range: std::ops::Range<usize>, scratch: &'a mut Vec<f32>) -> &'a [f32] {
+    /// The elements `range`, as stored.
+    fn rows(&self, range: std::ops::Range<usize>) -> KvRows<'_> {
         match self {
-            KvData::F32(d) => &d[range],
-            KvData::F16(d) => {
-                scratch.resize(range.len(), 0.0);
-                d[range].convert_to_f32_slice(scratch);
-                scratch
-            }
+            KvData::F32(d) => KvRows::F32(&d[range]),
+            KvData::F16(d) => KvRows::F16(&d[range]),
         }
     }
+}
+
+/// Consecutive key or value rows as stored in the cache.
+#[derive(Clone, Copy, Debug)]
+pub enum KvRows<'a> {
+    F32(&'a [f32]),
+    F16(&'a [f16]),
 }
 
 /// A block's K/V in host memory.
@@ -117,34 +119,18 @@ impl CpuKv {
         self.v.write(at, row);
     }
 
-    /// Keys of kv head `head` at positions `lo..hi`, `(hi − lo) × head_dim` floats.
-    pub fn keys<'a>(
-        &'a self,
-        head: usize,
-        lo: usize,
-        hi: usize,
-        scratch: &'a mut Vec<f32>,
-    ) -> &'a [f32] {
+    /// Keys of kv head `head` at positions `lo..hi`, `(hi − lo) × head_dim` elements.
+    pub fn keys(&self, head: usize, lo: usize, hi: usize) -> KvRows<'_> {
         let base = head * self.n_ctx;
-        self.k.read(
-            (base + lo) * self.head_dim..(base + hi) * self.head_dim,
-            scratch,
-        )
+        self.k
+            .rows((base + lo) * self.head_dim..(base + hi) * self.head_dim)
     }
 
-    /// Values of kv head `head` at positions `lo..hi`, `(hi − lo) × head_dim_v` floats.
-    pub fn values<'a>(
-        &'a self,
-        head: usize,
-        lo: usize,
-        hi: usize,
-        scratch: &'a mut Vec<f32>,
-    ) -> &'a [f32] {
+    /// Values of kv head `head` at positions `lo..hi`, `(hi − lo) × head_dim_v` elements.
+    pub fn values(&self, head: usize, lo: usize, hi: usize) -> KvRows<'_> {
         let base = head * self.n_ctx;
-        self.v.read(
-            (base + lo) * self.head_dim_v..(base + hi) * self.head_dim_v,
-            scratch,
-        )
+        self.v
+            .rows((base + lo) * self.head_dim_v..(base + hi) * self.head_dim_v)
     }
 }
 
