@@ -9,6 +9,7 @@ pub mod cli;
 pub mod cpu;
 pub mod engine;
 pub mod gguf;
+pub mod gpu;
 pub mod kv;
 pub mod model;
 pub mod quant;

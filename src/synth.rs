@@ -149,14 +149,14 @@ impl SynthSpec {
         if dims.contains(&0) {
             bail!("every model dimension must be positive: {self:?}");
         }
-        if self.n_head % self.n_head_kv != 0 {
+        if !self.n_head.is_multiple_of(self.n_head_kv) {
             bail!(
                 "head_count {} is not a multiple of head_count_kv {}",
                 self.n_head,
                 self.n_head_kv
             );
         }
-        if self.head_dim % 2 != 0 {
+        if !self.head_dim.is_multiple_of(2) {
             bail!("head_dim {} must be even for rope", self.head_dim);
         }
         if self.arch == Arch::Gemma3 && !self.tied_output {

@@ -94,7 +94,7 @@ pub fn use_more_bits(block: usize, n_blocks: usize) -> bool {
 /// `ty` when rows of `row_len` elements are whole blocks of it, else the type llama.cpp
 /// falls back to (K-quants to a 32-element format of at least as many bits, then F16).
 pub fn fit_type(ty: GgmlType, row_len: usize) -> GgmlType {
-    if row_len % ty.block_elems() == 0 {
+    if row_len.is_multiple_of(ty.block_elems()) {
         return ty;
     }
     let fallback = match ty {
@@ -104,7 +104,7 @@ pub fn fit_type(ty: GgmlType, row_len: usize) -> GgmlType {
         GgmlType::Q6K | GgmlType::Q8K => GgmlType::Q8_0,
         _ => GgmlType::F16,
     };
-    if row_len % fallback.block_elems() == 0 {
+    if row_len.is_multiple_of(fallback.block_elems()) {
         fallback
     } else {
         GgmlType::F16

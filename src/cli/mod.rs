@@ -4,6 +4,7 @@ use clap::{Parser, Subcommand};
 
 pub mod bench;
 pub mod chat;
+pub mod devices;
 pub mod info;
 pub mod perplexity;
 pub mod quantize;
@@ -37,6 +38,8 @@ pub enum Command {
     Perplexity(perplexity::PerplexityArgs),
     /// Measure prompt processing and generation speed, as llama-bench does
     Bench(bench::BenchArgs),
+    /// List the GPU adapters (index for --gpu-device, limits, features)
+    Devices(devices::DevicesArgs),
 }
 
 /// Runs the parsed command.
@@ -50,5 +53,6 @@ pub fn dispatch(cli: Cli) -> anyhow::Result<()> {
         Command::Chat(a) => chat::run(a),
         Command::Perplexity(a) => perplexity::run(a),
         Command::Bench(a) => bench::run(a),
+        Command::Devices(a) => devices::run(a),
     }
 }

@@ -1,0 +1,715 @@
+//! Batches of kernel dispatches recorded into one command encoder, and the operations.
+
+use anyhow::{ensure, Context};
+
+use crate::gpu::buffer::{GpuBuffer, GpuWeight};
+use crate::gpu::runtime::{Gpu, ParamRing, PARAMS_SIZE, RING_SLOTS};
+use crate::gpu::shaders::{BinaryOp, Kernel};
+
+/// Workgroups per dimension wgpu guarantees.
+const MAX_GROUPS_PER_DIM: u32 = 65535;
+/// Output rows per workgroup of the matrix x vector kernel (ROWS_PER_WG in matvec.wgsl).
+const MATVEC_ROWS_PER_WORKGROUP: u32 = 4;
+/// Batches of at most this many tokens use the matrix x vector kernel (MAX_TOKENS in
+/// matvec.wgsl).
+const MATVEC_MAX_TOKENS: usize = 4;
+
+/// Rotary embedding settings (llama.cpp's rope without YaRN extrapolation).
+#[derive(Clone, Copy, Debug)]
+pub struct RopeParams {
+    pub n_tokens: usize,
+    pub n_heads: usize,
+    pub head_dim: usize,
+    /// Leading dims of each head that are rotated (even, <= head_dim).
+    pub n_rot: usize,
+    pub freq_base: f32,
+    pub freq_scale: f32,
+    /// Pairs (i, i + n_rot/2) instead of (2i, 2i+1).
+    pub neox: bool,
+    /// Position of the first token when no position buffer is given.
+    pub pos0: usize,
+}
+
+/// Attention of a batch of queries over a KV cache.
+#[derive(Clone, Copy, Debug)]
+pub struct AttentionParams {
+    pub n_tokens: usize,
+    pub n_heads: usize,
+    pub n_kv_heads: usize,
+    pub head_dim: usize,
+    pub head_dim_v: usize,
+    /// Positions the cache holds per kv head (its capacity).
+    pub n_ctx: usize,
+    /// Position of the batch's first query; its keys are at pos0 ... in the cache.
+    pub pos0: usize,
+    /// Sliding window (keys j > pos - window are visible); 0 = unlimited.
+    pub window: usize,
+    pub scale: f32,
+    /// The k and v caches hold f16 values packed two per element instead of f32.
+    pub kv_f16: bool,
+}
+
+/// Where [`Batch::kv_store`] appends: a cache of `[n_kv_heads][n_ctx][dim]` values.
+#[derive(Clone, Copy, Debug)]
+pub struct KvLayout {
+    pub n_kv_heads: usize,
+    pub n_ctx: usize,
+    /// head_dim for keys, head_dim_v for values (even).
+    pub dim: usize,
+    /// f16 values packed two per element instead of f32.
+    pub f16: bool,
+}
+
+impl KvLayout {
+    /// Elements (4-byte) a cache buffer of this layout needs.
+    pub fn buffer_len(&self) -> usize {
+        let values = self.n_kv_heads * self.n_ctx * self.dim;
+        if self.f16 {
+            values.div_ceil(2)
+        } else {
+            values
+        }
+    }
+}
+
+fn u32_of(v: usize, what: &str) -> anyhow::Result<u32> {
+    u32::try_from(v).with_context(|| format!("{what} = {v} does not fit the GPU kernels"))
+}
+
+/// Splits `n` workgroups over x and y so neither exceeds the per-dimension limit.
+fn spread(n: u32) -> (u32, u32) {
+    if n <= MAX_GROUPS_PER_DIM {
+        (n.max(1), 1)
+    } else {
+        (MAX_GROUPS_PER_DIM, n.div_ceil(MAX_GROUPS_PER_DIM))
+    }
+}
+
+/// One buffer bound to a kernel: an activation buffer or one chunk of a weight.
+#[derive(Clone, Copy)]
+struct Bound<'a> {
+    buffer: &'a wgpu::Buffer,
+    id: u64,
+}
+
+impl<'a> From<&'a GpuBuffer> for Bound<'a> {
+    fn from(b: &'a GpuBuffer) -> Bound<'a> {
+        Bound {
+            buffer: &b.buffer,
+            id: b.id.id,
+        }
+    }
+}
+
+/// Dispatches recorded into one command encoder; [`Batch::submit`] sends them.
+/// Outputs must be buffers distinct from the inputs of the same dispatch.
+pub struct Batch<'g> {
+    pub(crate) gpu: &'g Gpu,
+    pub(crate) encoder: Option<wgpu::CommandEncoder>,
+    pub(crate) params: Vec<u8>,
+    /// Always present until the batch is dropped (then it returns to the pool).
+    pub(crate) ring: Option<ParamRing>,
+}
+
+impl Drop for Batch<'_> {
+    fn drop(&mut self) {
+        if let Some(ring) = self.ring.take() {
+            if let Ok(mut pool) = self.gpu.rings.lock() {
+                pool.push(ring);
+            }
+        }
+    }
+}
+
+impl Batch<'_> {
+    fn ring(&self) -> &ParamRing {
+        self.ring.as_ref().expect("a live batch has a ring")
+    }
+
+    fn dispatch(
+        &mut self,
+        kernel: Kernel,
+        bound: &[Bound<'_>],
+        params: &[u32],
+        groups: (u32, u32, u32),
+    ) -> anyhow::Result<()> {
+        debug_assert_eq!(bound.len(), kernel.storage_bindings().len());
+        let stride = self.gpu.ring_stride;
+        if self.params.len() as u64 >= stride * RING_SLOTS {
+            self.flush()?;
+        }
+        let pipeline = self.gpu.pipeline(kernel)?;
+        let offset = self.params.len() as u64;
+        debug_assert!(params.len() * 4 <= PARAMS_SIZE as usize);
+        self.params.extend_from_slice(bytemuck::cast_slice(params));
+        self.params.resize((offset + stride) as usize, 0);
+
+        let device = &self.gpu.device.device;
+        let mut key_ids: Vec<u64> = bound.iter().map(|b| b.id).collect();
+        key_ids.push(self.ring().id.id);
+        let mut groups_cache = self
+            .gpu
+            .bind_groups
+            .lock()
+            .expect("bind group cache poisoned");
+        let bind_group = groups_cache.entry((kernel, key_ids)).or_insert_with(|| {
+            let mut entries: Vec<wgpu::BindGroupEntry> = bound
+                .iter()
+                .enumerate()
+                .map(|(i, b)| wgpu::BindGroupEntry {
+                    binding: i as u32,
+                    resource: b.buffer.as_entire_binding(),
+                })
+                .collect();
+            entries.push(wgpu::BindGroupEntry {
+                binding: bound.len() as u32,
+                resource: wgpu::BindingResource::Buffer(wgpu::BufferBinding {
+                    buffer: &self.ring().buffer,
+                    offset: 0,
+                    size: wgpu::BufferSize::new(PARAMS_SIZE),
+                }),
+            });
+            device.create_bind_group(&wgpu::BindGroupDescriptor {
+                label: Some(&kernel.name()),
+                layout: &pipeline.layout,
+                entries: &entries,
+            })
+        });
+        let encoder = self.encoder.get_or_insert_with(|| {
+            device.create_command_encoder(&wgpu::CommandEncoderDescriptor {
+                label: Some("batch"),
+            })
+        });
+        let mut pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor {
+            label: None,
+            timestamp_writes: None,
+        });
+        pass.set_pipeline(&pipeline.pipeline);
+        pass.set_bind_group(0, &*bind_group, &[offset as u32]);
+        pass.dispatch_workgroups(groups.0, groups.1, groups.2);
+        Ok(())
+    }
+
+    /// Sends what is recorded so far and starts over (the parameter ring is reused).
+    fn flush(&mut self) -> anyhow::Result<()> {
+        self.gpu.device.check_alive()?;
+        if let Some(encoder) = self.encoder.take() {
+            let queue = &self.gpu.device.queue;
+            queue.write_buffer(&self.ring().buffer, 0, &self.params);
+            queue.submit([encoder.finish()]);
+            // A non-blocking poll runs pending callbacks, the device-lost one included.
+            let _ = self.gpu.device.device.poll(wgpu::PollType::Poll);
+        }
+        self.params.clear();
+        self.gpu.device.check_alive()
+    }
+
+    /// Submits the batch (without waiting for it; reads wait).
+    pub fn submit(mut self) -> anyhow::Result<()> {
+        self.flush()
+    }
+
+    /// `y[t, r] = sum_k W[r, k] x[t, k]` for `n_tokens` tokens; x rows have `w.cols`
+    /// elements, y rows `w.rows`. Picks the matrix x vector kernel for small batches and
+    /// the tiled kernel otherwise.
+    pub fn mul_mat(
+        &mut self,
+        w: &GpuWeight,
+        x: &GpuBuffer,
+        y: &GpuBuffer,
+        n_tokens: usize,
+    ) -> anyhow::Result<()> {
+        if n_tokens <= MATVEC_MAX_TOKENS {
+            self.mat_vec(w, x, y, n_tokens)
+        } else {
+            self.mat_mat(w, x, y, n_tokens)
+        }
+    }
+
+    fn check_mul_mat(
+        w: &GpuWeight,
+        x: &GpuBuffer,
+        y: &GpuBuffer,
+        n_tokens: usize,
+    ) -> anyhow::Result<()> {
+        ensure!(n_tokens > 0, "matrix multiply of zero tokens");
+        ensure!(
+            x.len() >= n_tokens * w.cols && y.len() >= n_tokens * w.rows,
+            "matrix multiply of {n_tokens} tokens through a {}x{} weight: buffers of {} \
+             and {} elements are too small",
+            w.rows,
+            w.cols,
+            x.len(),
+            y.len()
+        );
+        Ok(())
+    }
+
+    /// The matrix x vector kernel for up to 4 tokens: one workgroup per 4 output rows,
+    /// reading each weight once for all tokens.
+    pub fn mat_vec(
+        &mut self,
+        w: &GpuWeight,
+        x: &GpuBuffer,
+        y: &GpuBuffer,
+        n_tokens: usize,
+    ) -> anyhow::Result<()> {
+        Self::check_mul_mat(w, x, y, n_tokens)?;
+        ensure!(
+            n_tokens <= MATVEC_MAX_TOKENS,
+            "the matrix x vector kernel takes at most {MATVEC_MAX_TOKENS} tokens, not {n_tokens}"
+        );
+        for chunk in &w.chunks {
+            let params = [
+                u32_of(chunk.rows, "rows")?,
+                u32_of(w.cols, "cols")?,
+                u32_of(chunk.first_row, "row")?,
+                u32_of(w.cols, "cols")?,
+                u32_of(w.rows, "rows")?,
+                u32_of(n_tokens, "tokens")?,
+                0,
+                0,
+            ];
+            let (gx, gy) = spread(params[0].div_ceil(MATVEC_ROWS_PER_WORKGROUP));
+            let chunk_bound = Bound {
+                buffer: &chunk.buffer,
+                id: chunk.id.id,
+            };
+            self.dispatch(
+                Kernel::MatVec(w.ty),
+                &[chunk_bound, x.into(), y.into()],
+                &params,
+                (gx, gy, 1),
+            )?;
+        }
+        Ok(())
+    }
+
+    /// The tiled matrix x matrix kernel (32 x 32 output tiles).
+    pub fn mat_mat(
+        &mut self,
+        w: &GpuWeight,
+        x: &GpuBuffer,
+        y: &GpuBuffer,
+        n_tokens: usize,
+    ) -> anyhow::Result<()> {
+        Self::check_mul_mat(w, x, y, n_tokens)?;
+        let tokens = u32_of(n_tokens, "tokens")?;
+        for chunk in &w.chunks {
+            let rows = u32_of(chunk.rows, "rows")?;
+            let params = [
+                rows,
+                u32_of(w.cols, "cols")?,
+                u32_of(chunk.first_row, "row")?,
+                u32_of(w.cols, "cols")?,
+                u32_of(w.rows, "rows")?,
+                tokens,
+                0,
+                0,
+            ];
+            let (gx, gy) = (rows.div_ceil(32), tokens.div_ceil(32));
+            ensure!(
+                gx <= MAX_GROUPS_PER_DIM && gy <= MAX_GROUPS_PER_DIM,
+                "matrix too large for one dispatch"
+            );
+            let chunk_bound = Bound {
+                buffer: &chunk.buffer,
+                id: chunk.id.id,
+            };
+            self.dispatch(
+                Kernel::MatMul(w.ty),
+                &[chunk_bound, x.into(), y.into()],
+                &params,
+                (gx, gy, 1),
+            )?;
+        }
+        Ok(())
+    }
+
+    /// `y[t, :] = W[ids[t], :]`, dequantized (embedding lookup); `ids` holds u32 ids.
+    pub fn get_rows(
+        &mut self,
+        w: &GpuWeight,
+        ids: &GpuBuffer,
+        y: &GpuBuffer,
+        n_tokens: usize,
+    ) -> anyhow::Result<()> {
+        ensure!(
+            ids.len() >= n_tokens && y.len() >= n_tokens * w.cols,
+            "row lookup buffers are too small"
+        );
+        let tokens = u32_of(n_tokens, "tokens")?;
+        ensure!(
+            tokens <= MAX_GROUPS_PER_DIM,
+            "too many tokens for one dispatch"
+        );
+        let (gx, gy) = spread(u32_of(w.cols / 4, "cols")?.div_ceil(64));
+        for chunk in &w.chunks {
+            let params = [
+                u32_of(chunk.rows, "rows")?,
+                u32_of(w.cols, "cols")?,
+                u32_of(chunk.first_row, "row")?,
+                u32_of(w.cols, "cols")?,
+                tokens,
+                0,
+                0,
+                0,
+            ];
+            let chunk_bound = Bound {
+                buffer: &chunk.buffer,
+                id: chunk.id.id,
+            };
+            self.dispatch(
+                Kernel::GetRows(w.ty),
+                &[chunk_bound, ids.into(), y.into()],
+                &params,
+                (gx, gy, tokens),
+            )?;
+        }
+        Ok(())
+    }
+
+    /// `y[r, :] = x[r, :] / sqrt(mean(x[r, :]^2) + eps) * w` for `rows` rows of `w.len()`
+    /// elements (whole token rows, or single heads with rows = tokens x heads).
+    pub fn rms_norm(
+        &mut self,
+        x: &GpuBuffer,
+        w: &GpuBuffer,
+        y: &GpuBuffer,
+        rows: usize,
+        eps: f32,
+    ) -> anyhow::Result<()> {
+        ensure!(y.len() >= rows * w.len(), "rms_norm output is too small");
+        self.rms_norm_any(x, w, Some(y), rows, eps)
+    }
+
+    /// [`Batch::rms_norm`] with the result replacing x.
+    pub fn rms_norm_in_place(
+        &mut self,
+        x: &GpuBuffer,
+        w: &GpuBuffer,
+        rows: usize,
+        eps: f32,
+    ) -> anyhow::Result<()> {
+        self.rms_norm_any(x, w, None, rows, eps)
+    }
+
+    fn rms_norm_any(
+        &mut self,
+        x: &GpuBuffer,
+        w: &GpuBuffer,
+        y: Option<&GpuBuffer>,
+        rows: usize,
+        eps: f32,
+    ) -> anyhow::Result<()> {
+        let cols = w.len();
+        ensure!(
+            cols > 0 && x.len() >= rows * cols,
+            "rms_norm input is too small"
+        );
+        let r = u32_of(rows, "rows")?;
+        let params = [u32_of(cols, "cols")?, r, eps.to_bits(), 0];
+        let (gx, gy) = spread(r);
+        match y {
+            Some(y) => self.dispatch(
+                Kernel::RmsNorm { in_place: false },
+                &[x.into(), w.into(), y.into()],
+                &params,
+                (gx, gy, 1),
+            ),
+            None => self.dispatch(
+                Kernel::RmsNorm { in_place: true },
+                &[x.into(), w.into()],
+                &params,
+                (gx, gy, 1),
+            ),
+        }
+    }
+
+    /// `y[i] = op(a[i], b[i % b.len()])` for i < n (b repeats: a per-channel vector
+    /// applies to every token). For [`BinaryOp::Scale`] use [`Batch::scale`].
+    pub fn binary(
+        &mut self,
+        op: BinaryOp,
+        a: &GpuBuffer,
+        b: &GpuBuffer,
+        y: &GpuBuffer,
+        n: usize,
+    ) -> anyhow::Result<()> {
+        ensure!(y.len() >= n, "element-wise output is too small");
+        self.elementwise(op, a, b, Some(y), n, 1.0)
+    }
+
+    /// `a[i] = op(a[i], b[i % b.len()])` for i < n: residual adds, biases, gates.
+    pub fn binary_in_place(
+        &mut self,
+        op: BinaryOp,
+        a: &GpuBuffer,
+        b: &GpuBuffer,
+        n: usize,
+    ) -> anyhow::Result<()> {
+        self.elementwise(op, a, b, None, n, 1.0)
+    }
+
+    /// `a[i] *= s` for i < n.
+    pub fn scale(&mut self, a: &GpuBuffer, s: f32, n: usize) -> anyhow::Result<()> {
+        let unused = &self.gpu.placeholder;
+        self.elementwise(BinaryOp::Scale, a, unused, None, n, s)
+    }
+
+    fn elementwise(
+        &mut self,
+        op: BinaryOp,
+        a: &GpuBuffer,
+        b: &GpuBuffer,
+        y: Option<&GpuBuffer>,
+        n: usize,
+        s: f32,
+    ) -> anyhow::Result<()> {
+        ensure!(
+            a.len() >= n && !b.is_empty(),
+            "element-wise inputs are too small"
+        );
+        let params = [
+            u32_of(n, "elements")?,
+            u32_of(b.len(), "elements")?,
+            s.to_bits(),
+            0,
+        ];
+        let (gx, gy) = spread(params[0].div_ceil(256));
+        match y {
+            Some(y) => self.dispatch(
+                Kernel::Binary {
+                    op,
+                    in_place: false,
+                },
+                &[a.into(), b.into(), y.into()],
+                &params,
+                (gx, gy, 1),
+            ),
+            None => self.dispatch(
+                Kernel::Binary { op, in_place: true },
+                &[a.into(), b.into()],
+                &params,
+                (gx, gy, 1),
+            ),
+        }
+    }
+
+    /// Rotates x (`[n_tokens][n_heads][head_dim]`) in place. Token t is at position
+    /// `pos[t]` (i32) when a position buffer is given, else at `p.pos0 + t`;
+    /// `freq_factors` (n_rot / 2 divisors of the frequencies) is optional.
+    pub fn rope(
+        &mut self,
+        x: &GpuBuffer,
+        pos: Option<&GpuBuffer>,
+        freq_factors: Option<&GpuBuffer>,
+        p: &RopeParams,
+    ) -> anyhow::Result<()> {
+        ensure!(
+            p.n_rot.is_multiple_of(2) && p.n_rot <= p.head_dim && p.n_rot > 0,
+            "rope over {} of {} dims",
+            p.n_rot,
+            p.head_dim
+        );
+        ensure!(
+            x.len() >= p.n_tokens * p.n_heads * p.head_dim,
+            "rope buffer is too small"
+        );
+        if let Some(pos) = pos {
+            ensure!(pos.len() >= p.n_tokens, "rope needs one position per token");
+        }
+        if let Some(ff) = freq_factors {
+            ensure!(
+                ff.len() >= p.n_rot / 2,
+                "rope needs n_rot / 2 frequency factors"
+            );
+        }
+        // Unused bindings still need buffers.
+        let placeholder = &self.gpu.placeholder;
+        let params = [
+            u32_of(p.n_tokens, "tokens")?,
+            u32_of(p.n_heads, "heads")?,
+            u32_of(p.head_dim, "head_dim")?,
+            u32_of(p.n_rot, "n_rot")?,
+            p.freq_base.to_bits(),
+            p.freq_scale.to_bits(),
+            u32::from(p.neox),
+            u32::from(freq_factors.is_some()),
+            u32::from(pos.is_some()),
+            u32_of(p.pos0, "position")?,
+            0,
+            0,
+        ];
+        let pairs = u32_of(p.n_tokens * p.n_heads * p.n_rot / 2, "rope pairs")?;
+        let (gx, gy) = spread(pairs.div_ceil(256));
+        self.dispatch(
+            Kernel::Rope,
+            &[
+                x.into(),
+                pos.unwrap_or(placeholder).into(),
+                freq_factors.unwrap_or(placeholder).into(),
+            ],
+            &params,
+            (gx, gy, 1),
+        )
+    }
+
+    /// In-place softmax of `rows` rows of `cols` elements, each first multiplied by scale.
+    pub fn softmax(
+        &mut self,
+        x: &GpuBuffer,
+        rows: usize,
+        cols: usize,
+        scale: f32,
+    ) -> anyhow::Result<()> {
+        ensure!(x.len() >= rows * cols, "softmax buffer is too small");
+        let r = u32_of(rows, "rows")?;
+        let params = [u32_of(cols, "cols")?, r, scale.to_bits(), 0, 0, 0, 0, 0];
+        let (gx, gy) = spread(r);
+        self.dispatch(Kernel::Softmax, &[x.into()], &params, (gx, gy, 1))
+    }
+
+    /// Attention of q (`[n_tokens][n_heads][head_dim]`) over the k cache
+    /// (`[n_kv_heads][n_ctx][head_dim]`) and v cache (`[n_kv_heads][n_ctx][head_dim_v]`),
+    /// whose positions 0 .. pos0 + n_tokens are filled; out is
+    /// `[n_tokens][n_heads][head_dim_v]`; `scores` is scratch of n_tokens x n_heads x
+    /// (pos0 + n_tokens) floats.
+    #[allow(clippy::too_many_arguments)]
+    pub fn attention(
+        &mut self,
+        q: &GpuBuffer,
+        k: &GpuBuffer,
+        v: &GpuBuffer,
+        scores: &GpuBuffer,
+        out: &GpuBuffer,
+        p: &AttentionParams,
+    ) -> anyhow::Result<()> {
+        ensure!(
+            p.n_kv_heads > 0 && p.n_heads.is_multiple_of(p.n_kv_heads),
+            "{} query heads cannot share {} kv heads",
+            p.n_heads,
+            p.n_kv_heads
+        );
+        ensure!(p.n_tokens > 0, "attention of zero queries");
+        let kv_len = p.pos0 + p.n_tokens;
+        ensure!(
+            kv_len <= p.n_ctx,
+            "queries up to position {kv_len} do not fit a cache of {} positions",
+            p.n_ctx
+        );
+        let cache = |dim: usize| KvLayout {
+            n_kv_heads: p.n_kv_heads,
+            n_ctx: p.n_ctx,
+            dim,
+            f16: p.kv_f16,
+        };
+        ensure!(
+            q.len() >= p.n_tokens * p.n_heads * p.head_dim
+                && out.len() >= p.n_tokens * p.n_heads * p.head_dim_v
+                && k.len() >= cache(p.head_dim).buffer_len()
+                && v.len() >= cache(p.head_dim_v).buffer_len()
+                && scores.len() >= p.n_tokens * p.n_heads * kv_len,
+            "attention buffers are too small"
+        );
+        let params = [
+            u32_of(p.n_tokens, "tokens")?,
+            u32_of(p.n_heads, "heads")?,
+            u32_of(p.n_kv_heads, "kv heads")?,
+            u32_of(p.head_dim, "head_dim")?,
+            u32_of(p.head_dim_v, "head_dim_v")?,
+            u32_of(p.n_ctx, "n_ctx")?,
+            u32_of(p.pos0, "position")?,
+            u32_of(p.window, "window")?,
+            p.scale.to_bits(),
+            0,
+            0,
+            0,
+        ];
+        ensure!(
+            params[0] <= MAX_GROUPS_PER_DIM && params[1] <= MAX_GROUPS_PER_DIM,
+            "too many heads or tokens for one dispatch"
+        );
+        self.dispatch(
+            Kernel::Attention { f16_kv: p.kv_f16 },
+            &[q.into(), k.into(), v.into(), scores.into(), out.into()],
+            &params,
+            (params[1], params[0], 1),
+        )
+    }
+
+    /// Appends a batch's keys or values, src = `[n_tokens][n_kv_heads][dim]` f32, to the
+    /// cache at positions pos0 .. pos0 + n_tokens (f16 caches round to nearest even).
+    pub fn kv_store(
+        &mut self,
+        src: &GpuBuffer,
+        cache: &GpuBuffer,
+        layout: &KvLayout,
+        pos0: usize,
+        n_tokens: usize,
+    ) -> anyhow::Result<()> {
+        ensure!(
+            layout.dim.is_multiple_of(2),
+            "KV rows of odd width {}",
+            layout.dim
+        );
+        ensure!(
+            pos0 + n_tokens <= layout.n_ctx,
+            "positions {pos0}..{} do not fit a cache of {}",
+            pos0 + n_tokens,
+            layout.n_ctx
+        );
+        ensure!(
+            src.len() >= n_tokens * layout.n_kv_heads * layout.dim
+                && cache.len() >= layout.buffer_len(),
+            "KV store buffers are too small"
+        );
+        let params = [
+            u32_of(n_tokens, "tokens")?,
+            u32_of(layout.n_kv_heads, "kv heads")?,
+            u32_of(layout.dim, "dim")?,
+            u32_of(layout.n_ctx, "n_ctx")?,
+            u32_of(pos0, "position")?,
+            0,
+            0,
+            0,
+        ];
+        let pairs = u32_of(n_tokens * layout.n_kv_heads * layout.dim / 2, "pairs")?;
+        let (gx, gy) = spread(pairs.div_ceil(256));
+        self.dispatch(
+            Kernel::KvStore { f16_kv: layout.f16 },
+            &[src.into(), cache.into()],
+            &params,
+            (gx, gy, 1),
+        )
+    }
+
+    /// Copies `len` elements (e.g. new keys into the KV cache).
+    pub fn copy(
+        &mut self,
+        src: &GpuBuffer,
+        src_offset: usize,
+        dst: &GpuBuffer,
+        dst_offset: usize,
+        len: usize,
+    ) -> anyhow::Result<()> {
+        ensure!(
+            src_offset + len <= src.len() && dst_offset + len <= dst.len(),
+            "copy of {len} elements overruns a buffer"
+        );
+        let device = &self.gpu.device.device;
+        let encoder = self.encoder.get_or_insert_with(|| {
+            device.create_command_encoder(&wgpu::CommandEncoderDescriptor {
+                label: Some("batch"),
+            })
+        });
+        encoder.copy_buffer_to_buffer(
+            &src.buffer,
+            (src_offset * 4) as u64,
+            &dst.buffer,
+            (dst_offset * 4) as u64,
+            (len * 4) as u64,
+        );
+        Ok(())
+    }
+}

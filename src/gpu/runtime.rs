@@ -1,0 +1,312 @@
+//! The GPU handle: pipelines, uploads, readback, and the start of batches.
+//!
+//! Each kernel's pipeline is built once (on first use) for the device's feature set.
+//! Kernel parameters travel in a uniform "ring" buffer at dynamic offsets, so a bind
+//! group depends only on the buffers bound and is cached by their ids. Each open
+//! [`Batch`] holds a ring of its own (taken from a pool), so batches may be recorded on
+//! several threads at once.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use anyhow::{bail, ensure, Context};
+
+use crate::gpu::batch::Batch;
+use crate::gpu::bind_cache::{BufferId, SharedBindCache};
+use crate::gpu::buffer::{GpuBuffer, GpuWeight};
+use crate::gpu::device::{GpuDevice, GpuOptions};
+use crate::gpu::shaders::{Access, Kernel};
+use crate::quant::GgmlType;
+
+/// Bytes reserved for one dispatch's parameters (no kernel's Params exceeds 16 words).
+pub(crate) const PARAMS_SIZE: u64 = 64;
+/// Dispatches one batch can hold before it is flushed to the queue.
+pub(crate) const RING_SLOTS: u64 = 1024;
+
+pub(crate) struct Pipeline {
+    pub(crate) pipeline: wgpu::ComputePipeline,
+    pub(crate) layout: wgpu::BindGroupLayout,
+}
+
+/// A GPU with its compiled kernels: the entry point of the GPU backend.
+pub struct Gpu {
+    pub device: GpuDevice,
+    pipelines: Mutex<HashMap<Kernel, Arc<Pipeline>>>,
+    pub(crate) bind_groups: SharedBindCache,
+    /// Parameter rings not in use by a batch.
+    pub(crate) rings: Mutex<Vec<ParamRing>>,
+    pub(crate) ring_stride: u64,
+    /// Bound where a kernel's binding is unused (wgpu needs a buffer there).
+    pub(crate) placeholder: GpuBuffer,
+}
+
+/// A uniform buffer of RING_SLOTS parameter slots, owned by one open batch at a time.
+pub(crate) struct ParamRing {
+    pub(crate) buffer: wgpu::Buffer,
+    pub(crate) id: BufferId,
+}
+
+impl Gpu {
+    /// Opens a device as `options` say.
+    pub fn new(options: &GpuOptions) -> anyhow::Result<Gpu> {
+        let device = GpuDevice::new(options)?;
+        let ring_stride = PARAMS_SIZE.next_multiple_of(
+            u64::from(device.limits.min_uniform_buffer_offset_alignment).max(PARAMS_SIZE),
+        );
+        let bind_groups = SharedBindCache::default();
+        let placeholder = GpuBuffer::new(&device.device, &bind_groups, 1, "placeholder");
+        Ok(Gpu {
+            device,
+            pipelines: Mutex::new(HashMap::new()),
+            bind_groups,
+            rings: Mutex::new(Vec::new()),
+            ring_stride,
+            placeholder,
+        })
+    }
+
+    pub(crate) fn pipeline(&self, kernel: Kernel) -> anyhow::Result<Arc<Pipeline>> {
+        let mut cache = self.pipelines.lock().expect("pipeline cache poisoned");
+        if let Some(p) = cache.get(&kernel) {
+            return Ok(p.clone());
+        }
+        let source = kernel.source(self.device.features)?;
+        let device = &self.device.device;
+        let scope = device.push_error_scope(wgpu::ErrorFilter::Validation);
+        let module = device.create_shader_module(wgpu::ShaderModuleDescriptor {
+            label: Some(&kernel.name()),
+            source: wgpu::ShaderSource::Wgsl(source.into()),
+        });
+        let storage = kernel.storage_bindings();
+        let mut entries: Vec<wgpu::BindGroupLayoutEntry> = storage
+            .iter()
+            .enumerate()
+            .map(|(i, access)| wgpu::BindGroupLayoutEntry {
+                binding: i as u32,
+                visibility: wgpu::ShaderStages::COMPUTE,
+                ty: wgpu::BindingType::Buffer {
+                    ty: wgpu::BufferBindingType::Storage {
+                        read_only: *access == Access::Read,
+                    },
+                    has_dynamic_offset: false,
+                    min_binding_size: None,
+                },
+                count: None,
+            })
+            .collect();
+        entries.push(wgpu::BindGroupLayoutEntry {
+            binding: storage.len() as u32,
+            visibility: wgpu::ShaderStages::COMPUTE,
+            ty: wgpu::BindingType::Buffer {
+                ty: wgpu::BufferBindingType::Uniform,
+                has_dynamic_offset: true,
+                min_binding_size: wgpu::BufferSize::new(PARAMS_SIZE),
+            },
+            count: None,
+        });
+        let layout = device.create_bind_group_layout(&wgpu::BindGroupLayoutDescriptor {
+            label: Some(&kernel.name()),
+            entries: &entries,
+        });
+        let pipeline_layout = device.create_pipeline_layout(&wgpu::PipelineLayoutDescriptor {
+            label: Some(&kernel.name()),
+            bind_group_layouts: &[Some(&layout)],
+            immediate_size: 0,
+        });
+        let pipeline = device.create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
+            label: Some(&kernel.name()),
+            layout: Some(&pipeline_layout),
+            module: &module,
+            entry_point: Some("main"),
+            compilation_options: wgpu::PipelineCompilationOptions::default(),
+            cache: None,
+        });
+        if let Some(error) = pollster::block_on(scope.pop()) {
+            bail!("building GPU kernel {}: {error}", kernel.name());
+        }
+        let p = Arc::new(Pipeline { pipeline, layout });
+        cache.insert(kernel, p.clone());
+        Ok(p)
+    }
+
+    /// Builds every kernel's pipeline now (otherwise each is built on first use).
+    pub fn warm_up(&self) -> anyhow::Result<()> {
+        for kernel in Kernel::all() {
+            self.pipeline(kernel)?;
+        }
+        Ok(())
+    }
+
+    /// A zero-filled buffer of `len` 4-byte elements.
+    pub fn buffer(&self, len: usize) -> GpuBuffer {
+        GpuBuffer::new(&self.device.device, &self.bind_groups, len, "activations")
+    }
+
+    /// A buffer holding `data` (f32, u32 or i32 values).
+    pub fn upload<T: bytemuck::Pod>(&self, data: &[T]) -> anyhow::Result<GpuBuffer> {
+        ensure!(
+            std::mem::size_of::<T>() == 4,
+            "GPU buffers hold 4-byte elements"
+        );
+        let buf = self.buffer(data.len());
+        self.write(&buf, 0, data)?;
+        Ok(buf)
+    }
+
+    /// A buffer holding raw little-endian 4-byte values, e.g. an F32 norm weight straight
+    /// from a GGUF file (no alignment needed, unlike casting the bytes to `&[f32]`).
+    pub fn upload_bytes(&self, bytes: &[u8]) -> anyhow::Result<GpuBuffer> {
+        ensure!(
+            bytes.len().is_multiple_of(4),
+            "{} bytes are not whole 4-byte values",
+            bytes.len()
+        );
+        let buf = self.buffer(bytes.len() / 4);
+        if !bytes.is_empty() {
+            self.device.queue.write_buffer(&buf.buffer, 0, bytes);
+        }
+        Ok(buf)
+    }
+
+    /// Writes `data` into `buf` from element `offset` on (ordered before later batches).
+    pub fn write<T: bytemuck::Pod>(
+        &self,
+        buf: &GpuBuffer,
+        offset: usize,
+        data: &[T],
+    ) -> anyhow::Result<()> {
+        let bytes: &[u8] = bytemuck::cast_slice(data);
+        ensure!(
+            bytes.len().is_multiple_of(4) && offset * 4 + bytes.len() <= buf.len() * 4,
+            "write of {} bytes at element {offset} overruns a buffer of {} elements",
+            bytes.len(),
+            buf.len()
+        );
+        if !bytes.is_empty() {
+            self.device
+                .queue
+                .write_buffer(&buf.buffer, (offset * 4) as u64, bytes);
+        }
+        Ok(())
+    }
+
+    /// Uploads a weight matrix in its GGUF encoding (split to fit the binding limit).
+    pub fn upload_weight(
+        &self,
+        ty: GgmlType,
+        rows: usize,
+        cols: usize,
+        bytes: &[u8],
+    ) -> anyhow::Result<GpuWeight> {
+        self.upload_weight_chunked(ty, rows, cols, bytes, self.device.max_binding_bytes())
+    }
+
+    /// As [`Gpu::upload_weight`] with an explicit chunk limit (tests force splits with it).
+    pub fn upload_weight_chunked(
+        &self,
+        ty: GgmlType,
+        rows: usize,
+        cols: usize,
+        bytes: &[u8],
+        max_chunk_bytes: u64,
+    ) -> anyhow::Result<GpuWeight> {
+        let limit = max_chunk_bytes.min(self.device.max_binding_bytes());
+        GpuWeight::upload(
+            &self.device.device,
+            &self.bind_groups,
+            ty,
+            rows,
+            cols,
+            bytes,
+            limit,
+        )
+    }
+
+    /// Reads a buffer back (waits for all submitted work).
+    pub fn read<T: bytemuck::Pod>(&self, buf: &GpuBuffer) -> anyhow::Result<Vec<T>> {
+        self.read_range(buf, 0, buf.len())
+    }
+
+    /// Reads elements `offset .. offset + len` back (waits for all submitted work), e.g.
+    /// the last token's logits.
+    pub fn read_range<T: bytemuck::Pod>(
+        &self,
+        buf: &GpuBuffer,
+        offset: usize,
+        len: usize,
+    ) -> anyhow::Result<Vec<T>> {
+        ensure!(
+            std::mem::size_of::<T>() == 4,
+            "GPU buffers hold 4-byte elements"
+        );
+        ensure!(
+            offset + len <= buf.len(),
+            "reading elements {offset}..{} of a buffer of {}",
+            offset + len,
+            buf.len()
+        );
+        if len == 0 {
+            return Ok(Vec::new());
+        }
+        let size = (len * 4) as u64;
+        let device = &self.device.device;
+        let staging = device.create_buffer(&wgpu::BufferDescriptor {
+            label: Some("readback"),
+            size,
+            usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
+            mapped_at_creation: false,
+        });
+        let mut encoder = device.create_command_encoder(&wgpu::CommandEncoderDescriptor {
+            label: Some("readback"),
+        });
+        encoder.copy_buffer_to_buffer(&buf.buffer, (offset * 4) as u64, &staging, 0, size);
+        self.device.queue.submit([encoder.finish()]);
+        let (tx, rx) = std::sync::mpsc::channel();
+        staging.map_async(wgpu::MapMode::Read, .., move |result| {
+            // The receiver outlives the wait below; a send error cannot happen.
+            let _ = tx.send(result);
+        });
+        self.device.wait_idle()?;
+        // The callback runs inside the wait above; nothing there means the device failed.
+        rx.try_recv()
+            .context("the GPU did not complete a readback (device lost?)")?
+            .map_err(|e| anyhow::anyhow!("mapping a readback buffer: {e}"))?;
+        let out = {
+            let view = staging
+                .get_mapped_range(..)
+                .map_err(|e| anyhow::anyhow!("reading a mapped buffer: {e:?}"))?;
+            bytemuck::cast_slice::<u8, T>(&view).to_vec()
+        };
+        staging.unmap();
+        Ok(out)
+    }
+
+    /// How many bind groups are cached (each lives as long as all its buffers do).
+    pub fn cached_bind_groups(&self) -> usize {
+        self.bind_groups
+            .lock()
+            .expect("bind group cache poisoned")
+            .len()
+    }
+
+    /// Starts a batch of dispatches that are submitted together (dropping a batch
+    /// without [`Batch::submit`] discards what it recorded).
+    pub fn batch(&self) -> Batch<'_> {
+        let pooled = self.rings.lock().expect("ring pool poisoned").pop();
+        let ring = pooled.unwrap_or_else(|| ParamRing {
+            buffer: self.device.device.create_buffer(&wgpu::BufferDescriptor {
+                label: Some("kernel parameters"),
+                size: self.ring_stride * RING_SLOTS,
+                usage: wgpu::BufferUsages::UNIFORM | wgpu::BufferUsages::COPY_DST,
+                mapped_at_creation: false,
+            }),
+            id: BufferId::new(&self.bind_groups),
+        });
+        Batch {
+            gpu: self,
+            encoder: None,
+            params: Vec::new(),
+            ring: Some(ring),
+        }
+    }
+}
