@@ -132,7 +132,7 @@ mod x86 {
     #[target_feature(enable = "avx2,fma")]
     pub unsafe fn weighted_sum_avx2(w: &[f32], rows: &[f32], out: &mut [f32]) {
         let d = out.len();
-        assert!(d % 32 == 0 && rows.len() >= w.len() * d);
+        assert!(d.is_multiple_of(32) && rows.len() >= w.len() * d);
         let pr = rows.as_ptr();
         let po = out.as_mut_ptr();
         let mut c = 0;
@@ -175,7 +175,7 @@ mod x86 {
     #[target_feature(enable = "avx2,fma,f16c")]
     pub unsafe fn dot4_f16_avx2(k: &[half::f16], qs: &[f32]) -> [f32; 4] {
         let d = k.len();
-        assert!(d % 8 == 0 && qs.len() >= 4 * d);
+        assert!(d.is_multiple_of(8) && qs.len() >= 4 * d);
         let pk = k.as_ptr();
         let pq = qs.as_ptr();
         let mut acc = [_mm256_setzero_ps(); 4];
@@ -198,7 +198,7 @@ mod x86 {
     #[target_feature(enable = "avx2,fma,f16c")]
     pub unsafe fn dot_f16_avx2(k: &[half::f16], q: &[f32]) -> f32 {
         let d = k.len();
-        assert!(d % 8 == 0 && q.len() >= d);
+        assert!(d.is_multiple_of(8) && q.len() >= d);
         let (pk, pq) = (k.as_ptr(), q.as_ptr());
         let mut acc = _mm256_setzero_ps();
         let mut i = 0;
@@ -217,7 +217,7 @@ mod x86 {
     #[target_feature(enable = "avx2,fma,f16c")]
     pub unsafe fn weighted_sum_f16_avx2(w: &[f32], rows: &[half::f16], out: &mut [f32]) {
         let d = out.len();
-        assert!(d % 32 == 0 && rows.len() >= w.len() * d);
+        assert!(d.is_multiple_of(32) && rows.len() >= w.len() * d);
         let pr = rows.as_ptr();
         let po = out.as_mut_ptr();
         let mut c = 0;
@@ -403,7 +403,9 @@ pub fn dot_many(k: &[f32], qs: &[f32], out: &mut [f32]) {
 pub fn weighted_sum(w: &[f32], rows: &[f32], out: &mut [f32]) {
     let d = out.len();
     #[cfg(target_arch = "x86_64")]
-    if d % 32 == 0 && std::is_x86_feature_detected!("avx2") && std::is_x86_feature_detected!("fma")
+    if d.is_multiple_of(32)
+        && std::is_x86_feature_detected!("avx2")
+        && std::is_x86_feature_detected!("fma")
     {
         // SAFETY: the CPU supports AVX2 and FMA (checked just above).
         unsafe { x86::weighted_sum_avx2(w, rows, out) };
@@ -583,7 +585,7 @@ impl KvElem for f16 {
     fn dot_many(k: &[f16], qs: &[f32], out: &mut [f32]) {
         let d = k.len();
         #[cfg(target_arch = "x86_64")]
-        if d % 8 == 0 && x86::has_f16c() {
+        if d.is_multiple_of(8) && x86::has_f16c() {
             if out.len() == 4 {
                 // SAFETY: the CPU supports AVX2, FMA and F16C (checked just above).
                 let r = unsafe { x86::dot4_f16_avx2(k, qs) };
@@ -604,7 +606,7 @@ impl KvElem for f16 {
     fn weighted_sum(w: &[f32], rows: &[f16], out: &mut [f32]) {
         let d = out.len();
         #[cfg(target_arch = "x86_64")]
-        if d % 32 == 0 && x86::has_f16c() {
+        if d.is_multiple_of(32) && x86::has_f16c() {
             // SAFETY: the CPU supports AVX2, FMA and F16C (checked just above).
             unsafe { x86::weighted_sum_f16_avx2(w, rows, out) };
             return;

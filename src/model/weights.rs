@@ -110,7 +110,7 @@ impl Binder<'_> {
         rows: usize,
     ) -> anyhow::Result<B::Matrix> {
         let info = self.info(name, &[cols, rows])?;
-        if cols % info.ty.block_elems() != 0 {
+        if !cols.is_multiple_of(info.ty.block_elems()) {
             bail!(
                 "tensor {name}: rows of {cols} elements are not whole {} blocks",
                 info.ty
