@@ -6,7 +6,7 @@ mod common;
 
 use std::time::Instant;
 
-use tandem::gguf::{parse_header, GgufWriter, Metadata, TensorDesc, Value, ValueType};
+use tandem::gguf::{parse_header, Array, GgufWriter, Metadata, TensorDesc, Value, ValueType};
 use tandem::quant::GgmlType;
 
 /// A small file with every kind of metadata value and a few tensors.
@@ -21,31 +21,13 @@ fn small_file() -> Vec<u8> {
     md.set("x.f64", Value::F64(0.5));
     md.set(
         "tokenizer.ggml.tokens",
-        Value::Array(
-            ValueType::String,
-            ["<unk>", "<s>", "</s>", "▁a", "b"]
-                .iter()
-                .map(|s| Value::String(s.to_string()))
-                .collect(),
-        ),
+        Value::strings(["<unk>", "<s>", "</s>", "▁a", "b"]),
     );
     md.set(
         "tokenizer.ggml.scores",
-        Value::Array(
-            ValueType::F32,
-            (0..5).map(|i| Value::F32(-(i as f32))).collect(),
-        ),
+        Value::Array(Array::F32((0..5).map(|i| -(i as f32)).collect())),
     );
-    md.set(
-        "x.nested",
-        Value::Array(
-            ValueType::Array,
-            vec![Value::Array(
-                ValueType::U8,
-                vec![Value::U8(1), Value::U8(2)],
-            )],
-        ),
-    );
+    md.set("x.bytes", Value::Array(Array::U8(vec![1, 2])));
     let tensors = [
         TensorDesc::new("norm", GgmlType::F32, &[8]),
         TensorDesc::new("w", GgmlType::F16, &[8, 3]),
@@ -182,8 +164,18 @@ fn counts_larger_than_the_file_are_refused_before_allocating() {
     let mut s = b[..24].to_vec();
     s.extend_from_slice(&u64::MAX.to_le_bytes());
     s.extend_from_slice(&[0; 16]);
-    assert!(parse_header(&s)
-        .unwrap_err()
-        .problem
-        .contains("length of key"));
+    let problem = parse_header(&s).unwrap_err().problem;
+    assert!(
+        problem.contains("key of metadata entry 0") && problem.contains("string length"),
+        "{problem}"
+    );
+
+    // Arrays of arrays are refused, as llama.cpp does.
+    let mut nested = b[..33].to_vec();
+    nested.extend_from_slice(&ValueType::Array.id().to_le_bytes());
+    nested.extend_from_slice(&ValueType::Array.id().to_le_bytes());
+    nested.extend_from_slice(&1u64.to_le_bytes());
+    nested.extend_from_slice(&[0; 32]);
+    let problem = parse_header(&nested).unwrap_err().problem;
+    assert!(problem.contains("arrays of arrays"), "{problem}");
 }

@@ -3,14 +3,11 @@
 
 mod common;
 
-use tandem::gguf::{GgufFile, Metadata, Value, ValueType};
+use tandem::gguf::{Array, GgufFile, Metadata, Value};
 use tandem::tokenizer::{StreamDecoder, Tokenizer};
 
 fn strings(items: &[&str]) -> Value {
-    Value::Array(
-        ValueType::String,
-        items.iter().map(|s| Value::String(s.to_string())).collect(),
-    )
+    Value::strings(items)
 }
 
 fn spm(tokens: &[(&str, f32, i32)]) -> Metadata {
@@ -22,17 +19,11 @@ fn spm(tokens: &[(&str, f32, i32)]) -> Metadata {
     );
     md.set(
         "tokenizer.ggml.scores",
-        Value::Array(
-            ValueType::F32,
-            tokens.iter().map(|t| Value::F32(t.1)).collect(),
-        ),
+        Value::Array(Array::F32(tokens.iter().map(|t| t.1).collect())),
     );
     md.set(
         "tokenizer.ggml.token_type",
-        Value::Array(
-            ValueType::I32,
-            tokens.iter().map(|t| Value::I32(t.2)).collect(),
-        ),
+        Value::Array(Array::I32(tokens.iter().map(|t| t.2).collect())),
     );
     md
 }
@@ -174,10 +165,7 @@ fn unknown_names_are_errors_that_name_them() {
     assert!(err.contains("tokenizer.ggml.merges"), "{err}");
 
     let mut md = spm(&[("a", 0.0, 1), ("b", 0.0, 1)]);
-    md.set(
-        "tokenizer.ggml.scores",
-        Value::Array(ValueType::F32, vec![Value::F32(0.0)]),
-    );
+    md.set("tokenizer.ggml.scores", Value::Array(Array::F32(vec![0.0])));
     let err = Tokenizer::from_gguf(&md).unwrap_err().to_string();
     assert!(err.contains("tokenizer.ggml.scores"), "{err}");
 
@@ -193,10 +181,7 @@ fn eog_includes_eos_and_chat_end_tokens() {
     md.set("tokenizer.ggml.eos_token_id", Value::U32(1));
     md.set(
         "tokenizer.ggml.token_type",
-        Value::Array(
-            ValueType::I32,
-            [1, 3, 1, 3].iter().map(|&v| Value::I32(v)).collect(),
-        ),
+        Value::Array(Array::I32(vec![1, 3, 1, 3])),
     );
     let t = Tokenizer::from_gguf(&md).unwrap();
     assert!(t.is_end_of_generation(1));

@@ -8,7 +8,7 @@ use clap::Args;
 use serde::Serialize;
 use serde_json::Value as Json;
 
-use crate::gguf::{GgufFile, Metadata, TensorInfo, Value};
+use crate::gguf::{Array, GgufFile, Metadata, TensorInfo, Value};
 
 #[derive(Args, Debug)]
 pub struct InfoArgs {
@@ -204,7 +204,7 @@ fn tokenizer_summary(md: &Metadata) -> TokenizerSummary {
         merges: md
             .get("tokenizer.ggml.merges")
             .and_then(Value::as_array)
-            .map_or(0, <[Value]>::len),
+            .map_or(0, Array::len),
         bos: special("bos"),
         eos: special("eos"),
         unk: special("unknown"),

@@ -1,9 +1,11 @@
 //! GGUF files: a validating zero-copy reader and a streaming writer.
 
+mod array;
 mod reader;
 mod value;
 mod writer;
 
+pub use array::{Array, StringArray};
 pub use reader::{
     parse_header, FormatError, GgufError, GgufFile, GgufHeader, TensorInfo, DEFAULT_ALIGNMENT,
 };
@@ -29,23 +31,11 @@ mod tests {
         md.set("a.u64", Value::U64(u64::MAX));
         md.set("a.i64", Value::I64(i64::MIN));
         md.set("a.f64", Value::F64(-2.25));
-        md.set(
-            "a.strings",
-            Value::Array(
-                ValueType::String,
-                vec![Value::String("▁the".into()), Value::String(String::new())],
-            ),
-        );
-        md.set(
-            "a.nested",
-            Value::Array(
-                ValueType::Array,
-                vec![Value::Array(
-                    ValueType::I32,
-                    vec![Value::I32(1), Value::I32(2)],
-                )],
-            ),
-        );
+        md.set("a.strings", Value::strings(["▁the", ""]));
+        md.set("a.i32s", Value::Array(Array::I32(vec![1, -2])));
+        md.set("a.bools", Value::Array(Array::Bool(vec![true, false])));
+        md.set("a.f64s", Value::Array(Array::F64(vec![0.5])));
+        md.set("a.empty", Value::Array(Array::U16(vec![])));
         let tensors = vec![
             TensorDesc::new("norm", GgmlType::F32, &[5]),
             TensorDesc::new("w", GgmlType::Q8_0, &[64, 3]),

@@ -9,13 +9,12 @@ use std::path::{Path, PathBuf};
 
 use memmap2::Mmap;
 
+use super::array::{Array, StringArray};
 use super::value::{Metadata, Value, ValueType};
 use crate::quant::GgmlType;
 
 pub const GGUF_MAGIC: &[u8; 4] = b"GGUF";
 pub const DEFAULT_ALIGNMENT: u64 = 32;
-/// Nested arrays deeper than this are refused (no real file nests at all).
-const MAX_ARRAY_DEPTH: usize = 4;
 const MAX_DIMS: usize = 4;
 
 /// What is wrong with a file's bytes; `at` is the byte offset where it was found.
@@ -143,17 +142,25 @@ impl<'a> Cursor<'a> {
         Ok(n as usize)
     }
 
-    fn string(&mut self, what: &str) -> Result<String, FormatError> {
-        let len = self.count(&format!("length of {what}"), 1)?;
-        let start = self.pos;
-        let bytes = self.take(len, what)?;
-        match std::str::from_utf8(bytes) {
-            Ok(s) => Ok(s.to_string()),
-            Err(_) => Err(FormatError {
-                at: start as u64,
-                problem: format!("{what} is not valid UTF-8"),
-            }),
+    /// A length-prefixed UTF-8 string, borrowed from the file.
+    fn str(&mut self, what: &str) -> Result<&'a str, FormatError> {
+        let len = self.u64(what)?;
+        if len > self.remaining() as u64 {
+            return self.fail(format!(
+                "{what}: string length {len} is more than the {} remaining bytes",
+                self.remaining()
+            ));
         }
+        let start = self.pos;
+        let bytes = self.take(len as usize, what)?;
+        std::str::from_utf8(bytes).map_err(|_| FormatError {
+            at: start as u64,
+            problem: format!("{what} is not valid UTF-8"),
+        })
+    }
+
+    fn string(&mut self, what: &str) -> Result<String, FormatError> {
+        self.str(what).map(str::to_string)
     }
 
     fn value_type(&mut self, what: &str) -> Result<ValueType, FormatError> {
@@ -167,7 +174,7 @@ impl<'a> Cursor<'a> {
         }
     }
 
-    fn value(&mut self, ty: ValueType, what: &str, depth: usize) -> Result<Value, FormatError> {
+    fn value(&mut self, ty: ValueType, what: &str) -> Result<Value, FormatError> {
         Ok(match ty {
             ValueType::U8 => Value::U8(self.array::<1>(what)?[0]),
             ValueType::I8 => Value::I8(self.array::<1>(what)?[0] as i8),
@@ -179,27 +186,85 @@ impl<'a> Cursor<'a> {
             ValueType::U64 => Value::U64(self.u64(what)?),
             ValueType::I64 => Value::I64(i64::from_le_bytes(self.array(what)?)),
             ValueType::F64 => Value::F64(f64::from_le_bytes(self.array(what)?)),
-            ValueType::Bool => match self.array::<1>(what)?[0] {
-                0 => Value::Bool(false),
-                1 => Value::Bool(true),
-                b => return self.fail(format!("{what}: bool byte is {b}, not 0 or 1")),
-            },
+            ValueType::Bool => {
+                let at = self.pos;
+                let byte = self.array::<1>(what)?[0];
+                Value::Bool(bool_from_byte(byte, at, what)?)
+            }
             ValueType::String => Value::String(self.string(what)?),
-            ValueType::Array => {
-                if depth >= MAX_ARRAY_DEPTH {
-                    return self.fail(format!("{what}: arrays nested too deeply"));
-                }
-                let elem = self.value_type(&format!("element type of {what}"))?;
-                // Strings and arrays take at least their 8-byte length.
-                let min = elem.fixed_size().unwrap_or(8);
-                let n = self.count(&format!("element count of {what}"), min)?;
-                let mut items = Vec::with_capacity(n);
-                for _ in 0..n {
-                    items.push(self.value(elem, what, depth + 1)?);
-                }
-                Value::Array(elem, items)
+            ValueType::Array => Value::Array(self.array_value(what)?),
+        })
+    }
+
+    /// An array, decoded straight into a vector of its element type.
+    fn array_value(&mut self, what: &str) -> Result<Array, FormatError> {
+        let elem = self.value_type(&format!("element type of {what}"))?;
+        let Some(size) = elem.fixed_size() else {
+            if elem == ValueType::Array {
+                return self.fail(format!("{what}: arrays of arrays are not supported"));
+            }
+            // Strings: each takes at least its 8-byte length.
+            let n = self.count(&format!("element count of {what}"), 8)?;
+            let mut strings = StringArray::with_capacity(n);
+            for _ in 0..n {
+                strings.push(self.str(what)?);
+            }
+            return Ok(Array::String(strings));
+        };
+        let n = self.count(&format!("element count of {what}"), size)?;
+        let at = self.pos;
+        let bytes = self.take(n * size, what)?;
+        macro_rules! le {
+            ($t:ty, $variant:ident) => {
+                Array::$variant(
+                    bytes
+                        .chunks_exact(size)
+                        .map(|c| {
+                            let mut a = [0u8; std::mem::size_of::<$t>()];
+                            a.copy_from_slice(c);
+                            <$t>::from_le_bytes(a)
+                        })
+                        .collect(),
+                )
+            };
+        }
+        Ok(match elem {
+            ValueType::U8 => Array::U8(bytes.to_vec()),
+            ValueType::I8 => Array::I8(bytes.iter().map(|&b| b as i8).collect()),
+            ValueType::U16 => le!(u16, U16),
+            ValueType::I16 => le!(i16, I16),
+            ValueType::U32 => le!(u32, U32),
+            ValueType::I32 => le!(i32, I32),
+            ValueType::F32 => le!(f32, F32),
+            ValueType::U64 => le!(u64, U64),
+            ValueType::I64 => le!(i64, I64),
+            ValueType::F64 => le!(f64, F64),
+            ValueType::Bool => Array::Bool(
+                bytes
+                    .iter()
+                    .enumerate()
+                    .map(|(i, &b)| bool_from_byte(b, (at + i) as u64, what))
+                    .collect::<Result<_, _>>()?,
+            ),
+            // Handled above; kept as an error rather than a panic.
+            ValueType::String | ValueType::Array => {
+                return self.fail(format!(
+                    "{what}: {} elements have no fixed size",
+                    elem.name()
+                ))
             }
         })
+    }
+}
+
+fn bool_from_byte(byte: u8, at: impl TryInto<u64>, what: &str) -> Result<bool, FormatError> {
+    match byte {
+        0 => Ok(false),
+        1 => Ok(true),
+        b => Err(FormatError {
+            at: at.try_into().unwrap_or(u64::MAX),
+            problem: format!("{what}: bool byte is {b}, not 0 or 1"),
+        }),
     }
 }
 
@@ -234,7 +299,7 @@ pub fn parse_header(bytes: &[u8]) -> Result<GgufHeader, FormatError> {
             return c.fail(format!("metadata key `{key}` appears twice"));
         }
         let ty = c.value_type(&format!("type of `{key}`"))?;
-        let value = c.value(ty, &format!("value of `{key}`"), 0)?;
+        let value = c.value(ty, &format!("value of `{key}`"))?;
         metadata.push_new(key, value);
     }
 

@@ -2,6 +2,8 @@
 
 use std::fmt;
 
+use super::array::Array;
+
 /// The type tag of a metadata value, as stored in the file.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum ValueType {
@@ -100,8 +102,7 @@ pub enum Value {
     F32(f32),
     Bool(bool),
     String(String),
-    /// Elements all of `elem` type (nested arrays carry their own).
-    Array(ValueType, Vec<Value>),
+    Array(Array),
     U64(u64),
     I64(i64),
     F64(f64),
@@ -179,9 +180,9 @@ impl Value {
         }
     }
 
-    pub fn as_array(&self) -> Option<&[Value]> {
+    pub fn as_array(&self) -> Option<&Array> {
         match self {
-            Value::Array(_, items) => Some(items),
+            Value::Array(a) => Some(a),
             _ => None,
         }
     }
@@ -210,7 +211,7 @@ impl fmt::Display for Value {
                     write!(f, "{s:?}")
                 }
             }
-            Value::Array(t, items) => write!(f, "[{} × {}]", items.len(), t.name()),
+            Value::Array(a) => write!(f, "[{} × {}]", a.len(), a.elem_type().name()),
         }
     }
 }
@@ -355,25 +356,26 @@ impl Metadata {
     /// An array of strings (e.g. the vocabulary); `None` when absent.
     pub fn opt_str_array(&self, key: &str) -> Result<Option<Vec<&str>>, MetadataError> {
         self.typed(key, "an array of strings", |v| {
-            v.as_array()?.iter().map(Value::as_str).collect()
+            Some(v.as_array()?.strings()?.iter().collect())
         })
     }
 
     /// An array of numbers as f32; `None` when absent.
     pub fn opt_f32_array(&self, key: &str) -> Result<Option<Vec<f32>>, MetadataError> {
         self.typed(key, "an array of numbers", |v| {
-            v.as_array()?
-                .iter()
-                .map(|x| x.as_f64().map(|f| f as f32))
-                .collect()
+            Some(
+                v.as_array()?
+                    .to_f64s()?
+                    .into_iter()
+                    .map(|x| x as f32)
+                    .collect(),
+            )
         })
     }
 
     /// An array of integers as i64; `None` when absent.
     pub fn opt_i64_array(&self, key: &str) -> Result<Option<Vec<i64>>, MetadataError> {
-        self.typed(key, "an array of integers", |v| {
-            v.as_array()?.iter().map(Value::as_i64).collect()
-        })
+        self.typed(key, "an array of integers", |v| v.as_array()?.to_i64s())
     }
 
     pub fn str_array(&self, key: &str) -> Result<Vec<&str>, MetadataError> {

@@ -3,6 +3,7 @@
 
 use std::io::{self, Write};
 
+use super::array::Array;
 use super::reader::{DEFAULT_ALIGNMENT, GGUF_MAGIC};
 use super::value::{Metadata, Value};
 use crate::quant::GgmlType;
@@ -60,20 +61,33 @@ fn write_value(out: &mut impl Write, v: &Value) -> io::Result<()> {
         Value::U64(x) => out.write_all(&x.to_le_bytes()),
         Value::I64(x) => out.write_all(&x.to_le_bytes()),
         Value::F64(x) => out.write_all(&x.to_le_bytes()),
-        Value::Array(elem, items) => {
-            out.write_all(&elem.id().to_le_bytes())?;
-            out.write_all(&(items.len() as u64).to_le_bytes())?;
-            for item in items {
-                if item.value_type() != *elem {
-                    return Err(io::Error::new(
-                        io::ErrorKind::InvalidInput,
-                        "array element of the wrong type",
-                    ));
-                }
-                write_value(out, item)?;
-            }
-            Ok(())
+        Value::Array(array) => {
+            out.write_all(&array.elem_type().id().to_le_bytes())?;
+            out.write_all(&(array.len() as u64).to_le_bytes())?;
+            write_array(out, array)
         }
+    }
+}
+
+fn write_array(out: &mut impl Write, array: &Array) -> io::Result<()> {
+    macro_rules! each_le {
+        ($v:expr) => {
+            $v.iter().try_for_each(|x| out.write_all(&x.to_le_bytes()))
+        };
+    }
+    match array {
+        Array::U8(v) => out.write_all(v),
+        Array::I8(v) => each_le!(v),
+        Array::U16(v) => each_le!(v),
+        Array::I16(v) => each_le!(v),
+        Array::U32(v) => each_le!(v),
+        Array::I32(v) => each_le!(v),
+        Array::F32(v) => each_le!(v),
+        Array::U64(v) => each_le!(v),
+        Array::I64(v) => each_le!(v),
+        Array::F64(v) => each_le!(v),
+        Array::Bool(v) => v.iter().try_for_each(|&b| out.write_all(&[u8::from(b)])),
+        Array::String(v) => v.iter().try_for_each(|s| write_str(out, s)),
     }
 }
 
