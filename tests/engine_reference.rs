@@ -257,37 +257,31 @@ fn last_logits_are_the_tail_of_all_logits() {
 
 // Quantized weights: the reference rounds activations as the quantized kernels do.
 #[test]
-#[ignore = "needs the activation-quantizing matmul kernels (helper cpu)"]
 fn llama_q4_0_matches_reference() {
     check("llama", GgmlType::Q4_0, CacheType::F32, QUANTIZED);
 }
 
 #[test]
-#[ignore = "needs the activation-quantizing matmul kernels (helper cpu)"]
 fn qwen2_q8_0_matches_reference() {
     check("qwen2", GgmlType::Q8_0, CacheType::F32, QUANTIZED);
 }
 
 #[test]
-#[ignore = "needs the activation-quantizing matmul kernels (helper cpu)"]
 fn qwen3_q4_k_matches_reference() {
     check("qwen3", GgmlType::Q4K, CacheType::F32, QUANTIZED);
 }
 
 #[test]
-#[ignore = "needs the activation-quantizing matmul kernels (helper cpu)"]
 fn gemma3_q6_k_matches_reference() {
     check("gemma3", GgmlType::Q6K, CacheType::F32, QUANTIZED);
 }
 
 #[test]
-#[ignore = "needs the activation-quantizing matmul kernels (helper cpu)"]
 fn llama_q5_1_matches_reference() {
     check("llama", GgmlType::Q5_1, CacheType::F32, QUANTIZED);
 }
 
 #[test]
-#[ignore = "needs the activation-quantizing matmul kernels (helper cpu)"]
 fn gemma3_q5_0_with_f16_cache_matches_reference() {
     check("gemma3", GgmlType::Q5_0, CacheType::F16, QUANTIZED);
 }

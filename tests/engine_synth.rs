@@ -70,7 +70,6 @@ fn synth_f32_models_match_reference() {
 
 /// Tolerances as for the hand-built quantized models (see engine_reference.rs).
 #[test]
-#[ignore = "needs the activation-quantizing matmul kernels (helper cpu)"]
 fn synth_q4_k_m_models_match_reference() {
     for arch in [Arch::Llama, Arch::Qwen2, Arch::Qwen3, Arch::Gemma3] {
         let (max, mean) = errors(arch, WeightTypeChoice::Q4KM, 7);

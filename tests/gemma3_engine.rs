@@ -32,7 +32,6 @@ fn engine(n_ctx: usize, cache_type: CacheType) -> Engine {
 /// perplexity test below is the sharp check. (Against exact f32 kernels and
 /// TANDEM_REF_F32_ACTIVATIONS=1 the agreement was 2e-6.)
 #[test]
-#[ignore = "needs the activation-quantizing matmul kernels (helper cpu)"]
 fn gemma3_logits_match_the_f64_reference_on_the_first_tokens() {
     let tokens = [2u32, 818, 1806, 5905, 7913, 659, 2604, 236764];
     let file = GgufFile::open(common::gemma3_path()).unwrap();
@@ -63,7 +62,6 @@ fn gemma3_logits_match_the_f64_reference_on_the_first_tokens() {
 
 /// llama-perplexity reports 13.906 for this file on GPL-3 with -c 512 (14 chunks).
 #[test]
-#[ignore = "needs the fast matmul kernels (helper cpu): ~40 min with the placeholder"]
 fn gemma3_perplexity_on_gpl3_matches_llama_cpp() {
     let text = std::fs::read_to_string(common::testdata("tokenizer/GPL-3.txt")).unwrap();
     let mut engine = engine(512, CacheType::F16);
