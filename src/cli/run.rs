@@ -1,10 +1,210 @@
-//! `tandem run`.
+//! `tandem run`: continues a prompt, streaming the text to stdout as it is generated.
+//!
+//! stdout carries only the prompt and its continuation; timings go to stderr in the shape
+//! of llama.cpp's summary.
+
+use std::io::Write;
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
 
 use clap::Args;
 
-#[derive(Args, Debug)]
-pub struct RunArgs {}
+use crate::engine::{CacheType, Engine, EngineOptions};
+use crate::tokenizer::StreamDecoder;
 
-pub fn run(_args: RunArgs) -> anyhow::Result<()> {
-    anyhow::bail!("`tandem run` is not implemented yet")
+#[derive(Args, Debug)]
+pub struct RunArgs {
+    /// The GGUF model file
+    #[arg(short = 'm', long)]
+    pub model: PathBuf,
+    /// The prompt to continue
+    #[arg(short = 'p', long)]
+    pub prompt: String,
+    /// Tokens to generate; -1: until an end-of-generation token or a full context
+    #[arg(
+        short = 'n',
+        long = "n-predict",
+        default_value_t = 128,
+        allow_negative_numbers = true
+    )]
+    pub n_predict: i64,
+    /// Context size (default: the model's, at most 4096)
+    #[arg(short = 'c', long = "ctx-size")]
+    pub ctx_size: Option<usize>,
+    /// Threads (default: physical cores)
+    #[arg(short = 't', long)]
+    pub threads: Option<usize>,
+    /// Most prompt tokens per forward pass
+    #[arg(short = 'b', long = "batch-size", default_value_t = 512)]
+    pub batch_size: usize,
+    /// Temperature; 0 picks the most likely token
+    #[arg(long, default_value_t = 0.8)]
+    pub temp: f32,
+    /// Keep only the k most likely tokens (0: all)
+    #[arg(long = "top-k", default_value_t = 40)]
+    pub top_k: usize,
+    /// Keep the most likely tokens up to this probability mass (1: all)
+    #[arg(long = "top-p", default_value_t = 0.95)]
+    pub top_p: f32,
+    /// Drop tokens less likely than this fraction of the most likely one
+    #[arg(long = "min-p", default_value_t = 0.05)]
+    pub min_p: f32,
+    /// Penalty on recently generated tokens (1: none)
+    #[arg(long = "repeat-penalty", default_value_t = 1.0)]
+    pub repeat_penalty: f32,
+    /// How many recent tokens the repeat penalty looks at
+    #[arg(long = "repeat-last-n", default_value_t = 64)]
+    pub repeat_last_n: usize,
+    /// Random seed (default: from the clock)
+    #[arg(long)]
+    pub seed: Option<u64>,
+    /// KV cache element type: f16 or f32
+    #[arg(long = "cache-type", default_value = "f16")]
+    pub cache_type: CacheType,
+}
+
+pub fn run(args: RunArgs) -> anyhow::Result<()> {
+    let t_load = Instant::now();
+    let mut engine = Engine::load(
+        &args.model,
+        EngineOptions {
+            n_ctx: args.ctx_size,
+            n_batch: args.batch_size,
+            n_threads: args.threads,
+            cache_type: args.cache_type,
+        },
+    )?;
+    let load_time = t_load.elapsed();
+    let mut sampler = make_sampler(&args)?;
+    let out = std::io::stdout();
+    let mut out = out.lock();
+    let report = generate(&mut engine, &args, &mut sampler, &mut out)?;
+    out.flush()?;
+    drop(out);
+    report.print(load_time);
+    Ok(())
+}
+
+/// Time spent and tokens processed, for the summary on stderr.
+struct Report {
+    prompt_tokens: usize,
+    prompt_time: Duration,
+    generated: usize,
+    gen_time: Duration,
+}
+
+impl Report {
+    fn print(&self, load: Duration) {
+        let ms = |d: Duration| d.as_secs_f64() * 1e3;
+        let line = |what: &str, d: Duration, n: usize, unit: &str| {
+            let per = if n > 0 { ms(d) / n as f64 } else { 0.0 };
+            let tps = if d.as_secs_f64() > 0.0 {
+                n as f64 / d.as_secs_f64()
+            } else {
+                0.0
+            };
+            eprintln!(
+                "{what:>16} = {:10.2} ms / {n:5} {unit} ({per:8.2} ms per token, {tps:8.2} tokens per second)",
+                ms(d)
+            );
+        };
+        eprintln!();
+        eprintln!("{:>16} = {:10.2} ms", "load time", ms(load));
+        line(
+            "prompt eval time",
+            self.prompt_time,
+            self.prompt_tokens,
+            "tokens",
+        );
+        line("eval time", self.gen_time, self.generated, "runs  ");
+        eprintln!(
+            "{:>16} = {:10.2} ms / {:5} tokens",
+            "total time",
+            ms(load + self.prompt_time + self.gen_time),
+            self.prompt_tokens + self.generated
+        );
+    }
+}
+
+/// Picks the next token from the logits and the token history.
+type Pick = Box<dyn FnMut(&[f32], &[u32]) -> u32>;
+
+/// The token picker of the sampling flags. Until the sampling module is merged only
+/// greedy decoding is available.
+fn make_sampler(args: &RunArgs) -> anyhow::Result<Pick> {
+    if args.temp > 0.0 {
+        eprintln!("warning: sampling is not available in this build; decoding greedily");
+    }
+    let _ = (
+        args.top_k,
+        args.top_p,
+        args.min_p,
+        args.repeat_penalty,
+        args.repeat_last_n,
+        args.seed,
+    );
+    Ok(Box::new(|logits: &[f32], _history: &[u32]| argmax(logits)))
+}
+
+fn argmax(logits: &[f32]) -> u32 {
+    let mut best = 0;
+    for (i, &l) in logits.iter().enumerate() {
+        if l > logits[best] {
+            best = i;
+        }
+    }
+    best as u32
+}
+
+/// Evaluates the prompt, then picks, prints and feeds back one token at a time.
+fn generate(
+    engine: &mut Engine,
+    args: &RunArgs,
+    pick: &mut Pick,
+    out: &mut impl Write,
+) -> anyhow::Result<Report> {
+    let tokenizer = engine.shared_tokenizer();
+    let mut history = tokenizer.encode(&args.prompt, true, true);
+    if history.is_empty() {
+        anyhow::bail!("the prompt is empty");
+    }
+    let n_ctx = engine.n_ctx();
+    if history.len() > n_ctx {
+        anyhow::bail!(
+            "prompt has {} tokens but the context is {n_ctx}; raise -c",
+            history.len()
+        );
+    }
+    write!(out, "{}", args.prompt)?;
+    out.flush()?;
+    let limit = if args.n_predict < 0 {
+        usize::MAX
+    } else {
+        args.n_predict as usize
+    };
+    let mut decoder = StreamDecoder::new(&tokenizer, false);
+    let prompt_tokens = history.len();
+    let t_prompt = Instant::now();
+    let mut token = pick(engine.eval(&history)?, &history);
+    let prompt_time = t_prompt.elapsed();
+    let t_gen = Instant::now();
+    let mut generated = 0;
+    while generated < limit && !tokenizer.is_end_of_generation(token) {
+        out.write_all(decoder.push(token).as_bytes())?;
+        out.flush()?;
+        history.push(token);
+        generated += 1;
+        if generated == limit || engine.n_past() >= n_ctx {
+            break;
+        }
+        token = pick(engine.eval(&[token])?, &history);
+    }
+    out.write_all(decoder.finish().as_bytes())?;
+    writeln!(out)?;
+    Ok(Report {
+        prompt_tokens,
+        prompt_time,
+        generated,
+        gen_time: t_gen.elapsed(),
+    })
 }

@@ -9,6 +9,7 @@
 pub mod act_quant;
 pub mod kernels;
 pub mod matmul;
+pub mod ops;
 pub mod pool;
 pub mod reference;
 

@@ -1,0 +1,709 @@
+//! The CPU kernels of the non-matmul operations: norms, rope, activations, attention.
+//! Matrix products live in `matmul`.
+
+use std::sync::Mutex;
+
+use half::f16;
+
+use crate::kv::{CpuKv, KvRows};
+use crate::model::{AttnShape, RopePairing, RopeParams};
+
+use super::ThreadPool;
+
+/// Dot product of two equally long slices.
+pub fn dot(a: &[f32], b: &[f32]) -> f32 {
+    debug_assert_eq!(a.len(), b.len());
+    #[cfg(target_arch = "x86_64")]
+    if std::is_x86_feature_detected!("avx2") && std::is_x86_feature_detected!("fma") {
+        // SAFETY: the CPU supports AVX2 and FMA (checked just above).
+        return unsafe { x86::dot_avx2(a, b) };
+    }
+    dot_scalar(a, b)
+}
+
+/// Dot product with several accumulators so the compiler can vectorize it.
+fn dot_scalar(a: &[f32], b: &[f32]) -> f32 {
+    let mut acc = [0f32; 8];
+    let (ca, cb) = (a.chunks_exact(8), b.chunks_exact(8));
+    let (ra, rb) = (ca.remainder(), cb.remainder());
+    for (x, y) in ca.zip(cb) {
+        for k in 0..8 {
+            acc[k] += x[k] * y[k];
+        }
+    }
+    let mut s: f32 = acc.iter().sum();
+    for (x, y) in ra.iter().zip(rb) {
+        s += x * y;
+    }
+    s
+}
+
+/// `y += a · x`.
+pub fn axpy(a: f32, x: &[f32], y: &mut [f32]) {
+    debug_assert_eq!(x.len(), y.len());
+    #[cfg(target_arch = "x86_64")]
+    if std::is_x86_feature_detected!("avx2") && std::is_x86_feature_detected!("fma") {
+        // SAFETY: the CPU supports AVX2 and FMA (checked just above).
+        unsafe { x86::axpy_avx2(a, x, y) };
+        return;
+    }
+    for (yi, xi) in y.iter_mut().zip(x) {
+        *yi += a * xi;
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+mod x86 {
+    use std::arch::x86_64::*;
+
+    /// # Safety
+    /// The CPU must support AVX2 and FMA.
+    #[target_feature(enable = "avx2,fma")]
+    pub unsafe fn dot_avx2(a: &[f32], b: &[f32]) -> f32 {
+        let n = a.len().min(b.len());
+        let (pa, pb) = (a.as_ptr(), b.as_ptr());
+        let mut acc0 = _mm256_setzero_ps();
+        let mut acc1 = _mm256_setzero_ps();
+        let mut i = 0;
+        // SAFETY (all loads): i + 16 <= n, resp. i + 8 <= n, keeps them inside both slices.
+        while i + 16 <= n {
+            acc0 = _mm256_fmadd_ps(_mm256_loadu_ps(pa.add(i)), _mm256_loadu_ps(pb.add(i)), acc0);
+            acc1 = _mm256_fmadd_ps(
+                _mm256_loadu_ps(pa.add(i + 8)),
+                _mm256_loadu_ps(pb.add(i + 8)),
+                acc1,
+            );
+            i += 16;
+        }
+        while i + 8 <= n {
+            acc0 = _mm256_fmadd_ps(_mm256_loadu_ps(pa.add(i)), _mm256_loadu_ps(pb.add(i)), acc0);
+            i += 8;
+        }
+        let acc = _mm256_add_ps(acc0, acc1);
+        let hi = _mm256_extractf128_ps(acc, 1);
+        let lo = _mm256_castps256_ps128(acc);
+        let s4 = _mm_add_ps(hi, lo);
+        let s2 = _mm_add_ps(s4, _mm_movehl_ps(s4, s4));
+        let s1 = _mm_add_ss(s2, _mm_shuffle_ps(s2, s2, 1));
+        let mut s = _mm_cvtss_f32(s1);
+        while i < n {
+            s += a[i] * b[i];
+            i += 1;
+        }
+        s
+    }
+
+    /// Dot products of `k` with four rows of `qs` (each `k.len()` long, a multiple of 8
+    /// or not), loading each piece of `k` once.
+    ///
+    /// # Safety
+    /// The CPU must support AVX2 and FMA.
+    #[target_feature(enable = "avx2,fma")]
+    pub unsafe fn dot4_avx2(k: &[f32], qs: &[f32]) -> [f32; 4] {
+        let d = k.len();
+        assert!(qs.len() >= 4 * d);
+        let pk = k.as_ptr();
+        let pq = qs.as_ptr();
+        let mut acc = [_mm256_setzero_ps(); 4];
+        let mut i = 0;
+        // SAFETY (all loads): i + 8 <= d, and row r of qs spans r·d .. (r+1)·d <= qs.len().
+        while i + 8 <= d {
+            let kv = _mm256_loadu_ps(pk.add(i));
+            for (r, a) in acc.iter_mut().enumerate() {
+                *a = _mm256_fmadd_ps(kv, _mm256_loadu_ps(pq.add(r * d + i)), *a);
+            }
+            i += 8;
+        }
+        let mut out = [0f32; 4];
+        for (r, a) in acc.iter().enumerate() {
+            out[r] = hsum(*a);
+            for j in i..d {
+                out[r] += k[j] * qs[r * d + j];
+            }
+        }
+        out
+    }
+
+    /// `out = Σ_j w[j] · rows[j]`, 32 dimensions at a time kept in registers across all
+    /// rows (`out.len()` a multiple of 32).
+    ///
+    /// # Safety
+    /// The CPU must support AVX2 and FMA.
+    #[target_feature(enable = "avx2,fma")]
+    pub unsafe fn weighted_sum_avx2(w: &[f32], rows: &[f32], out: &mut [f32]) {
+        let d = out.len();
+        assert!(d.is_multiple_of(32) && rows.len() >= w.len() * d);
+        let pr = rows.as_ptr();
+        let po = out.as_mut_ptr();
+        let mut c = 0;
+        while c < d {
+            let mut acc = [_mm256_setzero_ps(); 4];
+            for (j, &s) in w.iter().enumerate() {
+                let sv = _mm256_set1_ps(s);
+                for (r, a) in acc.iter_mut().enumerate() {
+                    // SAFETY: j < w.len() and c + 8r + 8 <= d keep the load inside rows.
+                    *a = _mm256_fmadd_ps(sv, _mm256_loadu_ps(pr.add(j * d + c + 8 * r)), *a);
+                }
+            }
+            for (r, a) in acc.iter().enumerate() {
+                // SAFETY: c + 8r + 8 <= d = out.len().
+                _mm256_storeu_ps(po.add(c + 8 * r), *a);
+            }
+            c += 32;
+        }
+    }
+
+    pub fn has_f16c() -> bool {
+        std::is_x86_feature_detected!("avx2")
+            && std::is_x86_feature_detected!("fma")
+            && std::is_x86_feature_detected!("f16c")
+    }
+
+    /// Eight f16 values from `p` as f32.
+    ///
+    /// # Safety
+    /// `p .. p + 8` must be readable; the CPU must support F16C.
+    #[target_feature(enable = "avx2,fma,f16c")]
+    unsafe fn load8_f16(p: *const half::f16) -> __m256 {
+        _mm256_cvtph_ps(_mm_loadu_si128(p as *const __m128i))
+    }
+
+    /// [`dot4_avx2`] with f16 keys (`k.len()` a multiple of 8).
+    ///
+    /// # Safety
+    /// The CPU must support AVX2, FMA and F16C.
+    #[target_feature(enable = "avx2,fma,f16c")]
+    pub unsafe fn dot4_f16_avx2(k: &[half::f16], qs: &[f32]) -> [f32; 4] {
+        let d = k.len();
+        assert!(d.is_multiple_of(8) && qs.len() >= 4 * d);
+        let pk = k.as_ptr();
+        let pq = qs.as_ptr();
+        let mut acc = [_mm256_setzero_ps(); 4];
+        let mut i = 0;
+        while i < d {
+            // SAFETY: i + 8 <= d; row r of qs spans r·d .. (r+1)·d <= qs.len().
+            let kv = load8_f16(pk.add(i));
+            for (r, a) in acc.iter_mut().enumerate() {
+                *a = _mm256_fmadd_ps(kv, _mm256_loadu_ps(pq.add(r * d + i)), *a);
+            }
+            i += 8;
+        }
+        [hsum(acc[0]), hsum(acc[1]), hsum(acc[2]), hsum(acc[3])]
+    }
+
+    /// `k · q` with f16 `k` (`k.len()` a multiple of 8, `q` as long).
+    ///
+    /// # Safety
+    /// The CPU must support AVX2, FMA and F16C.
+    #[target_feature(enable = "avx2,fma,f16c")]
+    pub unsafe fn dot_f16_avx2(k: &[half::f16], q: &[f32]) -> f32 {
+        let d = k.len();
+        assert!(d.is_multiple_of(8) && q.len() >= d);
+        let (pk, pq) = (k.as_ptr(), q.as_ptr());
+        let mut acc = _mm256_setzero_ps();
+        let mut i = 0;
+        while i < d {
+            // SAFETY: i + 8 <= d <= both lengths.
+            acc = _mm256_fmadd_ps(load8_f16(pk.add(i)), _mm256_loadu_ps(pq.add(i)), acc);
+            i += 8;
+        }
+        hsum(acc)
+    }
+
+    /// [`weighted_sum_avx2`] with f16 rows.
+    ///
+    /// # Safety
+    /// The CPU must support AVX2, FMA and F16C.
+    #[target_feature(enable = "avx2,fma,f16c")]
+    pub unsafe fn weighted_sum_f16_avx2(w: &[f32], rows: &[half::f16], out: &mut [f32]) {
+        let d = out.len();
+        assert!(d.is_multiple_of(32) && rows.len() >= w.len() * d);
+        let pr = rows.as_ptr();
+        let po = out.as_mut_ptr();
+        let mut c = 0;
+        while c < d {
+            let mut acc = [_mm256_setzero_ps(); 4];
+            for (j, &s) in w.iter().enumerate() {
+                let sv = _mm256_set1_ps(s);
+                for (r, a) in acc.iter_mut().enumerate() {
+                    // SAFETY: j < w.len() and c + 8r + 8 <= d keep the load inside rows.
+                    *a = _mm256_fmadd_ps(sv, load8_f16(pr.add(j * d + c + 8 * r)), *a);
+                }
+            }
+            for (r, a) in acc.iter().enumerate() {
+                // SAFETY: c + 8r + 8 <= d = out.len().
+                _mm256_storeu_ps(po.add(c + 8 * r), *a);
+            }
+            c += 32;
+        }
+    }
+
+    /// Sum of the eight lanes.
+    #[target_feature(enable = "avx2,fma")]
+    unsafe fn hsum(v: __m256) -> f32 {
+        let hi = _mm256_extractf128_ps(v, 1);
+        let lo = _mm256_castps256_ps128(v);
+        let s4 = _mm_add_ps(hi, lo);
+        let s2 = _mm_add_ps(s4, _mm_movehl_ps(s4, s4));
+        let s1 = _mm_add_ss(s2, _mm_shuffle_ps(s2, s2, 1));
+        _mm_cvtss_f32(s1)
+    }
+
+    /// # Safety
+    /// The CPU must support AVX2 and FMA.
+    #[target_feature(enable = "avx2,fma")]
+    pub unsafe fn axpy_avx2(alpha: f32, x: &[f32], y: &mut [f32]) {
+        let n = x.len().min(y.len());
+        let (px, py) = (x.as_ptr(), y.as_mut_ptr());
+        let va = _mm256_set1_ps(alpha);
+        let mut i = 0;
+        // SAFETY (all loads and stores): i + 8 <= n keeps them inside both slices.
+        while i + 8 <= n {
+            let v = _mm256_fmadd_ps(va, _mm256_loadu_ps(px.add(i)), _mm256_loadu_ps(py.add(i)));
+            _mm256_storeu_ps(py.add(i), v);
+            i += 8;
+        }
+        while i < n {
+            y[i] += alpha * x[i];
+            i += 1;
+        }
+    }
+}
+
+/// `dst = src / sqrt(mean(src²) + eps) ⊙ weight` for one group (`src.len() == weight.len()`).
+pub fn rms_norm(src: &[f32], weight: &[f32], eps: f32, dst: &mut [f32]) {
+    let sum_sq: f64 = src.iter().map(|&v| (v as f64) * (v as f64)).sum();
+    let scale = 1.0 / ((sum_sq / src.len() as f64) as f32 + eps).sqrt();
+    for ((d, &s), &w) in dst.iter_mut().zip(src).zip(weight) {
+        *d = s * scale * w;
+    }
+}
+
+/// In-place [`rms_norm`].
+pub fn rms_norm_inplace(buf: &mut [f32], weight: &[f32], eps: f32) {
+    let sum_sq: f64 = buf.iter().map(|&v| (v as f64) * (v as f64)).sum();
+    let scale = 1.0 / ((sum_sq / buf.len() as f64) as f32 + eps).sqrt();
+    for (d, &w) in buf.iter_mut().zip(weight) {
+        *d = *d * scale * w;
+    }
+}
+
+/// Cosines and sines of the `n_dims / 2` rotation angles at `pos`, into `cs` as
+/// (cos, sin) pairs.
+pub fn rope_angles(rope: &RopeParams, pos: usize, cs: &mut [(f32, f32)]) {
+    let theta_scale = rope.freq_base.powf(-2.0 / rope.n_dims as f32);
+    let mut theta = pos as f32;
+    for (j, c) in cs.iter_mut().enumerate() {
+        let factor = rope.freq_factors.as_ref().map_or(1.0, |f| f[j]);
+        let angle = rope.freq_scale * theta / factor;
+        *c = (angle.cos(), angle.sin());
+        theta *= theta_scale;
+    }
+}
+
+/// Rotates one head by the angles `cs` (from [`rope_angles`]).
+pub fn rope_head(head: &mut [f32], cs: &[(f32, f32)], pairing: RopePairing) {
+    let half = cs.len();
+    for (j, &(c, s)) in cs.iter().enumerate() {
+        let (i0, i1) = match pairing {
+            RopePairing::Adjacent => (2 * j, 2 * j + 1),
+            RopePairing::Neox => (j, j + half),
+        };
+        let (x0, x1) = (head[i0], head[i1]);
+        head[i0] = x0 * c - x1 * s;
+        head[i1] = x0 * s + x1 * c;
+    }
+}
+
+pub fn silu(x: f32) -> f32 {
+    x / (1.0 + (-x).exp())
+}
+
+/// gelu, tanh approximation: 0.5·x·(1 + tanh(y)) written as x / (1 + e^(−2y)), the
+/// same function with one exponential instead of a tanh.
+pub fn gelu_tanh(x: f32) -> f32 {
+    const SQRT_2_OVER_PI: f32 = 0.797_884_6;
+    let y = SQRT_2_OVER_PI * x * (1.0 + 0.044_715 * x * x);
+    x / (1.0 + (-2.0 * y).exp())
+}
+
+/// Runs `f(row_index, row)` over the `row_len`-wide rows of `data`, rows split evenly
+/// between the pool's threads.
+pub fn par_rows(
+    pool: &ThreadPool,
+    data: &mut [f32],
+    row_len: usize,
+    f: impl Fn(usize, &mut [f32]) + Sync,
+) {
+    let n_rows = data.len() / row_len;
+    let nt = pool.n_threads().min(n_rows).max(1);
+    if nt == 1 {
+        data.chunks_mut(row_len)
+            .enumerate()
+            .for_each(|(i, r)| f(i, r));
+        return;
+    }
+    let per = n_rows.div_ceil(nt);
+    // One uncontended lock per thread's share hands out the disjoint slices.
+    let shares: Vec<Mutex<&mut [f32]>> = data.chunks_mut(per * row_len).map(Mutex::new).collect();
+    pool.run(|ti, _| {
+        if let Some(share) = shares.get(ti) {
+            let mut rows = share.lock().unwrap_or_else(|e| e.into_inner());
+            for (i, r) in rows.chunks_mut(row_len).enumerate() {
+                f(ti * per + i, r);
+            }
+        }
+    });
+}
+
+/// In-place softmax.
+pub fn softmax(v: &mut [f32]) {
+    let max = v.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+    let mut sum = 0.0f64;
+    for x in v.iter_mut() {
+        *x = (*x - max).exp();
+        sum += *x as f64;
+    }
+    let inv = (1.0 / sum) as f32;
+    for x in v.iter_mut() {
+        *x *= inv;
+    }
+}
+
+/// Per-thread scratch space of the attention kernel.
+#[derive(Default)]
+pub struct AttnScratch {
+    scores: Vec<f32>,
+    /// A query head rounded to f16.
+    query: Vec<f32>,
+}
+
+/// Query heads whose dot products with a key row are taken in one pass over the row.
+const MAX_HEADS_AT_ONCE: usize = 4;
+
+/// `out[i] = k · qs[i]` for the `out.len()` (at most 4) rows of `qs`, each `k.len()` long.
+pub fn dot_many(k: &[f32], qs: &[f32], out: &mut [f32]) {
+    let d = k.len();
+    #[cfg(target_arch = "x86_64")]
+    if out.len() == 4
+        && std::is_x86_feature_detected!("avx2")
+        && std::is_x86_feature_detected!("fma")
+    {
+        // SAFETY: the CPU supports AVX2 and FMA (checked just above).
+        let r = unsafe { x86::dot4_avx2(k, qs) };
+        out.copy_from_slice(&r);
+        return;
+    }
+    for (o, q) in out.iter_mut().zip(qs.chunks_exact(d)) {
+        *o = dot(k, q);
+    }
+}
+
+/// `out = Σ_j w[j] · rows[j]` for the `w.len()` rows of `out.len()` floats in `rows`.
+pub fn weighted_sum(w: &[f32], rows: &[f32], out: &mut [f32]) {
+    let d = out.len();
+    #[cfg(target_arch = "x86_64")]
+    if d.is_multiple_of(32)
+        && std::is_x86_feature_detected!("avx2")
+        && std::is_x86_feature_detected!("fma")
+    {
+        // SAFETY: the CPU supports AVX2 and FMA (checked just above).
+        unsafe { x86::weighted_sum_avx2(w, rows, out) };
+        return;
+    }
+    out.fill(0.0);
+    for (&s, row) in w.iter().zip(rows.chunks_exact(d)) {
+        axpy(s, row, out);
+    }
+}
+
+/// Tokens of one attention work item: items are (kv head, run of tokens), so a run's keys
+/// stay in cache for all its tokens and query heads.
+const ATTN_TOKENS_PER_ITEM: usize = 16;
+
+/// Causal attention of `n_tokens` queries (`q`: n_tokens × n_head × head_dim, token t at
+/// position pos0 + t) over the positions of `kv`, writing `out`
+/// (n_tokens × n_head × head_dim_v). Query head h reads kv head h / (n_head / n_head_kv).
+#[allow(clippy::too_many_arguments)]
+pub fn attention(
+    pool: &ThreadPool,
+    scratch: &[Mutex<AttnScratch>],
+    kv: &CpuKv,
+    q: &[f32],
+    n_tokens: usize,
+    pos0: usize,
+    shape: &AttnShape,
+    out: &mut [f32],
+) {
+    let group = shape.n_head / shape.n_head_kv;
+    let (hd, hdv) = (shape.head_dim, shape.head_dim_v);
+    let q_row = shape.n_head * hd;
+    let out_row = shape.n_head * hdv;
+    let runs = n_tokens.div_ceil(ATTN_TOKENS_PER_ITEM);
+    // Few tokens (decode): split a group's query heads across threads too, at the cost of
+    // reading the group's keys once per head instead of once per group.
+    let heads_per_item = if runs * shape.n_head_kv >= pool.n_threads() {
+        group
+    } else {
+        1
+    };
+    let splits = group / heads_per_item;
+    let n_items = runs * shape.n_head_kv * splits;
+    let item_of = |t: usize, head: usize| (head / heads_per_item) * runs + t / ATTN_TOKENS_PER_ITEM;
+    // Each item writes the outputs of its tokens' heads; those slices are disjoint, so
+    // each item gets its slices behind an uncontended lock.
+    let mut outs: Vec<Vec<&mut [f32]>> = (0..n_items).map(|_| Vec::new()).collect();
+    for (t, row) in out.chunks_mut(out_row).take(n_tokens).enumerate() {
+        for (i, heads) in row.chunks_mut(heads_per_item * hdv).enumerate() {
+            outs[item_of(t, i * heads_per_item)].push(heads);
+        }
+    }
+    let outs: Vec<Mutex<Vec<&mut [f32]>>> = outs.into_iter().map(Mutex::new).collect();
+    let first_pos = |p: usize| match shape.window {
+        Some(w) => (p + 1).saturating_sub(w),
+        None => 0,
+    };
+    // With an f16 cache, llama.cpp multiplies f16 keys by queries converted to f16; doing
+    // the same moves gemma3's perplexity measurably closer to its figure.
+    let round_query = kv.is_f16();
+    pool.run(|ti, nt| {
+        let mut guard = scratch[ti].lock().unwrap_or_else(|e| e.into_inner());
+        for item in (ti..n_items).step_by(nt) {
+            let (head_block, run) = (item / runs, item % runs);
+            let head0 = head_block * heads_per_item;
+            let g = head0 / group;
+            let t0 = run * ATTN_TOKENS_PER_ITEM;
+            let t1 = (t0 + ATTN_TOKENS_PER_ITEM).min(n_tokens);
+            let lo = first_pos(pos0 + t0);
+            let hi = pos0 + t1;
+            let job = RunJob {
+                q,
+                q_row,
+                head0,
+                heads_per_item,
+                tokens: t0..t1,
+                pos0,
+                lo,
+                first_pos: &first_pos,
+                shape,
+                round_query,
+            };
+            let mut out_heads = outs[item].lock().unwrap_or_else(|e| e.into_inner());
+            match (kv.keys(g, lo, hi), kv.values(g, lo, hi)) {
+                (KvRows::F32(k), KvRows::F32(v)) => job.run(k, v, &mut guard, &mut out_heads),
+                (KvRows::F16(k), KvRows::F16(v)) => job.run(k, v, &mut guard, &mut out_heads),
+                _ => unreachable!("keys and values share one element type"),
+            }
+        }
+    });
+}
+
+/// One attention work item: a run of tokens and some query heads of one kv head.
+struct RunJob<'a, F: Fn(usize) -> usize> {
+    q: &'a [f32],
+    q_row: usize,
+    head0: usize,
+    heads_per_item: usize,
+    tokens: std::ops::Range<usize>,
+    pos0: usize,
+    /// First position of `keys`/`values`.
+    lo: usize,
+    /// First position a query at position p sees.
+    first_pos: &'a F,
+    shape: &'a AttnShape,
+    round_query: bool,
+}
+
+impl<F: Fn(usize) -> usize> RunJob<'_, F> {
+    /// `keys`/`values`: the kv head's rows from position `lo` on.
+    fn run<E: KvElem>(
+        &self,
+        keys: &[E],
+        values: &[E],
+        scratch: &mut AttnScratch,
+        out_heads: &mut [&mut [f32]],
+    ) {
+        let (hd, hdv) = (self.shape.head_dim, self.shape.head_dim_v);
+        let AttnScratch { scores, query } = scratch;
+        for (t, out_heads_t) in self.tokens.clone().zip(out_heads.iter_mut()) {
+            let p = self.pos0 + t;
+            let (klo, khi) = ((self.first_pos)(p) - self.lo, p + 1 - self.lo);
+            let n_keys = khi - klo;
+            // The queries of this item's heads, side by side (rounded to f16 where the cache
+            // is f16).
+            let start = t * self.q_row + self.head0 * hd;
+            let q_t = &self.q[start..start + self.heads_per_item * hd];
+            query.clear();
+            if self.round_query {
+                query.extend(q_t.iter().map(|&x| f16::from_f32(x).to_f32()));
+            } else {
+                query.extend_from_slice(q_t);
+            }
+            // scores[h][j]: every key row is read once for all heads.
+            scores.clear();
+            scores.resize(self.heads_per_item * n_keys, 0.0);
+            let mut dots = [0f32; MAX_HEADS_AT_ONCE];
+            for j in 0..n_keys {
+                let k = &keys[(klo + j) * hd..(klo + j + 1) * hd];
+                for (h0, qs) in query.chunks(MAX_HEADS_AT_ONCE * hd).enumerate() {
+                    let n = qs.len() / hd;
+                    E::dot_many(k, qs, &mut dots[..n]);
+                    for (i, &d) in dots[..n].iter().enumerate() {
+                        scores[(h0 * MAX_HEADS_AT_ONCE + i) * n_keys + j] = d * self.shape.scale;
+                    }
+                }
+            }
+            for (h, row) in scores.chunks_mut(n_keys).enumerate() {
+                softmax(row);
+                let o = &mut out_heads_t[h * hdv..(h + 1) * hdv];
+                E::weighted_sum(row, &values[klo * hdv..khi * hdv], o);
+            }
+        }
+    }
+}
+
+/// Element types of the KV cache, with the two products attention needs.
+pub trait KvElem: Copy {
+    /// `out[i] = k · qs[i]` for the `out.len()` (at most 4) rows of `qs`.
+    fn dot_many(k: &[Self], qs: &[f32], out: &mut [f32]);
+    /// `out = Σ_j w[j] · rows[j]` for the `w.len()` rows of `out.len()` elements.
+    fn weighted_sum(w: &[f32], rows: &[Self], out: &mut [f32]);
+}
+
+impl KvElem for f32 {
+    fn dot_many(k: &[f32], qs: &[f32], out: &mut [f32]) {
+        dot_many(k, qs, out);
+    }
+
+    fn weighted_sum(w: &[f32], rows: &[f32], out: &mut [f32]) {
+        weighted_sum(w, rows, out);
+    }
+}
+
+/// f16 rows are read in place (converted eight at a time with F16C where available).
+impl KvElem for f16 {
+    fn dot_many(k: &[f16], qs: &[f32], out: &mut [f32]) {
+        let d = k.len();
+        #[cfg(target_arch = "x86_64")]
+        if d.is_multiple_of(8) && x86::has_f16c() {
+            if out.len() == 4 {
+                // SAFETY: the CPU supports AVX2, FMA and F16C (checked just above).
+                let r = unsafe { x86::dot4_f16_avx2(k, qs) };
+                out.copy_from_slice(&r);
+            } else {
+                for (o, q) in out.iter_mut().zip(qs.chunks_exact(d)) {
+                    // SAFETY: as above.
+                    *o = unsafe { x86::dot_f16_avx2(k, q) };
+                }
+            }
+            return;
+        }
+        for (o, q) in out.iter_mut().zip(qs.chunks_exact(d)) {
+            *o = k.iter().zip(q).map(|(a, b)| a.to_f32() * b).sum();
+        }
+    }
+
+    fn weighted_sum(w: &[f32], rows: &[f16], out: &mut [f32]) {
+        let d = out.len();
+        #[cfg(target_arch = "x86_64")]
+        if d.is_multiple_of(32) && x86::has_f16c() {
+            // SAFETY: the CPU supports AVX2, FMA and F16C (checked just above).
+            unsafe { x86::weighted_sum_f16_avx2(w, rows, out) };
+            return;
+        }
+        out.fill(0.0);
+        for (&s, row) in w.iter().zip(rows.chunks_exact(d)) {
+            for (o, v) in out.iter_mut().zip(row) {
+                *o += s * v.to_f32();
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn simd_dot_and_axpy_agree_with_scalar() {
+        for n in [0, 1, 7, 8, 15, 16, 17, 33, 256, 259] {
+            let a: Vec<f32> = (0..n).map(|i| (i as f32 * 0.37).sin()).collect();
+            let b: Vec<f32> = (0..n).map(|i| (i as f32 * 0.11).cos()).collect();
+            let want: f64 = a.iter().zip(&b).map(|(x, y)| *x as f64 * *y as f64).sum();
+            assert!((dot(&a, &b) as f64 - want).abs() < 1e-4, "n {n}");
+            let mut y = b.clone();
+            axpy(0.5, &a, &mut y);
+            for i in 0..n {
+                assert!((y[i] - (b[i] + 0.5 * a[i])).abs() < 1e-6);
+            }
+        }
+    }
+
+    #[test]
+    fn dot_many_and_weighted_sum_agree_with_scalar() {
+        for d in [8, 30, 64, 256] {
+            let k: Vec<f32> = (0..d).map(|i| (i as f32 * 0.37).sin()).collect();
+            let qs: Vec<f32> = (0..4 * d).map(|i| (i as f32 * 0.13).cos()).collect();
+            for n in 1..=4 {
+                let mut out = vec![0f32; n];
+                dot_many(&k, &qs[..n * d], &mut out);
+                for (r, o) in out.iter().enumerate() {
+                    assert!((o - dot_scalar(&k, &qs[r * d..(r + 1) * d])).abs() < 1e-4);
+                }
+            }
+            let w = [0.5f32, -0.25, 2.0];
+            let mut out = vec![7f32; d];
+            weighted_sum(&w, &qs[..3 * d], &mut out);
+            for (i, o) in out.iter().enumerate() {
+                let want: f32 = (0..3).map(|j| w[j] * qs[j * d + i]).sum();
+                assert!((o - want).abs() < 1e-5, "d {d} i {i}");
+            }
+        }
+    }
+
+    #[test]
+    fn f16_rows_give_the_products_of_their_f32_values() {
+        for d in [8, 24, 64, 256] {
+            let k16: Vec<f16> = (0..d)
+                .map(|i| f16::from_f32((i as f32 * 0.37).sin()))
+                .collect();
+            let k32: Vec<f32> = k16.iter().map(|x| x.to_f32()).collect();
+            let qs: Vec<f32> = (0..4 * d).map(|i| (i as f32 * 0.13).cos()).collect();
+            for n in 1..=4 {
+                let (mut a, mut b) = (vec![0f32; n], vec![0f32; n]);
+                <f16 as KvElem>::dot_many(&k16, &qs[..n * d], &mut a);
+                <f32 as KvElem>::dot_many(&k32, &qs[..n * d], &mut b);
+                for (x, y) in a.iter().zip(&b) {
+                    assert!((x - y).abs() < 1e-4, "d {d} n {n}");
+                }
+            }
+            if d % 32 == 0 {
+                let rows16: Vec<f16> = qs[..3 * d].iter().map(|&x| f16::from_f32(x)).collect();
+                let rows32: Vec<f32> = rows16.iter().map(|x| x.to_f32()).collect();
+                let w = [0.5f32, -0.25, 2.0];
+                let (mut a, mut b) = (vec![1f32; d], vec![2f32; d]);
+                <f16 as KvElem>::weighted_sum(&w, &rows16, &mut a);
+                <f32 as KvElem>::weighted_sum(&w, &rows32, &mut b);
+                for (x, y) in a.iter().zip(&b) {
+                    assert!((x - y).abs() < 1e-5);
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn softmax_sums_to_one_and_keeps_order() {
+        let mut v = vec![1.0, 3.0, 2.0, -1000.0];
+        softmax(&mut v);
+        assert!((v.iter().sum::<f32>() - 1.0).abs() < 1e-6);
+        assert!(v[1] > v[2] && v[2] > v[0] && v[3] == 0.0);
+    }
+
+    #[test]
+    fn gelu_tanh_matches_hand_values() {
+        // 0.5·1·(1 + tanh(sqrt(2/π)·1.044715)) = 0.841192
+        assert!((gelu_tanh(1.0) - 0.841_192).abs() < 1e-5);
+        assert_eq!(gelu_tanh(0.0), 0.0);
+        assert!((silu(1.0) - 0.731_058_6).abs() < 1e-6);
+    }
+}

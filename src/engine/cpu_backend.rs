@@ -1,0 +1,287 @@
+//! The CPU implementation of the model's backend operations.
+
+use std::sync::{Arc, Mutex};
+
+use crate::cpu::ops::{self, AttnScratch};
+use crate::cpu::{matmul, ThreadPool, WeightRef};
+use crate::gguf::{GgufFile, TensorInfo};
+use crate::kv::{BlockKv, KvStorage};
+use crate::model::{Act, ActWidths, Activation, AttnShape, Backend, RopeParams};
+use crate::quant::GgmlType;
+
+/// A matrix read in place from the memory-mapped file.
+pub struct CpuMatrix {
+    file: Arc<GgufFile>,
+    info: TensorInfo,
+    rows: usize,
+    cols: usize,
+}
+
+impl CpuMatrix {
+    fn weight(&self) -> WeightRef<'_> {
+        WeightRef {
+            ty: self.info.ty,
+            data: self.file.tensor_data(&self.info),
+            rows: self.rows,
+            cols: self.cols,
+        }
+    }
+
+    pub fn ty(&self) -> GgmlType {
+        self.info.ty
+    }
+}
+
+/// The CPU backend: a thread pool and preallocated activation buffers for `n_batch` tokens.
+pub struct CpuBackend {
+    pool: ThreadPool,
+    acts: Buffers,
+    attn_scratch: Vec<Mutex<AttnScratch>>,
+    rope_cache: RopeCache,
+}
+
+impl CpuBackend {
+    pub fn new(n_threads: usize, n_batch: usize, widths: ActWidths) -> CpuBackend {
+        let pool = ThreadPool::new(n_threads);
+        let bufs = Act::ALL
+            .iter()
+            .map(|&a| vec![0f32; n_batch * widths.of(a)])
+            .collect();
+        let attn_scratch = (0..pool.n_threads())
+            .map(|_| Mutex::new(AttnScratch::default()))
+            .collect();
+        CpuBackend {
+            pool,
+            acts: Buffers {
+                widths,
+                bufs,
+                n_tokens: 0,
+            },
+            attn_scratch,
+            rope_cache: RopeCache::default(),
+        }
+    }
+
+    pub fn n_threads(&self) -> usize {
+        self.pool.n_threads()
+    }
+}
+
+/// The activation buffers and the size of the current micro-batch.
+struct Buffers {
+    widths: ActWidths,
+    bufs: Vec<Vec<f32>>,
+    n_tokens: usize,
+}
+
+impl Buffers {
+    /// The used part of a buffer.
+    fn buf(&self, a: Act) -> &[f32] {
+        &self.bufs[a.index()][..self.n_tokens * self.widths.of(a)]
+    }
+
+    fn buf_mut(&mut self, a: Act) -> &mut [f32] {
+        let len = self.n_tokens * self.widths.of(a);
+        &mut self.bufs[a.index()][..len]
+    }
+
+    /// A source and a distinct destination buffer.
+    fn src_dst(&mut self, src: Act, dst: Act) -> (&[f32], &mut [f32]) {
+        assert_ne!(src, dst, "source and destination must differ");
+        let (ls, ld) = (
+            self.n_tokens * self.widths.of(src),
+            self.n_tokens * self.widths.of(dst),
+        );
+        let (si, di) = (src.index(), dst.index());
+        if si < di {
+            let (a, b) = self.bufs.split_at_mut(di);
+            (&a[si][..ls], &mut b[0][..ld])
+        } else {
+            let (a, b) = self.bufs.split_at_mut(si);
+            (&b[0][..ls], &mut a[di][..ld])
+        }
+    }
+}
+
+impl Backend for CpuBackend {
+    type Matrix = CpuMatrix;
+    type Vector = Vec<f32>;
+
+    fn bind_matrix(&mut self, file: &Arc<GgufFile>, info: &TensorInfo) -> CpuMatrix {
+        CpuMatrix {
+            file: Arc::clone(file),
+            info: info.clone(),
+            rows: info.n_rows(),
+            cols: info.row_len(),
+        }
+    }
+
+    fn bind_vector(&mut self, file: &Arc<GgufFile>, info: &TensorInfo) -> Vec<f32> {
+        let mut v = vec![0f32; info.n_elements() as usize];
+        info.ty.dequantize_row(file.tensor_data(info), &mut v);
+        v
+    }
+
+    fn begin_batch(&mut self, n_tokens: usize) {
+        let capacity = self.acts.bufs[Act::X.index()].len() / self.acts.widths.n_embd;
+        assert!(n_tokens <= capacity, "batch larger than the buffers");
+        self.acts.n_tokens = n_tokens;
+    }
+
+    fn embed(&mut self, table: &CpuMatrix, tokens: &[u32], scale: Option<f32>, dst: Act) {
+        let w = table.weight();
+        let row_bytes = w.row_bytes();
+        let out = self.acts.buf_mut(dst);
+        for (row, &tok) in out.chunks_mut(w.cols).zip(tokens) {
+            let t = tok as usize;
+            w.ty.dequantize_row(&w.data[t * row_bytes..(t + 1) * row_bytes], row);
+            if let Some(s) = scale {
+                row.iter_mut().for_each(|v| *v *= s);
+            }
+        }
+    }
+
+    fn matmul(&mut self, w: &CpuMatrix, src: Act, dst: Act) {
+        let n = self.acts.n_tokens;
+        let (x, y) = self.acts.src_dst(src, dst);
+        // Field borrow: the pool is not part of the buffers.
+        let pool = &self.pool;
+        matmul(pool, w.weight(), x, n, y);
+    }
+
+    fn add_bias(&mut self, dst: Act, bias: &Vec<f32>) {
+        for row in self.acts.buf_mut(dst).chunks_mut(bias.len()) {
+            row.iter_mut().zip(bias).for_each(|(v, b)| *v += b);
+        }
+    }
+
+    fn rms_norm(&mut self, src: Act, dst: Act, weight: &Vec<f32>, eps: f32) {
+        let n = weight.len();
+        if src == dst {
+            let buf = self.acts.buf_mut(dst);
+            ops::par_rows(&self.pool, buf, n, |_, g| {
+                ops::rms_norm_inplace(g, weight, eps)
+            });
+        } else {
+            let (s, d) = self.acts.src_dst(src, dst);
+            ops::par_rows(&self.pool, d, n, |i, g| {
+                ops::rms_norm(&s[i * n..(i + 1) * n], weight, eps, g)
+            });
+        }
+    }
+
+    fn rope(&mut self, buf: Act, head_dim: usize, rope: &RopeParams, pos0: usize) {
+        let width = self.acts.widths.of(buf);
+        let n_tokens = self.acts.n_tokens;
+        let angles = self.rope_cache.angles(rope, pos0, n_tokens);
+        let half = rope.n_dims / 2;
+        let data = self.acts.buf_mut(buf);
+        ops::par_rows(&self.pool, data, width, |t, row| {
+            let cs = &angles[t * half..(t + 1) * half];
+            for head in row.chunks_mut(head_dim) {
+                ops::rope_head(head, cs, rope.pairing);
+            }
+        });
+    }
+
+    fn scale(&mut self, buf: Act, s: f32) {
+        self.acts.buf_mut(buf).iter_mut().for_each(|v| *v *= s);
+    }
+
+    fn store_kv(&mut self, kv: &mut BlockKv, k: Act, v: Act, pos0: usize) {
+        let KvStorage::Cpu(cpu) = &mut kv.storage;
+        let (kw, vw) = (self.acts.widths.of(k), self.acts.widths.of(v));
+        let kb = self.acts.buf(k);
+        let vb = self.acts.buf(v);
+        let hd = cpu.head_dim();
+        let hdv = cpu.head_dim_v();
+        for t in 0..self.acts.n_tokens {
+            for (h, row) in kb[t * kw..(t + 1) * kw].chunks(hd).enumerate() {
+                cpu.write_k(h, pos0 + t, row);
+            }
+            for (h, row) in vb[t * vw..(t + 1) * vw].chunks(hdv).enumerate() {
+                cpu.write_v(h, pos0 + t, row);
+            }
+        }
+    }
+
+    fn attention(&mut self, kv: &BlockKv, q: Act, dst: Act, pos0: usize, shape: &AttnShape) {
+        let KvStorage::Cpu(cpu) = &kv.storage;
+        let n = self.acts.n_tokens;
+        let (qb, out) = self.acts.src_dst(q, dst);
+        ops::attention(&self.pool, &self.attn_scratch, cpu, qb, n, pos0, shape, out);
+    }
+
+    fn gated_activation(&mut self, gate: Act, up: Act, act: Activation) {
+        let width = self.acts.widths.of(gate);
+        let (u, g) = self.acts.src_dst(up, gate);
+        let f: fn(f32) -> f32 = match act {
+            Activation::Silu => ops::silu,
+            Activation::GeluTanh => ops::gelu_tanh,
+        };
+        ops::par_rows(&self.pool, g, width, |t, row| {
+            let up_row = &u[t * width..(t + 1) * width];
+            row.iter_mut().zip(up_row).for_each(|(g, u)| *g = f(*g) * u);
+        });
+    }
+
+    fn add(&mut self, dst: Act, src: Act) {
+        let (s, d) = self.acts.src_dst(src, dst);
+        d.iter_mut().zip(s).for_each(|(d, s)| *d += s);
+    }
+
+    fn project_rows(&mut self, w: &CpuMatrix, src: Act, first_row: usize, out: &mut [f32]) {
+        let width = self.acts.widths.of(src);
+        let n = self.acts.n_tokens - first_row;
+        let x = &self.acts.buf(src)[first_row * width..];
+        matmul(&self.pool, w.weight(), x, n, out);
+    }
+}
+
+/// Rope angles of the current batch: q and k of every block with the same rope settings
+/// share them, so they are computed once per batch and setting (gemma3 has two).
+#[derive(Default)]
+struct RopeCache {
+    entries: Vec<(RopeKey, AngleTable)>,
+}
+
+/// (cos, sin) pairs, token-major.
+type AngleTable = Arc<Vec<(f32, f32)>>;
+
+#[derive(Clone, Copy, PartialEq)]
+struct RopeKey {
+    pos0: usize,
+    n_tokens: usize,
+    n_dims: usize,
+    freq_base: f32,
+    freq_scale: f32,
+    has_factors: bool,
+}
+
+impl RopeCache {
+    /// (cos, sin) of the `n_dims / 2` angles of each token, token-major.
+    fn angles(&mut self, rope: &RopeParams, pos0: usize, n_tokens: usize) -> AngleTable {
+        let key = RopeKey {
+            pos0,
+            n_tokens,
+            n_dims: rope.n_dims,
+            freq_base: rope.freq_base,
+            freq_scale: rope.freq_scale,
+            has_factors: rope.freq_factors.is_some(),
+        };
+        if let Some((_, a)) = self.entries.iter().find(|(k, _)| *k == key) {
+            return Arc::clone(a);
+        }
+        let half = rope.n_dims / 2;
+        let mut table = vec![(1.0, 0.0); n_tokens * half];
+        for (t, cs) in table.chunks_mut(half.max(1)).enumerate() {
+            ops::rope_angles(rope, pos0 + t, cs);
+        }
+        let table = Arc::new(table);
+        // Entries of other batches are stale: keep the cache small.
+        self.entries
+            .retain(|(k, _)| k.pos0 == pos0 && k.n_tokens == n_tokens);
+        self.entries.push((key, Arc::clone(&table)));
+        table
+    }
+}

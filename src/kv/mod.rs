@@ -1,0 +1,222 @@
+//! The key/value cache: per block, preallocated for the whole context.
+//!
+//! Layout of each block: `[kv_head][position][head_dim]`. Attention scans the positions
+//! of one kv head, so keeping a head's positions contiguous makes that scan one linear
+//! read (and lets f16 rows be converted in one slice call); appending a batch writes
+//! `n_head_kv` short runs, which is cheap by comparison.
+//!
+//! Every block keeps all `n_ctx` positions, sliding-window blocks included (their
+//! attention masks positions outside the window; a ring buffer of W positions would save
+//! memory and is not done yet). One `n_past` counts the positions of all blocks.
+//!
+//! Each block's storage is an enum so that a block held by another device can keep its
+//! K/V there; only the CPU variant exists now.
+
+use half::f16;
+use half::slice::HalfFloatSliceExt;
+
+/// Element type of the cache.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum CacheType {
+    F32,
+    #[default]
+    F16,
+}
+
+impl CacheType {
+    pub fn from_name(name: &str) -> Option<CacheType> {
+        match name.to_ascii_lowercase().as_str() {
+            "f32" => Some(CacheType::F32),
+            "f16" => Some(CacheType::F16),
+            _ => None,
+        }
+    }
+
+    pub fn bytes(self) -> usize {
+        match self {
+            CacheType::F32 => 4,
+            CacheType::F16 => 2,
+        }
+    }
+}
+
+impl std::str::FromStr for CacheType {
+    type Err = String;
+    fn from_str(s: &str) -> Result<CacheType, String> {
+        CacheType::from_name(s).ok_or_else(|| format!("unknown cache type `{s}` (f32 or f16)"))
+    }
+}
+
+/// Values of one kind (keys or values) of one block, `[kv_head][position][dim]`.
+pub enum KvData {
+    F32(Vec<f32>),
+    F16(Vec<f16>),
+}
+
+impl KvData {
+    fn new(ty: CacheType, len: usize) -> KvData {
+        match ty {
+            CacheType::F32 => KvData::F32(vec![0.0; len]),
+            CacheType::F16 => KvData::F16(vec![f16::ZERO; len]),
+        }
+    }
+
+    /// Stores `src` at element offset `at`.
+    fn write(&mut self, at: usize, src: &[f32]) {
+        match self {
+            KvData::F32(d) => d[at..at + src.len()].copy_from_slice(src),
+            KvData::F16(d) => d[at..at + src.len()].convert_from_f32_slice(src),
+        }
+    }
+
+    /// The elements `range`, as stored.
+    fn rows(&self, range: std::ops::Range<usize>) -> KvRows<'_> {
+        match self {
+            KvData::F32(d) => KvRows::F32(&d[range]),
+            KvData::F16(d) => KvRows::F16(&d[range]),
+        }
+    }
+}
+
+/// Consecutive key or value rows as stored in the cache.
+#[derive(Clone, Copy, Debug)]
+pub enum KvRows<'a> {
+    F32(&'a [f32]),
+    F16(&'a [f16]),
+}
+
+/// A block's K/V in host memory.
+pub struct CpuKv {
+    k: KvData,
+    v: KvData,
+    n_ctx: usize,
+    head_dim: usize,
+    head_dim_v: usize,
+}
+
+impl CpuKv {
+    /// Whether keys and values are stored as f16.
+    pub fn is_f16(&self) -> bool {
+        matches!(self.k, KvData::F16(_))
+    }
+
+    pub fn head_dim(&self) -> usize {
+        self.head_dim
+    }
+
+    pub fn head_dim_v(&self) -> usize {
+        self.head_dim_v
+    }
+
+    /// Stores the key row of kv head `head` at `pos`.
+    pub fn write_k(&mut self, head: usize, pos: usize, row: &[f32]) {
+        let at = (head * self.n_ctx + pos) * self.head_dim;
+        self.k.write(at, row);
+    }
+
+    pub fn write_v(&mut self, head: usize, pos: usize, row: &[f32]) {
+        let at = (head * self.n_ctx + pos) * self.head_dim_v;
+        self.v.write(at, row);
+    }
+
+    /// Keys of kv head `head` at positions `lo..hi`, `(hi − lo) × head_dim` elements.
+    pub fn keys(&self, head: usize, lo: usize, hi: usize) -> KvRows<'_> {
+        let base = head * self.n_ctx;
+        self.k
+            .rows((base + lo) * self.head_dim..(base + hi) * self.head_dim)
+    }
+
+    /// Values of kv head `head` at positions `lo..hi`, `(hi − lo) × head_dim_v` elements.
+    pub fn values(&self, head: usize, lo: usize, hi: usize) -> KvRows<'_> {
+        let base = head * self.n_ctx;
+        self.v
+            .rows((base + lo) * self.head_dim_v..(base + hi) * self.head_dim_v)
+    }
+}
+
+/// Where a block's K/V live.
+pub enum KvStorage {
+    Cpu(CpuKv),
+}
+
+/// One block's K/V.
+pub struct BlockKv {
+    pub storage: KvStorage,
+}
+
+/// The cache of all blocks with one position count.
+pub struct KvCache {
+    blocks: Vec<BlockKv>,
+    n_ctx: usize,
+    n_past: usize,
+    cache_type: CacheType,
+}
+
+/// Shape of the cache.
+#[derive(Clone, Copy, Debug)]
+pub struct KvShape {
+    pub n_layer: usize,
+    pub n_ctx: usize,
+    pub n_head_kv: usize,
+    pub head_dim: usize,
+    pub head_dim_v: usize,
+}
+
+impl KvCache {
+    /// A host-memory cache for `shape.n_ctx` positions of every block.
+    pub fn new_cpu(shape: KvShape, cache_type: CacheType) -> KvCache {
+        let blocks = (0..shape.n_layer)
+            .map(|_| BlockKv {
+                storage: KvStorage::Cpu(CpuKv {
+                    k: KvData::new(cache_type, shape.n_head_kv * shape.n_ctx * shape.head_dim),
+                    v: KvData::new(cache_type, shape.n_head_kv * shape.n_ctx * shape.head_dim_v),
+                    n_ctx: shape.n_ctx,
+                    head_dim: shape.head_dim,
+                    head_dim_v: shape.head_dim_v,
+                }),
+            })
+            .collect();
+        KvCache {
+            blocks,
+            n_ctx: shape.n_ctx,
+            n_past: 0,
+            cache_type,
+        }
+    }
+
+    pub fn n_ctx(&self) -> usize {
+        self.n_ctx
+    }
+
+    /// Positions filled.
+    pub fn n_past(&self) -> usize {
+        self.n_past
+    }
+
+    pub fn cache_type(&self) -> CacheType {
+        self.cache_type
+    }
+
+    /// Records that `n` more positions were written to every block.
+    pub fn advance(&mut self, n: usize) {
+        assert!(self.n_past + n <= self.n_ctx, "KV cache overflow");
+        self.n_past += n;
+    }
+
+    /// Keeps the first `n` positions (later writes overwrite the rest).
+    pub fn truncate(&mut self, n: usize) {
+        self.n_past = self.n_past.min(n);
+    }
+
+    pub fn clear(&mut self) {
+        self.n_past = 0;
+    }
+
+    pub fn block(&self, i: usize) -> &BlockKv {
+        &self.blocks[i]
+    }
+
+    pub fn block_mut(&mut self, i: usize) -> &mut BlockKv {
+        &mut self.blocks[i]
+    }
+}
