@@ -7,6 +7,12 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 scripts/fetch-model.sh
 scripts/install-vulkan.sh
 
+# Mesa's drivers complain on stderr when this is unset; a private directory quiets them.
+if [ -z "${XDG_RUNTIME_DIR:-}" ]; then
+    XDG_RUNTIME_DIR="$(mktemp -d)"
+    export XDG_RUNTIME_DIR
+fi
+
 cargo fmt --check
 cargo clippy --all-targets --release -- -D warnings
 cargo test --release

@@ -9,6 +9,7 @@ pub mod info;
 pub mod perplexity;
 pub mod quantize;
 pub mod run;
+pub mod sampling_args;
 pub mod synth;
 pub mod tokenize;
 

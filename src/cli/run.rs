@@ -9,7 +9,10 @@ use std::time::{Duration, Instant};
 
 use clap::Args;
 
+use super::sampling_args::SamplingArgs;
+
 use crate::engine::{CacheType, Engine, EngineOptions};
+use crate::sampling::Sampler;
 use crate::tokenizer::StreamDecoder;
 
 #[derive(Args, Debug)]
@@ -37,27 +40,8 @@ pub struct RunArgs {
     /// Most prompt tokens per forward pass
     #[arg(short = 'b', long = "batch-size", default_value_t = 512)]
     pub batch_size: usize,
-    /// Temperature; 0 picks the most likely token
-    #[arg(long, default_value_t = 0.8)]
-    pub temp: f32,
-    /// Keep only the k most likely tokens (0: all)
-    #[arg(long = "top-k", default_value_t = 40)]
-    pub top_k: usize,
-    /// Keep the most likely tokens up to this probability mass (1: all)
-    #[arg(long = "top-p", default_value_t = 0.95)]
-    pub top_p: f32,
-    /// Drop tokens less likely than this fraction of the most likely one
-    #[arg(long = "min-p", default_value_t = 0.05)]
-    pub min_p: f32,
-    /// Penalty on recently generated tokens (1: none)
-    #[arg(long = "repeat-penalty", default_value_t = 1.0)]
-    pub repeat_penalty: f32,
-    /// How many recent tokens the repeat penalty looks at
-    #[arg(long = "repeat-last-n", default_value_t = 64)]
-    pub repeat_last_n: usize,
-    /// Random seed (default: from the clock)
-    #[arg(long)]
-    pub seed: Option<u64>,
+    #[command(flatten)]
+    pub sampling: SamplingArgs,
     /// KV cache element type: f16 or f32
     #[arg(long = "cache-type", default_value = "f16")]
     pub cache_type: CacheType,
@@ -132,28 +116,10 @@ type Pick = Box<dyn FnMut(&[f32], &[u32]) -> u32>;
 /// The token picker of the sampling flags. Until the sampling module is merged only
 /// greedy decoding is available.
 fn make_sampler(args: &RunArgs) -> anyhow::Result<Pick> {
-    if args.temp > 0.0 {
-        eprintln!("warning: sampling is not available in this build; decoding greedily");
-    }
-    let _ = (
-        args.top_k,
-        args.top_p,
-        args.min_p,
-        args.repeat_penalty,
-        args.repeat_last_n,
-        args.seed,
-    );
-    Ok(Box::new(|logits: &[f32], _history: &[u32]| argmax(logits)))
-}
-
-fn argmax(logits: &[f32]) -> u32 {
-    let mut best = 0;
-    for (i, &l) in logits.iter().enumerate() {
-        if l > logits[best] {
-            best = i;
-        }
-    }
-    best as u32
+    let mut sampler = Sampler::new(args.sampling.to_params()?);
+    Ok(Box::new(move |logits: &[f32], history: &[u32]| {
+        sampler.sample(logits, history)
+    }))
 }
 
 /// Evaluates the prompt, then picks, prints and feeds back one token at a time.
