@@ -299,12 +299,37 @@ impl<'a> Reference<'a> {
                             qh.iter().zip(kh).map(|(a, b)| a * b).sum::<f64>() * scale
                         })
                         .collect();
+                    let out = &mut attn[head * hd..(head + 1) * hd];
+                    if self.f16_cache {
+                        // llama.cpp's flash attention over an f16 cache: a running
+                        // maximum and sum, the output accumulator rounded to f16 at
+                        // every rescale and every added value.
+                        let f16 = |x: f64| half::f16::from_f64(x).to_f64();
+                        let (mut max, mut sum) = (f64::NEG_INFINITY, 0.0);
+                        for (p, &s) in (first..=pos).zip(&scores) {
+                            let vh = &values[b][p][g * hd..(g + 1) * hd];
+                            let (w, rescale) = if s > max {
+                                let r = (max - s).exp();
+                                max = s;
+                                out.iter_mut().for_each(|o| *o = f16(*o * r));
+                                (1.0, r)
+                            } else {
+                                ((s - max).exp(), 1.0)
+                            };
+                            for (o, v) in out.iter_mut().zip(vh) {
+                                *o = f16(*o + w * v);
+                            }
+                            sum = sum * rescale + w;
+                        }
+                        out.iter_mut().for_each(|o| *o /= sum);
+                        continue;
+                    }
                     let max = scores.iter().cloned().fold(f64::NEG_INFINITY, f64::max);
                     let e: Vec<f64> = scores.iter().map(|s| (s - max).exp()).collect();
                     let sum: f64 = e.iter().sum();
                     for (p, w) in (first..=pos).zip(e) {
                         let vh = &values[b][p][g * hd..(g + 1) * hd];
-                        for (o, v) in attn[head * hd..(head + 1) * hd].iter_mut().zip(vh) {
+                        for (o, v) in out.iter_mut().zip(vh) {
                             *o += w / sum * v;
                         }
                     }
