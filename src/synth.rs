@@ -6,42 +6,16 @@
 //! the same seed gives the same underlying weights whatever the type or thread count
 //! (an F32 model and a Q4_0 model of one seed differ only by quantization).
 
-use std::fs::File;
-use std::io::{BufWriter, Write};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use anyhow::{bail, Context};
 
-use crate::gguf::{GgufFile, GgufWriter, Metadata, TensorDesc, Value};
+use crate::gguf::{write_gguf_file, GgufFile, Metadata, TensorDesc, Value};
 use crate::quant::GgmlType;
 use crate::weight_types::{fit_type, WeightTypeChoice};
 
-/// The architectures synth can write.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Arch {
-    Llama,
-    Qwen2,
-    Qwen3,
-    Gemma3,
-}
-
-impl Arch {
-    pub const ALL: [Arch; 4] = [Arch::Llama, Arch::Qwen2, Arch::Qwen3, Arch::Gemma3];
-
-    /// The `general.architecture` value.
-    pub fn name(self) -> &'static str {
-        match self {
-            Arch::Llama => "llama",
-            Arch::Qwen2 => "qwen2",
-            Arch::Qwen3 => "qwen3",
-            Arch::Gemma3 => "gemma3",
-        }
-    }
-
-    pub fn from_name(name: &str) -> Option<Arch> {
-        Arch::ALL.into_iter().find(|a| a.name() == name)
-    }
-}
+/// The architectures synth writes: all those the engine runs.
+pub use crate::model::Arch;
 
 /// Preset names accepted by [`SynthSpec::preset`].
 pub const PRESETS: [&str; 6] = ["tiny", "1b", "7b", "13b", "33b", "70b"];
@@ -374,13 +348,6 @@ pub(crate) fn encode_rows_parallel<F>(
 /// Rows per write so that a chunk holds about this many elements.
 const CHUNK_ELEMS: usize = 1 << 21;
 
-/// A path next to `out` for writing before the final rename.
-pub(crate) fn partial_path(out: &Path) -> PathBuf {
-    let mut name = out.file_name().unwrap_or_default().to_os_string();
-    name.push(format!(".partial-{}", std::process::id()));
-    out.with_file_name(name)
-}
-
 /// Writes the model `spec` with the tokenizer of `vocab` to `out_path` (through a temporary
 /// file renamed at the end). `progress(done, total)` is called with tensor-data bytes.
 pub fn write_synth_model(
@@ -408,10 +375,7 @@ pub fn write_synth_model(
     let descs: Vec<TensorDesc> = plan.iter().map(|(d, _)| d.clone()).collect();
     let total: u64 = descs.iter().map(TensorDesc::n_bytes).sum();
 
-    let tmp = partial_path(out_path);
-    let result = (|| -> anyhow::Result<()> {
-        let file = File::create(&tmp).with_context(|| format!("creating {}", tmp.display()))?;
-        let mut writer = GgufWriter::new(BufWriter::with_capacity(1 << 20, file), &md, &descs)?;
+    write_gguf_file(out_path, &md, &descs, |writer| {
         let mut done = 0u64;
         progress(0, total);
         let mut chunk = Vec::new();
@@ -464,17 +428,8 @@ pub fn write_synth_model(
                 first += rows;
             }
         }
-        let mut out = writer.finish()?;
-        out.flush()?;
-        out.into_inner().map_err(|e| e.into_error())?.sync_all()?;
-        std::fs::rename(&tmp, out_path)
-            .with_context(|| format!("renaming {} to {}", tmp.display(), out_path.display()))?;
         Ok(())
-    })();
-    if result.is_err() {
-        let _ = std::fs::remove_file(&tmp);
-    }
-    result.with_context(|| format!("writing {}", out_path.display()))
+    })
 }
 
 #[cfg(test)]

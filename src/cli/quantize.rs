@@ -1,16 +1,14 @@
 //! `tandem quantize`: converts a model's weight matrices to a quantized type, streaming
 //! one chunk of rows at a time.
 
-use std::fs::File;
-use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context};
 use clap::Args;
 
-use crate::gguf::{GgufFile, GgufWriter, TensorDesc, TensorInfo, Value};
+use crate::gguf::{write_gguf_file, GgufFile, TensorDesc, TensorInfo, Value};
 use crate::quant::GgmlType;
-use crate::synth::{encode_rows_parallel, partial_path};
+use crate::synth::encode_rows_parallel;
 use crate::weight_types::{block_index, fit_type, WeightTypeChoice};
 
 #[derive(Args, Debug)]
@@ -121,10 +119,7 @@ pub fn write_quantized(
         .collect();
     let total: u64 = descs.iter().map(TensorDesc::n_bytes).sum();
 
-    let tmp = partial_path(out_path);
-    let result = (|| -> anyhow::Result<()> {
-        let file = File::create(&tmp).with_context(|| format!("creating {}", tmp.display()))?;
-        let mut writer = GgufWriter::new(BufWriter::with_capacity(1 << 20, file), &md, &descs)?;
+    write_gguf_file(out_path, &md, &descs, |writer| {
         let mut done = 0u64;
         progress(0, total);
         let mut chunk = Vec::new();
@@ -165,17 +160,8 @@ pub fn write_quantized(
                 first += rows;
             }
         }
-        let mut out = writer.finish()?;
-        out.flush()?;
-        out.into_inner().map_err(|e| e.into_error())?.sync_all()?;
-        std::fs::rename(&tmp, out_path)
-            .with_context(|| format!("renaming {} to {}", tmp.display(), out_path.display()))?;
         Ok(())
-    })();
-    if result.is_err() {
-        let _ = std::fs::remove_file(&tmp);
-    }
-    result.with_context(|| format!("writing {}", out_path.display()))
+    })
 }
 
 pub fn run(args: QuantizeArgs) -> anyhow::Result<()> {

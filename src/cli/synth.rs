@@ -55,12 +55,7 @@ pub(crate) fn byte_progress_bar(message: &str) -> ProgressBar {
 }
 
 pub fn run(args: SynthArgs) -> anyhow::Result<()> {
-    let arch = Arch::from_name(&args.arch).with_context(|| {
-        format!(
-            "unknown architecture `{}` (known: llama, qwen2, qwen3, gemma3)",
-            args.arch
-        )
-    })?;
+    let arch = Arch::from_name(&args.arch)?;
     let mut spec = SynthSpec::preset(arch, &args.preset)?;
     spec.weight_type = WeightTypeChoice::from_name(&args.weight_type)
         .with_context(|| format!("unknown weight type `{}`", args.weight_type))?;

@@ -10,7 +10,7 @@ pub use reader::{
     parse_header, FormatError, GgufError, GgufFile, GgufHeader, TensorInfo, DEFAULT_ALIGNMENT,
 };
 pub use value::{Metadata, MetadataError, Value, ValueType};
-pub use writer::{GgufWriter, TensorDesc};
+pub use writer::{write_gguf_file, GgufWriter, TensorDesc};
 
 #[cfg(test)]
 mod tests {

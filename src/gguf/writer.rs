@@ -1,7 +1,11 @@
 //! Writing GGUF files: the header first, then tensor data streamed in declared order, so
 //! that writing a 70B model never holds more than the piece being written.
 
-use std::io::{self, Write};
+use std::fs::File;
+use std::io::{self, BufWriter, Write};
+use std::path::{Path, PathBuf};
+
+use anyhow::Context;
 
 use super::array::Array;
 use super::reader::{DEFAULT_ALIGNMENT, GGUF_MAGIC};
@@ -180,4 +184,39 @@ impl<W: Write> GgufWriter<W> {
         self.out.flush()?;
         Ok(self.out)
     }
+}
+
+/// A path next to `out` for writing before the final rename.
+fn partial_path(out: &Path) -> PathBuf {
+    let mut name = out.file_name().unwrap_or_default().to_os_string();
+    name.push(format!(".partial-{}", std::process::id()));
+    out.with_file_name(name)
+}
+
+/// Writes a GGUF file through a temporary sibling renamed into place only once complete,
+/// so an interrupted or failed write never leaves a truncated model under the final name.
+/// `write_data` streams the tensors' data in declared order.
+pub fn write_gguf_file(
+    out_path: &Path,
+    metadata: &Metadata,
+    tensors: &[TensorDesc],
+    write_data: impl FnOnce(&mut GgufWriter<BufWriter<File>>) -> anyhow::Result<()>,
+) -> anyhow::Result<()> {
+    let tmp = partial_path(out_path);
+    let result = (|| -> anyhow::Result<()> {
+        let file = File::create(&tmp).with_context(|| format!("creating {}", tmp.display()))?;
+        let mut writer =
+            GgufWriter::new(BufWriter::with_capacity(1 << 20, file), metadata, tensors)?;
+        write_data(&mut writer)?;
+        let mut out = writer.finish()?;
+        out.flush()?;
+        out.into_inner().map_err(|e| e.into_error())?.sync_all()?;
+        std::fs::rename(&tmp, out_path)
+            .with_context(|| format!("renaming {} to {}", tmp.display(), out_path.display()))?;
+        Ok(())
+    })();
+    if result.is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
+    result.with_context(|| format!("writing {}", out_path.display()))
 }

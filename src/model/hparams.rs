@@ -15,15 +15,17 @@ pub enum Arch {
 }
 
 impl Arch {
+    pub const ALL: [Arch; 4] = [Arch::Llama, Arch::Qwen2, Arch::Qwen3, Arch::Gemma3];
+
     pub fn from_name(name: &str) -> anyhow::Result<Arch> {
         Ok(match name {
             "llama" => Arch::Llama,
             "qwen2" => Arch::Qwen2,
             "qwen3" => Arch::Qwen3,
             "gemma3" => Arch::Gemma3,
-            other => bail!(
-                "architecture `{other}` is not supported (supported: llama, qwen2, qwen3, gemma3)"
-            ),
+            other => {
+                bail!("unknown architecture `{other}` (supported: llama, qwen2, qwen3, gemma3)")
+            }
         })
     }
 
