@@ -199,17 +199,9 @@ fn run_panels(
             for t0 in (0..n_tokens).step_by(PANEL_TOKENS) {
                 let nt = PANEL_TOKENS.min(n_tokens - t0);
                 tile(&panel, &acts, t0, nt, g_cols, mins, &mut tile_out);
-                for (k, vals) in tile_out.iter().enumerate().take(nt) {
-                    // SAFETY: rows r0..r0+nr belong to this panel alone and lie inside
-                    // y's row t0+k (t0+k < n_tokens, r0+nr ≤ rows).
-                    unsafe {
-                        std::ptr::copy_nonoverlapping(
-                            vals.as_ptr(),
-                            out.0.add((t0 + k) * rows + r0),
-                            nr,
-                        )
-                    };
-                }
+                // SAFETY: rows r0..r0+nr belong to this panel alone and lie inside y's
+                // rows t0..t0+nt (t0+nt ≤ n_tokens, r0+nr ≤ rows).
+                unsafe { out.write_tile(&tile_out[..nt], rows, r0, nr, t0) };
             }
         }
     });
@@ -250,17 +242,9 @@ fn run_float_panels(
             for t0 in (0..n_tokens).step_by(FLOAT_PANEL_TOKENS) {
                 let nt = FLOAT_PANEL_TOKENS.min(n_tokens - t0);
                 tile(&panel, x, t0, nt, &mut tile_out);
-                for (k, vals) in tile_out.iter().enumerate().take(nt) {
-                    // SAFETY: rows r0..r0+nr belong to this panel alone and lie inside
-                    // y's row t0+k (t0+k < n_tokens, r0+nr ≤ rows).
-                    unsafe {
-                        std::ptr::copy_nonoverlapping(
-                            vals.as_ptr(),
-                            out.0.add((t0 + k) * rows + r0),
-                            nr,
-                        )
-                    };
-                }
+                // SAFETY: rows r0..r0+nr belong to this panel alone and lie inside y's
+                // rows t0..t0+nt (t0+nt ≤ n_tokens, r0+nr ≤ rows).
+                unsafe { out.write_tile(&tile_out[..nt], rows, r0, nr, t0) };
             }
         }
     });
@@ -320,3 +304,27 @@ fn naive_parallel(pool: &ThreadPool, w: WeightRef<'_>, x: &[f32], n_tokens: usiz
 struct SharedOut(*mut f32);
 // SAFETY: writers touch disjoint elements (see run_tiles and naive_parallel).
 unsafe impl Sync for SharedOut {}
+
+impl SharedOut {
+    /// Copies the outputs of a panel tile (`nr` weight rows from `r0`, one array per
+    /// token from `t0`) into y, whose token rows hold `rows` outputs each.
+    ///
+    /// # Safety
+    /// The caller alone writes y's rows `r0..r0 + nr` of the tokens `t0..t0 + tile.len()`,
+    /// and those lie inside y.
+    unsafe fn write_tile(
+        &self,
+        tile: &[[f32; PANEL_ROWS]],
+        rows: usize,
+        r0: usize,
+        nr: usize,
+        t0: usize,
+    ) {
+        for (k, vals) in tile.iter().enumerate() {
+            // SAFETY: in bounds and unshared, as the caller promises.
+            unsafe {
+                std::ptr::copy_nonoverlapping(vals.as_ptr(), self.0.add((t0 + k) * rows + r0), nr)
+            };
+        }
+    }
+}
