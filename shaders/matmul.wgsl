@@ -2,23 +2,8 @@
 // 32-row x 32-token output tile and walks k in steps of 32, dequantizing a 32x32 weight
 // tile and loading a 32x32 activation tile into workgroup memory; each of the 256
 // invocations accumulates a 2x2 block of outputs.
-// Needs BLOCK_ELEMS, BLOCK_BYTES and dequant4 from a dequant helper.
-
-struct Params {
-    rows: u32,
-    cols: u32,
-    row_base: u32,
-    x_stride: u32,
-    y_stride: u32,
-    n_tokens: u32,
-    pad0: u32,
-    pad1: u32,
-}
-
-@group(0) @binding(0) var<storage, read> weights: array<u32>;
-@group(0) @binding(1) var<storage, read> x: array<vec4<f32>>;
-@group(0) @binding(2) var<storage, read_write> y: array<f32>;
-@group(0) @binding(3) var<uniform> p: Params;
+// Needs BLOCK_ELEMS, BLOCK_BYTES and dequant4 from a dequant helper, and the
+// bindings of common/matmul_io.wgsl.
 
 const WG_SIZE: u32 = 256u;
 const TILE: u32 = 32u;

@@ -1,23 +1,8 @@
 // y[t, row_base + r] = sum_k W[r, k] * x[t, k] for up to 4 tokens: each workgroup computes
 // 4 consecutive rows for all tokens, so every weight is dequantized once per workgroup and
 // every activation load serves 4 rows. Workgroups are linearized over x and y so more than
-// 65535 * 4 rows fit. Needs BLOCK_ELEMS, BLOCK_BYTES and dequant4 from a dequant helper.
-
-struct Params {
-    rows: u32,
-    cols: u32,
-    row_base: u32,
-    x_stride: u32,
-    y_stride: u32,
-    n_tokens: u32,
-    pad0: u32,
-    pad1: u32,
-}
-
-@group(0) @binding(0) var<storage, read> weights: array<u32>;
-@group(0) @binding(1) var<storage, read> x: array<vec4<f32>>;
-@group(0) @binding(2) var<storage, read_write> y: array<f32>;
-@group(0) @binding(3) var<uniform> p: Params;
+// 65535 * 4 rows fit. Needs BLOCK_ELEMS, BLOCK_BYTES and dequant4 from a dequant helper,
+// and the bindings of common/matmul_io.wgsl.
 
 const WG_SIZE: u32 = 64u;
 const ROWS_PER_WG: u32 = 4u;

@@ -23,6 +23,7 @@ const RMSNORM_OUT: &str = include_str!("../../shaders/common/rmsnorm_out.wgsl");
 const RMSNORM_IN_PLACE: &str = include_str!("../../shaders/common/rmsnorm_in_place.wgsl");
 const K_SCALE_MIN: &str = include_str!("../../shaders/dequant/k_scale_min.wgsl");
 
+const MATMUL_IO: &str = include_str!("../../shaders/common/matmul_io.wgsl");
 const MATVEC: &str = include_str!("../../shaders/matvec.wgsl");
 const MATMUL: &str = include_str!("../../shaders/matmul.wgsl");
 const GET_ROWS: &str = include_str!("../../shaders/get_rows.wgsl");
@@ -245,11 +246,11 @@ impl Kernel {
                     parts.push(K_SCALE_MIN);
                 }
                 parts.push(dequant);
-                parts.push(match self {
-                    Kernel::MatVec(_) => MATVEC,
-                    Kernel::MatMul(_) => MATMUL,
-                    _ => GET_ROWS,
-                });
+                match self {
+                    Kernel::MatVec(_) => parts.extend([MATMUL_IO, MATVEC]),
+                    Kernel::MatMul(_) => parts.extend([MATMUL_IO, MATMUL]),
+                    _ => parts.push(GET_ROWS),
+                }
             }
             Kernel::RmsNorm { in_place } => {
                 parts.push(if in_place {
