@@ -2,7 +2,7 @@
 
 use anyhow::{ensure, Context};
 
-use crate::gpu::buffer::{GpuBuffer, GpuWeight};
+use crate::gpu::buffer::{GpuBuffer, GpuWeight, WeightChunk};
 use crate::gpu::runtime::{Gpu, ParamRing, PARAMS_SIZE, RING_SLOTS};
 use crate::gpu::shaders::{BinaryOp, Kernel};
 
@@ -74,6 +74,21 @@ impl KvLayout {
 
 fn u32_of(v: usize, what: &str) -> anyhow::Result<u32> {
     u32::try_from(v).with_context(|| format!("{what} = {v} does not fit the GPU kernels"))
+}
+
+/// The `Params` of shaders/common/matmul_io.wgsl for one chunk of a weight: the chunk's
+/// rows of `W`, reading whole rows of `x` and writing into rows of `y` as wide as `W`.
+fn matmul_params(w: &GpuWeight, chunk: &WeightChunk, n_tokens: usize) -> anyhow::Result<[u32; 8]> {
+    Ok([
+        u32_of(chunk.rows, "rows")?,
+        u32_of(w.cols, "cols")?,
+        u32_of(chunk.first_row, "row")?,
+        u32_of(w.cols, "cols")?,
+        u32_of(w.rows, "rows")?,
+        u32_of(n_tokens, "tokens")?,
+        0,
+        0,
+    ])
 }
 
 /// Splits `n` workgroups over x and y so neither exceeds the per-dimension limit.
@@ -260,16 +275,7 @@ impl Batch<'_> {
             "the matrix x vector kernel takes at most {MATVEC_MAX_TOKENS} tokens, not {n_tokens}"
         );
         for chunk in &w.chunks {
-            let params = [
-                u32_of(chunk.rows, "rows")?,
-                u32_of(w.cols, "cols")?,
-                u32_of(chunk.first_row, "row")?,
-                u32_of(w.cols, "cols")?,
-                u32_of(w.rows, "rows")?,
-                u32_of(n_tokens, "tokens")?,
-                0,
-                0,
-            ];
+            let params = matmul_params(w, chunk, n_tokens)?;
             let (gx, gy) = spread(params[0].div_ceil(MATVEC_ROWS_PER_WORKGROUP));
             let chunk_bound = Bound {
                 buffer: &chunk.buffer,
@@ -296,17 +302,8 @@ impl Batch<'_> {
         Self::check_mul_mat(w, x, y, n_tokens)?;
         let tokens = u32_of(n_tokens, "tokens")?;
         for chunk in &w.chunks {
-            let rows = u32_of(chunk.rows, "rows")?;
-            let params = [
-                rows,
-                u32_of(w.cols, "cols")?,
-                u32_of(chunk.first_row, "row")?,
-                u32_of(w.cols, "cols")?,
-                u32_of(w.rows, "rows")?,
-                tokens,
-                0,
-                0,
-            ];
+            let params = matmul_params(w, chunk, n_tokens)?;
+            let rows = params[0];
             let (gx, gy) = (rows.div_ceil(32), tokens.div_ceil(32));
             ensure!(
                 gx <= MAX_GROUPS_PER_DIM && gy <= MAX_GROUPS_PER_DIM,
