@@ -84,6 +84,7 @@ fn check(arch: &str, ty: GgmlType, cache: CacheType, tol: Tolerance) {
                 n_batch,
                 n_threads: Some(n_threads),
                 cache_type: cache,
+                ..EngineOptions::default()
             };
             let mut engine = Engine::load(&path, opts).unwrap();
             let got = engine.eval_all_logits(&tokens).unwrap().to_vec();
@@ -236,6 +237,7 @@ fn last_logits_are_the_tail_of_all_logits() {
             n_batch,
             n_threads: Some(2),
             cache_type: CacheType::F32,
+            ..EngineOptions::default()
         };
         let mut engine = Engine::load(&path, opts).unwrap();
         let all = engine.eval_all_logits(&tokens).unwrap().to_vec();

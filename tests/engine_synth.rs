@@ -27,6 +27,7 @@ fn errors(arch: Arch, weights: WeightTypeChoice, n_batch: usize) -> (f64, f64) {
             n_batch,
             n_threads: Some(2),
             cache_type: CacheType::F32,
+            ..EngineOptions::default()
         },
     )
     .unwrap();

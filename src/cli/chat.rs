@@ -9,6 +9,7 @@ use std::time::Instant;
 
 use clap::Args;
 
+use super::placement_args::PlacementArgs;
 use crate::chat::{
     common_prefix_len, generate, ChatMessage, ChatModel, ChatTemplate, ContextTokens, StopReason,
 };
@@ -38,6 +39,8 @@ pub struct ChatArgs {
     pub n_predict: i64,
     #[command(flatten)]
     pub sampling: SamplingArgs,
+    #[command(flatten)]
+    pub placement: PlacementArgs,
 }
 
 impl ChatModel for Engine {
@@ -91,7 +94,7 @@ pub fn run(args: ChatArgs) -> anyhow::Result<()> {
         EngineOptions {
             n_ctx: args.ctx_size,
             n_threads: args.threads,
-            ..EngineOptions::default()
+            ..args.placement.apply(EngineOptions::default())
         },
     )?;
 

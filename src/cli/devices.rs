@@ -16,7 +16,7 @@ pub struct DevicesArgs {
 /// Runs an F32 and a Q8_0 matrix x vector product on adapter `index` and compares them
 /// with exact small-integer results.
 fn self_test(index: usize) -> anyhow::Result<String> {
-    let gpu = Gpu::new(&GpuOptions::from_env(Some(index)))?;
+    let gpu = Gpu::new(&GpuOptions::from_env(Some(index))?)?;
     // Row r of W is r + 1 everywhere; x is 1, 2, ..., 32: y[r] = (r + 1) * 528.
     let (rows, cols) = (3usize, 32usize);
     let f32_bytes: Vec<u8> = (0..rows * cols)

@@ -7,6 +7,7 @@ pub mod chat;
 pub mod devices;
 pub mod info;
 pub mod perplexity;
+pub mod placement_args;
 pub mod quantize;
 pub mod run;
 pub mod sampling_args;

@@ -12,6 +12,7 @@ use std::time::Instant;
 use anyhow::Context;
 use clap::Args;
 
+use super::placement_args::PlacementArgs;
 use crate::engine::{CacheType, Engine, EngineOptions};
 
 #[derive(Args, Debug)]
@@ -37,6 +38,8 @@ pub struct PerplexityArgs {
     /// KV cache element type: f16 or f32
     #[arg(long = "cache-type", default_value = "f16")]
     pub cache_type: CacheType,
+    #[command(flatten)]
+    pub placement: PlacementArgs,
 }
 
 pub fn run(args: PerplexityArgs) -> anyhow::Result<()> {
@@ -49,6 +52,7 @@ pub fn run(args: PerplexityArgs) -> anyhow::Result<()> {
             n_batch: args.batch_size,
             n_threads: args.threads,
             cache_type: args.cache_type,
+            ..args.placement.apply(EngineOptions::default())
         },
     )?;
     let started = Instant::now();

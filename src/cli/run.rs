@@ -11,6 +11,7 @@ use clap::Args;
 
 use super::sampling_args::SamplingArgs;
 
+use super::placement_args::PlacementArgs;
 use crate::engine::{CacheType, Engine, EngineOptions};
 use crate::sampling::Sampler;
 use crate::tokenizer::StreamDecoder;
@@ -45,6 +46,8 @@ pub struct RunArgs {
     /// KV cache element type: f16 or f32
     #[arg(long = "cache-type", default_value = "f16")]
     pub cache_type: CacheType,
+    #[command(flatten)]
+    pub placement: PlacementArgs,
 }
 
 pub fn run(args: RunArgs) -> anyhow::Result<()> {
@@ -56,6 +59,7 @@ pub fn run(args: RunArgs) -> anyhow::Result<()> {
             n_batch: args.batch_size,
             n_threads: args.threads,
             cache_type: args.cache_type,
+            ..args.placement.apply(EngineOptions::default())
         },
     )?;
     let load_time = t_load.elapsed();

@@ -2,10 +2,12 @@
 
 use std::sync::{Arc, Mutex};
 
+use anyhow::{bail, ensure, Result};
+
 use crate::cpu::ops::{self, AttnScratch};
 use crate::cpu::{matmul, ThreadPool, WeightRef};
 use crate::gguf::{GgufFile, TensorInfo};
-use crate::kv::{BlockKv, KvStorage};
+use crate::kv::{BlockKv, CpuKv, KvStorage};
 use crate::model::{Act, ActWidths, Activation, AttnShape, Backend, RopeParams};
 use crate::quant::GgmlType;
 
@@ -34,32 +36,34 @@ impl CpuMatrix {
 
 /// The CPU backend: a thread pool and preallocated activation buffers for `n_batch` tokens.
 pub struct CpuBackend {
-    pool: ThreadPool,
+    pool: Arc<ThreadPool>,
     acts: Buffers,
-    attn_scratch: Vec<Mutex<AttnScratch>>,
+    host_attention: HostAttention,
     rope_cache: RopeCache,
 }
 
 impl CpuBackend {
     pub fn new(n_threads: usize, n_batch: usize, widths: ActWidths) -> CpuBackend {
-        let pool = ThreadPool::new(n_threads);
+        let pool = Arc::new(ThreadPool::new(n_threads));
         let bufs = Act::ALL
             .iter()
             .map(|&a| vec![0f32; n_batch * widths.of(a)])
             .collect();
-        let attn_scratch = (0..pool.n_threads())
-            .map(|_| Mutex::new(AttnScratch::default()))
-            .collect();
         CpuBackend {
+            host_attention: HostAttention::new(Arc::clone(&pool)),
             pool,
             acts: Buffers {
                 widths,
                 bufs,
                 n_tokens: 0,
             },
-            attn_scratch,
             rope_cache: RopeCache::default(),
         }
+    }
+
+    /// The worker threads, to share with work the GPU side hands to the CPU.
+    pub fn pool(&self) -> &Arc<ThreadPool> {
+        &self.pool
     }
 
     pub fn n_threads(&self) -> usize {
@@ -107,28 +111,36 @@ impl Backend for CpuBackend {
     type Matrix = CpuMatrix;
     type Vector = Vec<f32>;
 
-    fn bind_matrix(&mut self, file: &Arc<GgufFile>, info: &TensorInfo) -> CpuMatrix {
-        CpuMatrix {
+    fn bind_matrix(&mut self, file: &Arc<GgufFile>, info: &TensorInfo) -> Result<CpuMatrix> {
+        Ok(CpuMatrix {
             file: Arc::clone(file),
             info: info.clone(),
             rows: info.n_rows(),
             cols: info.row_len(),
-        }
+        })
     }
 
-    fn bind_vector(&mut self, file: &Arc<GgufFile>, info: &TensorInfo) -> Vec<f32> {
-        let mut v = vec![0f32; info.n_elements() as usize];
-        info.ty.dequantize_row(file.tensor_data(info), &mut v);
-        v
+    fn bind_vector(&mut self, file: &Arc<GgufFile>, info: &TensorInfo) -> Result<Vec<f32>> {
+        Ok(dequantize_vector(file, info))
     }
 
-    fn begin_batch(&mut self, n_tokens: usize) {
+    fn begin_batch(&mut self, n_tokens: usize) -> Result<()> {
         let capacity = self.acts.bufs[Act::X.index()].len() / self.acts.widths.n_embd;
-        assert!(n_tokens <= capacity, "batch larger than the buffers");
+        ensure!(
+            n_tokens <= capacity,
+            "a batch of {n_tokens} tokens is larger than the buffers ({capacity})"
+        );
         self.acts.n_tokens = n_tokens;
+        Ok(())
     }
 
-    fn embed(&mut self, table: &CpuMatrix, tokens: &[u32], scale: Option<f32>, dst: Act) {
+    fn embed(
+        &mut self,
+        table: &CpuMatrix,
+        tokens: &[u32],
+        scale: Option<f32>,
+        dst: Act,
+    ) -> Result<()> {
         let w = table.weight();
         let row_bytes = w.row_bytes();
         let out = self.acts.buf_mut(dst);
@@ -139,23 +151,26 @@ impl Backend for CpuBackend {
                 row.iter_mut().for_each(|v| *v *= s);
             }
         }
+        Ok(())
     }
 
-    fn matmul(&mut self, w: &CpuMatrix, src: Act, dst: Act) {
+    fn matmul(&mut self, w: &CpuMatrix, src: Act, dst: Act) -> Result<()> {
         let n = self.acts.n_tokens;
         let (x, y) = self.acts.src_dst(src, dst);
         // Field borrow: the pool is not part of the buffers.
         let pool = &self.pool;
         matmul(pool, w.weight(), x, n, y);
+        Ok(())
     }
 
-    fn add_bias(&mut self, dst: Act, bias: &Vec<f32>) {
+    fn add_bias(&mut self, dst: Act, bias: &Vec<f32>) -> Result<()> {
         for row in self.acts.buf_mut(dst).chunks_mut(bias.len()) {
             row.iter_mut().zip(bias).for_each(|(v, b)| *v += b);
         }
+        Ok(())
     }
 
-    fn rms_norm(&mut self, src: Act, dst: Act, weight: &Vec<f32>, eps: f32) {
+    fn rms_norm(&mut self, src: Act, dst: Act, weight: &Vec<f32>, eps: f32) -> Result<()> {
         let n = weight.len();
         if src == dst {
             let buf = self.acts.buf_mut(dst);
@@ -168,9 +183,10 @@ impl Backend for CpuBackend {
                 ops::rms_norm(&s[i * n..(i + 1) * n], weight, eps, g)
             });
         }
+        Ok(())
     }
 
-    fn rope(&mut self, buf: Act, head_dim: usize, rope: &RopeParams, pos0: usize) {
+    fn rope(&mut self, buf: Act, head_dim: usize, rope: &RopeParams, pos0: usize) -> Result<()> {
         let width = self.acts.widths.of(buf);
         let n_tokens = self.acts.n_tokens;
         let angles = self.rope_cache.angles(rope, pos0, n_tokens);
@@ -182,37 +198,40 @@ impl Backend for CpuBackend {
                 ops::rope_head(head, cs, rope.pairing);
             }
         });
+        Ok(())
     }
 
-    fn scale(&mut self, buf: Act, s: f32) {
+    fn scale(&mut self, buf: Act, s: f32) -> Result<()> {
         self.acts.buf_mut(buf).iter_mut().for_each(|v| *v *= s);
+        Ok(())
     }
 
-    fn store_kv(&mut self, kv: &mut BlockKv, k: Act, v: Act, pos0: usize) {
-        let KvStorage::Cpu(cpu) = &mut kv.storage;
-        let (kw, vw) = (self.acts.widths.of(k), self.acts.widths.of(v));
-        let kb = self.acts.buf(k);
-        let vb = self.acts.buf(v);
-        let hd = cpu.head_dim();
-        let hdv = cpu.head_dim_v();
-        for t in 0..self.acts.n_tokens {
-            for (h, row) in kb[t * kw..(t + 1) * kw].chunks(hd).enumerate() {
-                cpu.write_k(h, pos0 + t, row);
-            }
-            for (h, row) in vb[t * vw..(t + 1) * vw].chunks(hdv).enumerate() {
-                cpu.write_v(h, pos0 + t, row);
-            }
-        }
+    fn store_kv(&mut self, kv: &mut BlockKv, k: Act, v: Act, pos0: usize) -> Result<()> {
+        let KvStorage::Cpu(cpu) = &mut kv.storage else {
+            bail!("a CPU block's K/V must be in host memory");
+        };
+        cpu.write_batch(self.acts.buf(k), self.acts.buf(v), self.acts.n_tokens, pos0);
+        Ok(())
     }
 
-    fn attention(&mut self, kv: &BlockKv, q: Act, dst: Act, pos0: usize, shape: &AttnShape) {
-        let KvStorage::Cpu(cpu) = &kv.storage;
+    fn attention(
+        &mut self,
+        kv: &BlockKv,
+        q: Act,
+        dst: Act,
+        pos0: usize,
+        shape: &AttnShape,
+    ) -> Result<()> {
+        let KvStorage::Cpu(cpu) = &kv.storage else {
+            bail!("a CPU block's K/V must be in host memory");
+        };
         let n = self.acts.n_tokens;
         let (qb, out) = self.acts.src_dst(q, dst);
-        ops::attention(&self.pool, &self.attn_scratch, cpu, qb, n, pos0, shape, out);
+        self.host_attention.run(cpu, qb, n, pos0, shape, out);
+        Ok(())
     }
 
-    fn gated_activation(&mut self, gate: Act, up: Act, act: Activation) {
+    fn gated_activation(&mut self, gate: Act, up: Act, act: Activation) -> Result<()> {
         let width = self.acts.widths.of(gate);
         let (u, g) = self.acts.src_dst(up, gate);
         let f: fn(f32) -> f32 = match act {
@@ -223,18 +242,80 @@ impl Backend for CpuBackend {
             let up_row = &u[t * width..(t + 1) * width];
             row.iter_mut().zip(up_row).for_each(|(g, u)| *g = f(*g) * u);
         });
+        Ok(())
     }
 
-    fn add(&mut self, dst: Act, src: Act) {
+    fn add(&mut self, dst: Act, src: Act) -> Result<()> {
         let (s, d) = self.acts.src_dst(src, dst);
         d.iter_mut().zip(s).for_each(|(d, s)| *d += s);
+        Ok(())
     }
 
-    fn project_rows(&mut self, w: &CpuMatrix, src: Act, first_row: usize, out: &mut [f32]) {
+    fn project_rows(
+        &mut self,
+        w: &CpuMatrix,
+        src: Act,
+        first_row: usize,
+        out: &mut [f32],
+    ) -> Result<()> {
         let width = self.acts.widths.of(src);
         let n = self.acts.n_tokens - first_row;
         let x = &self.acts.buf(src)[first_row * width..];
         matmul(&self.pool, w.weight(), x, n, out);
+        Ok(())
+    }
+
+    fn upload_act(&mut self, dst: Act, data: &[f32]) -> Result<()> {
+        let buf = self.acts.buf_mut(dst);
+        ensure!(data.len() == buf.len(), "hidden state of the wrong size");
+        buf.copy_from_slice(data);
+        Ok(())
+    }
+
+    fn download_act(&mut self, src: Act, out: &mut [f32]) -> Result<()> {
+        let buf = self.acts.buf(src);
+        ensure!(out.len() == buf.len(), "hidden state of the wrong size");
+        out.copy_from_slice(buf);
+        Ok(())
+    }
+
+    fn sync(&mut self) -> Result<()> {
+        Ok(())
+    }
+}
+
+/// A vector tensor as f32 values (norm weights and biases are small).
+pub fn dequantize_vector(file: &GgufFile, info: &TensorInfo) -> Vec<f32> {
+    let mut v = vec![0f32; info.n_elements() as usize];
+    info.ty.dequantize_row(file.tensor_data(info), &mut v);
+    v
+}
+
+/// Attention over a host-memory cache on the CPU threads; GPU blocks whose K/V are kept
+/// in host memory (`--kv-on-cpu`) use it too.
+pub struct HostAttention {
+    pool: Arc<ThreadPool>,
+    scratch: Vec<Mutex<AttnScratch>>,
+}
+
+impl HostAttention {
+    pub fn new(pool: Arc<ThreadPool>) -> HostAttention {
+        let scratch = (0..pool.n_threads())
+            .map(|_| Mutex::new(AttnScratch::default()))
+            .collect();
+        HostAttention { pool, scratch }
+    }
+
+    pub fn run(
+        &self,
+        kv: &CpuKv,
+        q: &[f32],
+        n_tokens: usize,
+        pos0: usize,
+        shape: &AttnShape,
+        out: &mut [f32],
+    ) {
+        ops::attention(&self.pool, &self.scratch, kv, q, n_tokens, pos0, shape, out);
     }
 }
 

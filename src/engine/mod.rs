@@ -1,4 +1,5 @@
-//! The engine: loads a model, owns its KV cache and runs prefill and decode on the CPU.
+//! The engine: loads a model, places its blocks on the GPU and the CPU, owns the KV
+//! cache that spans both, and runs prefill and decode.
 
 use std::path::Path;
 use std::sync::Arc;
@@ -6,16 +7,21 @@ use std::sync::Arc;
 use anyhow::{bail, Context};
 
 use crate::gguf::GgufFile;
+use crate::gpu::{Gpu, GpuOptions, GpuOutOfMemory};
 use crate::kv::{KvCache, KvShape};
-use crate::model::{forward, ActWidths, Batch, Hparams, ModelWeights};
+use crate::model::{forward, ActWidths, Batch, Hparams, ModelWeights, Sides, Split, StageTimes};
 use crate::tokenizer::Tokenizer;
 
 pub mod cpu_backend;
+pub mod gpu_backend;
 mod info;
+pub mod placement;
 
 pub use crate::kv::CacheType;
 pub use cpu_backend::CpuBackend;
+pub use gpu_backend::{GpuBackend, GpuBackendShape};
 pub use info::ModelInfo;
+pub use placement::{GpuLayers, OutputOn};
 
 /// Context sizes above this are not taken from the model unless asked for.
 const DEFAULT_MAX_CTX: usize = 4096;
@@ -30,6 +36,14 @@ pub struct EngineOptions {
     /// Worker threads; `None`: the number of physical cores.
     pub n_threads: Option<usize>,
     pub cache_type: CacheType,
+    /// Blocks `0 .. N` run on the GPU.
+    pub gpu_layers: GpuLayers,
+    /// Where the output layer runs; `None`: on the GPU when every block is.
+    pub output_on: Option<OutputOn>,
+    /// Keep the K/V of GPU blocks in host memory (saves VRAM, costs transfers).
+    pub kv_on_cpu: bool,
+    /// Which adapter (`tandem devices`); `None`: the best one.
+    pub gpu_device: Option<usize>,
 }
 
 impl Default for EngineOptions {
@@ -39,6 +53,10 @@ impl Default for EngineOptions {
             n_batch: 512,
             n_threads: None,
             cache_type: CacheType::F16,
+            gpu_layers: GpuLayers::None,
+            output_on: None,
+            kv_on_cpu: false,
+            gpu_device: None,
         }
     }
 }
@@ -48,8 +66,11 @@ pub struct Engine {
     hp: Hparams,
     tokenizer: Arc<Tokenizer>,
     info: ModelInfo,
-    weights: ModelWeights<CpuBackend>,
+    weights: ModelWeights<CpuBackend, GpuBackend>,
     backend: CpuBackend,
+    gpu: Option<GpuBackend>,
+    split: Split,
+    kv_on_cpu: bool,
     kv: KvCache,
     n_batch: usize,
     logits: Vec<f32>,
@@ -91,20 +112,60 @@ impl Engine {
             n_ff: hp.n_ff,
         };
         let mut backend = CpuBackend::new(n_threads, n_batch, widths);
+        let split = placement::split(hp.n_layer, opts.gpu_layers, opts.output_on);
+        let kv_shape = KvShape {
+            n_layer: hp.n_layer,
+            n_ctx,
+            n_head_kv: hp.n_head_kv,
+            head_dim: hp.head_dim,
+            head_dim_v: hp.head_dim_v,
+        };
+        let mut gpu =
+            if split.uses_device() {
+                let options = GpuOptions::from_env(opts.gpu_device)?;
+                let device = Gpu::new(&options).with_context(|| {
+                    format!(
+                        "--gpu-layers {} (or --output-on gpu) needs a GPU",
+                        opts.gpu_layers
+                    )
+                })?;
+                let shape = GpuBackendShape {
+                    n_batch,
+                    widths,
+                    n_head: hp.n_head,
+                    n_ctx,
+                    head_rows: if split.head_on_device { hp.n_vocab } else { 0 },
+                };
+                let host_attention = opts
+                    .kv_on_cpu
+                    .then(|| cpu_backend::HostAttention::new(Arc::clone(backend.pool())));
+                Some(GpuBackend::new(device, shape, host_attention).map_err(|e| {
+                    out_of_memory_advice(e, &file, &hp, split, &kv_shape, &opts, None)
+                })?)
+            } else {
+                None
+            };
         let progress = load_progress(&file, hp.n_layer);
-        let weights = ModelWeights::bind(&file, &hp, &mut backend, |_| progress.inc(1))
-            .with_context(|| format!("{}: cannot bind the weights", path.display()))?;
+        let mut blocks_done = 0;
+        let weights = ModelWeights::bind(&file, &hp, &mut backend, gpu.as_mut(), split, |_| {
+            blocks_done += 1;
+            progress.inc(1);
+        });
         progress.finish_and_clear();
-        let kv = KvCache::new_cpu(
-            KvShape {
-                n_layer: hp.n_layer,
-                n_ctx,
-                n_head_kv: hp.n_head_kv,
-                head_dim: hp.head_dim,
-                head_dim_v: hp.head_dim_v,
-            },
-            opts.cache_type,
-        );
+        let weights = weights.map_err(|e| {
+            let e = e.context(format!("{}: cannot bind the weights", path.display()));
+            out_of_memory_advice(e, &file, &hp, split, &kv_shape, &opts, Some(blocks_done))
+        })?;
+        let kv_on_gpu = match &gpu {
+            Some(g) if !opts.kv_on_cpu => Some((g.gpu(), split.device_blocks)),
+            _ => None,
+        };
+        let kv = KvCache::new(kv_shape, opts.cache_type, kv_on_gpu)
+            .map_err(|e| out_of_memory_advice(e, &file, &hp, split, &kv_shape, &opts, None))?;
+        if let Some(g) = gpu.as_mut() {
+            // Build every kernel now rather than during the first token.
+            g.gpu().warm_up()?;
+        }
         let info = ModelInfo::of(&file, &hp)?;
         Ok(Engine {
             hp,
@@ -112,6 +173,9 @@ impl Engine {
             info,
             weights,
             backend,
+            gpu,
+            split,
+            kv_on_cpu: opts.kv_on_cpu,
             kv,
             n_batch,
             logits: Vec::new(),
@@ -157,6 +221,39 @@ impl Engine {
         self.n_batch
     }
 
+    /// Which parts run on the GPU.
+    pub fn split(&self) -> Split {
+        self.split
+    }
+
+    /// Whether the K/V of GPU blocks are kept in host memory.
+    pub fn kv_on_cpu(&self) -> bool {
+        self.kv_on_cpu && self.split.device_blocks > 0
+    }
+
+    /// The GPU in use, if any part runs on one.
+    pub fn gpu(&self) -> Option<&Gpu> {
+        self.gpu.as_ref().map(|g| g.gpu())
+    }
+
+    /// llama-bench's backend column: `CPU`, the GPU API alone when everything but the
+    /// embedding lookup runs on the GPU, else both (e.g. `Vulkan+CPU`).
+    pub fn backend_name(&self) -> String {
+        match self.gpu() {
+            None => "CPU".to_string(),
+            Some(gpu) => {
+                let api = &gpu.device.adapter.backend;
+                let all_on_gpu =
+                    self.split.device_blocks == self.hp.n_layer && self.split.head_on_device;
+                if all_on_gpu {
+                    api.clone()
+                } else {
+                    format!("{api}+CPU")
+                }
+            }
+        }
+    }
+
     /// Appends `tokens` at position `n_past` (prefill in micro-batches of `n_batch`) and
     /// returns the logits of the last token (`n_vocab` floats).
     pub fn eval(&mut self, tokens: &[u32]) -> anyhow::Result<&[f32]> {
@@ -172,6 +269,24 @@ impl Engine {
     /// (`n_last × n_vocab`); the vocabulary projection is skipped for the others, which
     /// perplexity (scoring only the second half of each chunk) uses to halve that cost.
     pub fn eval_last_logits(&mut self, tokens: &[u32], n_last: usize) -> anyhow::Result<&[f32]> {
+        self.run(tokens, n_last, None)?;
+        Ok(&self.logits)
+    }
+
+    /// As [`Engine::eval`], timing each stage (each then waits for its device); the
+    /// times add up over the micro-batches.
+    pub fn eval_timed(&mut self, tokens: &[u32]) -> anyhow::Result<StageTimes> {
+        let mut times = StageTimes::default();
+        self.run(tokens, 1, Some(&mut times))?;
+        Ok(times)
+    }
+
+    fn run(
+        &mut self,
+        tokens: &[u32],
+        n_last: usize,
+        mut times: Option<&mut StageTimes>,
+    ) -> anyhow::Result<()> {
         self.check(tokens)?;
         if n_last == 0 || n_last > tokens.len() {
             bail!(
@@ -196,8 +311,12 @@ impl Engine {
             } else {
                 (chunk.len(), &mut [])
             };
+            let mut chunk_times = times.as_ref().map(|_| StageTimes::default());
             forward(
-                &mut self.backend,
+                Sides {
+                    host: &mut self.backend,
+                    device: self.gpu.as_mut(),
+                },
                 &self.hp,
                 &self.weights,
                 &mut self.kv,
@@ -207,10 +326,14 @@ impl Engine {
                     first_logit_row: first_row,
                 },
                 out,
-            );
+                chunk_times.as_mut(),
+            )?;
+            if let (Some(total), Some(t)) = (times.as_deref_mut(), chunk_times) {
+                total.add(&t);
+            }
             self.kv.advance(chunk.len());
         }
-        Ok(&self.logits)
+        Ok(())
     }
 
     /// Empties the KV cache.
@@ -249,6 +372,46 @@ impl Engine {
         }
         Ok(())
     }
+}
+
+/// Turns running out of GPU memory into advice: how many blocks would fit.
+/// `blocks_done`: blocks bound before the failure, when it happened binding weights.
+fn out_of_memory_advice(
+    error: anyhow::Error,
+    file: &GgufFile,
+    hp: &Hparams,
+    split: Split,
+    kv_shape: &KvShape,
+    opts: &EngineOptions,
+    blocks_done: Option<usize>,
+) -> anyhow::Error {
+    let Some(oom) = error
+        .chain()
+        .find_map(|e| e.downcast_ref::<GpuOutOfMemory>())
+    else {
+        return error;
+    };
+    let plan = placement::memory_plan(file, hp, kv_shape, opts, split.head_on_device);
+    // The GPU's memory: its limit when one is set, else what was allocated when it ran out.
+    let budget = oom.limit.unwrap_or(oom.allocated);
+    let fit = plan
+        .blocks_that_fit(budget, split.head_on_device)
+        .min(split.device_blocks);
+    let fit = match blocks_done {
+        Some(done) if done < split.device_blocks => fit.min(done),
+        _ => fit,
+    };
+    let advice = if fit == 0 {
+        "no block fits: use --gpu-layers 0".to_string()
+    } else {
+        format!("{fit} of {} blocks fit: use --gpu-layers {fit}", hp.n_layer)
+    };
+    let extra = match (split.head_on_device, opts.kv_on_cpu) {
+        (true, _) => " (or --output-on cpu, --kv-on-cpu or a smaller -c to fit more)",
+        (false, false) => " (or --kv-on-cpu or a smaller -c to fit more)",
+        (false, true) => "",
+    };
+    anyhow::anyhow!("{error:#}\n{advice}{extra}")
 }
 
 /// A progress bar over the blocks, shown for large models only.

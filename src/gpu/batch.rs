@@ -5,6 +5,7 @@ use anyhow::{ensure, Context};
 use crate::gpu::buffer::{GpuBuffer, GpuWeight, WeightChunk};
 use crate::gpu::runtime::{Gpu, ParamRing, PARAMS_SIZE, RING_SLOTS};
 use crate::gpu::shaders::{BinaryOp, Kernel};
+use crate::quant::GgmlType;
 
 /// Workgroups per dimension wgpu guarantees.
 const MAX_GROUPS_PER_DIM: u32 = 65535;
@@ -72,6 +73,16 @@ impl KvLayout {
     }
 }
 
+/// The block size of the activation rounding a weight type's products need (see
+/// [`Batch::round_activations`]); `None` for float weights, which take f32 activations.
+pub fn activation_rounding_block(weight: GgmlType) -> Option<usize> {
+    match weight.activation_type() {
+        GgmlType::Q8_0 | GgmlType::Q8_1 => Some(32),
+        GgmlType::Q8K => Some(256),
+        _ => None,
+    }
+}
+
 fn u32_of(v: usize, what: &str) -> anyhow::Result<u32> {
     u32::try_from(v).with_context(|| format!("{what} = {v} does not fit the GPU kernels"))
 }
@@ -118,15 +129,15 @@ impl<'a> From<&'a GpuBuffer> for Bound<'a> {
 
 /// Dispatches recorded into one command encoder; [`Batch::submit`] sends them.
 /// Outputs must be buffers distinct from the inputs of the same dispatch.
-pub struct Batch<'g> {
-    pub(crate) gpu: &'g Gpu,
+pub struct Batch {
+    pub(crate) gpu: Gpu,
     pub(crate) encoder: Option<wgpu::CommandEncoder>,
     pub(crate) params: Vec<u8>,
     /// Always present until the batch is dropped (then it returns to the pool).
     pub(crate) ring: Option<ParamRing>,
 }
 
-impl Drop for Batch<'_> {
+impl Drop for Batch {
     fn drop(&mut self) {
         if let Some(ring) = self.ring.take() {
             if let Ok(mut pool) = self.gpu.rings.lock() {
@@ -136,7 +147,7 @@ impl Drop for Batch<'_> {
     }
 }
 
-impl Batch<'_> {
+impl Batch {
     fn ring(&self) -> &ParamRing {
         self.ring.as_ref().expect("a live batch has a ring")
     }
@@ -450,8 +461,9 @@ impl Batch<'_> {
 
     /// `a[i] *= s` for i < n.
     pub fn scale(&mut self, a: &GpuBuffer, s: f32, n: usize) -> anyhow::Result<()> {
-        let unused = &self.gpu.placeholder;
-        self.elementwise(BinaryOp::Scale, a, unused, None, n, s)
+        // A handle of our own: the placeholder is borrowed while self records.
+        let gpu = self.gpu.clone();
+        self.elementwise(BinaryOp::Scale, a, &gpu.placeholder, None, n, s)
     }
 
     fn elementwise(
@@ -522,8 +534,9 @@ impl Batch<'_> {
                 "rope needs n_rot / 2 frequency factors"
             );
         }
-        // Unused bindings still need buffers.
-        let placeholder = &self.gpu.placeholder;
+        // Unused bindings still need buffers (a handle of our own to borrow them from).
+        let gpu = self.gpu.clone();
+        let placeholder = &gpu.placeholder;
         let params = [
             u32_of(p.n_tokens, "tokens")?,
             u32_of(p.n_heads, "heads")?,
@@ -708,5 +721,35 @@ impl Batch<'_> {
             (len * 4) as u64,
         );
         Ok(())
+    }
+
+    /// `y = x` rounded as the CPU quantizes activations for a weight of type `weight`
+    /// (Q8_0 blocks for the legacy formats, Q8_K for the K-quants), over `n` values
+    /// (whole rows). Products through `y` then match
+    /// the CPU's integer dot products up to summation order.
+    pub fn round_activations(
+        &mut self,
+        weight: GgmlType,
+        x: &GpuBuffer,
+        y: &GpuBuffer,
+        n: usize,
+    ) -> anyhow::Result<()> {
+        let Some(block) = activation_rounding_block(weight) else {
+            anyhow::bail!("{} weights take f32 activations", weight.name());
+        };
+        ensure!(
+            n.is_multiple_of(block) && x.len() >= n && y.len() >= n,
+            "rounding {n} activations in blocks of {block}"
+        );
+        let blocks = u32_of(n / block, "blocks")?;
+        let (gx, gy) = spread(blocks.div_ceil(64));
+        self.dispatch(
+            Kernel::ActQuant {
+                block256: block == 256,
+            },
+            &[x.into(), y.into()],
+            &[blocks, 0, 0, 0],
+            (gx, gy, 1),
+        )
     }
 }

@@ -23,18 +23,47 @@ pub struct GpuOptions {
     pub disable_f16: bool,
     /// Do not request SUBGROUP even when the adapter has it.
     pub disable_subgroup: bool,
+    /// Refuse allocations past this many bytes, as if the GPU had only that much memory
+    /// (a VRAM budget; also how tests reach the out-of-memory path on any adapter).
+    pub memory_limit: Option<u64>,
 }
 
 impl GpuOptions {
     /// Options with the feature switches read from `TANDEM_GPU_NO_F16=1` and
-    /// `TANDEM_GPU_NO_SUBGROUP=1`.
-    pub fn from_env(device_index: Option<usize>) -> GpuOptions {
-        GpuOptions {
+    /// `TANDEM_GPU_NO_SUBGROUP=1`, and a memory limit from `TANDEM_GPU_MEMORY_LIMIT`
+    /// (bytes, or with a K/M/G suffix, e.g. `512M`).
+    pub fn from_env(device_index: Option<usize>) -> anyhow::Result<GpuOptions> {
+        let memory_limit = match std::env::var("TANDEM_GPU_MEMORY_LIMIT") {
+            Ok(v) if !v.trim().is_empty() => Some(parse_size(&v).with_context(|| {
+                format!("TANDEM_GPU_MEMORY_LIMIT={v}: expected bytes, e.g. 4G or 512M")
+            })?),
+            _ => None,
+        };
+        Ok(GpuOptions {
             device_index,
             disable_f16: env_flag("TANDEM_GPU_NO_F16"),
             disable_subgroup: env_flag("TANDEM_GPU_NO_SUBGROUP"),
-        }
+            memory_limit,
+        })
     }
+}
+
+/// `123`, `64K`, `512M`, `4G` (binary multiples; a trailing `B`/`iB` is allowed).
+pub fn parse_size(text: &str) -> Option<u64> {
+    let t = text.trim().to_ascii_uppercase();
+    let t = t
+        .strip_suffix("IB")
+        .or_else(|| t.strip_suffix('B'))
+        .unwrap_or(&t);
+    let (digits, shift) = match t.chars().last()? {
+        'K' => (&t[..t.len() - 1], 10),
+        'M' => (&t[..t.len() - 1], 20),
+        'G' => (&t[..t.len() - 1], 30),
+        'T' => (&t[..t.len() - 1], 40),
+        _ => (t, 0),
+    };
+    let n: u64 = digits.trim().parse().ok()?;
+    n.checked_mul(1u64 << shift)
 }
 
 fn env_flag(name: &str) -> bool {
@@ -307,6 +336,18 @@ impl GpuDevice {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn sizes_parse_with_binary_suffixes() {
+        assert_eq!(parse_size("123"), Some(123));
+        assert_eq!(parse_size("64K"), Some(64 << 10));
+        assert_eq!(parse_size("512m"), Some(512 << 20));
+        assert_eq!(parse_size("4GiB"), Some(4 << 30));
+        assert_eq!(parse_size(" 2 G "), Some(2 << 30));
+        assert_eq!(parse_size("lots"), None);
+        assert_eq!(parse_size("G"), None);
+        assert_eq!(parse_size("99999999999T"), None);
+    }
 
     #[test]
     fn discrete_beats_integrated_beats_software() {

@@ -10,7 +10,7 @@
 //! # fn main() -> anyhow::Result<()> {
 //! use tandem::gpu::{Gpu, GpuOptions};
 //! use tandem::quant::GgmlType;
-//! let gpu = Gpu::new(&GpuOptions::from_env(None))?;
+//! let gpu = Gpu::new(&GpuOptions::from_env(None)?)?;
 //! # let bytes = vec![0u8; 4 * 8 * 4];
 //! let w = gpu.upload_weight(GgmlType::F32, 4, 8, &bytes)?; // rows, cols, GGUF bytes
 //! let x = gpu.upload(&[1f32; 8])?;
@@ -48,11 +48,15 @@ pub mod batch;
 mod bind_cache;
 pub mod buffer;
 pub mod device;
+pub mod readback;
 pub mod runtime;
 pub mod shaders;
 
 pub use batch::{AttentionParams, Batch, KvLayout, RopeParams};
 pub use buffer::{GpuBuffer, GpuWeight};
-pub use device::{list_adapters, AdapterSummary, GpuDevice, GpuOptions, ShaderFeatures};
-pub use runtime::Gpu;
+pub use device::{
+    list_adapters, parse_size, AdapterSummary, GpuDevice, GpuOptions, ShaderFeatures,
+};
+pub use readback::Readback;
+pub use runtime::{Gpu, GpuOutOfMemory};
 pub use shaders::{BinaryOp, Kernel};

@@ -7,14 +7,16 @@
 //! several threads at once.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
-use anyhow::{bail, ensure, Context};
+use anyhow::{bail, ensure};
 
 use crate::gpu::batch::Batch;
 use crate::gpu::bind_cache::{BufferId, SharedBindCache};
 use crate::gpu::buffer::{GpuBuffer, GpuWeight};
 use crate::gpu::device::{GpuDevice, GpuOptions};
+use crate::gpu::readback::Readback;
 use crate::gpu::shaders::{Access, Kernel};
 use crate::quant::GgmlType;
 
@@ -28,8 +30,23 @@ pub(crate) struct Pipeline {
     pub(crate) layout: wgpu::BindGroupLayout,
 }
 
-/// A GPU with its compiled kernels: the entry point of the GPU backend.
+/// A GPU with its compiled kernels: the entry point of the GPU backend. A cheap handle
+/// (clones share the device), so that a [`Batch`] can own one and live in a backend
+/// across many operations.
+#[derive(Clone)]
 pub struct Gpu {
+    shared: Arc<GpuShared>,
+}
+
+impl std::ops::Deref for Gpu {
+    type Target = GpuShared;
+    fn deref(&self) -> &GpuShared {
+        &self.shared
+    }
+}
+
+/// What every handle of one [`Gpu`] shares.
+pub struct GpuShared {
     pub device: GpuDevice,
     pipelines: Mutex<HashMap<Kernel, Arc<Pipeline>>>,
     pub(crate) bind_groups: SharedBindCache,
@@ -38,6 +55,28 @@ pub struct Gpu {
     pub(crate) ring_stride: u64,
     /// Bound where a kernel's binding is unused (wgpu needs a buffer there).
     pub(crate) placeholder: GpuBuffer,
+    /// Bytes allocated through [`Gpu::try_buffer`] and the weight uploads.
+    allocated: AtomicU64,
+    memory_limit: Option<u64>,
+}
+
+/// The GPU has no room for an allocation, or it would pass the configured limit.
+#[derive(Debug, thiserror::Error)]
+#[error(
+    "out of GPU memory: {what} needs {} MiB with {} MiB already allocated{}",
+    mib(*bytes),
+    mib(*allocated),
+    limit.map(|l| format!(" (limit {} MiB)", mib(l))).unwrap_or_default()
+)]
+pub struct GpuOutOfMemory {
+    pub what: String,
+    pub bytes: u64,
+    pub allocated: u64,
+    pub limit: Option<u64>,
+}
+
+fn mib(bytes: u64) -> String {
+    format!("{:.1}", bytes as f64 / (1u64 << 20) as f64)
 }
 
 /// A uniform buffer of RING_SLOTS parameter slots, owned by one open batch at a time.
@@ -56,12 +95,16 @@ impl Gpu {
         let bind_groups = SharedBindCache::default();
         let placeholder = GpuBuffer::new(&device.device, &bind_groups, 1, "placeholder");
         Ok(Gpu {
-            device,
-            pipelines: Mutex::new(HashMap::new()),
-            bind_groups,
-            rings: Mutex::new(Vec::new()),
-            ring_stride,
-            placeholder,
+            shared: Arc::new(GpuShared {
+                device,
+                pipelines: Mutex::new(HashMap::new()),
+                bind_groups,
+                rings: Mutex::new(Vec::new()),
+                ring_stride,
+                placeholder,
+                allocated: AtomicU64::new(0),
+                memory_limit: options.memory_limit,
+            }),
         })
     }
 
@@ -142,6 +185,56 @@ impl Gpu {
         GpuBuffer::new(&self.device.device, &self.bind_groups, len, "activations")
     }
 
+    /// A zero-filled buffer of `len` 4-byte elements, counted against the memory limit;
+    /// running out of memory is a [`GpuOutOfMemory`] error.
+    pub fn try_buffer(&self, len: usize, what: &str) -> anyhow::Result<GpuBuffer> {
+        let bytes = (len.max(1).next_multiple_of(4) * 4) as u64;
+        self.allocate(what, bytes, || {
+            Ok(GpuBuffer::new(
+                &self.device.device,
+                &self.bind_groups,
+                len,
+                what,
+            ))
+        })
+    }
+
+    /// Bytes allocated through [`Gpu::try_buffer`] and weight uploads so far.
+    pub fn allocated_bytes(&self) -> u64 {
+        self.allocated.load(Ordering::Relaxed)
+    }
+
+    /// Runs `create` (which allocates `bytes` of device memory) unless that would pass
+    /// the memory limit, turning the driver's out-of-memory error into [`GpuOutOfMemory`].
+    fn allocate<T>(
+        &self,
+        what: &str,
+        bytes: u64,
+        create: impl FnOnce() -> anyhow::Result<T>,
+    ) -> anyhow::Result<T> {
+        let allocated = self.allocated_bytes();
+        let out_of_memory = || GpuOutOfMemory {
+            what: what.to_string(),
+            bytes,
+            allocated,
+            limit: self.memory_limit,
+        };
+        if self.memory_limit.is_some_and(|l| allocated + bytes > l) {
+            return Err(out_of_memory().into());
+        }
+        let scope = self
+            .device
+            .device
+            .push_error_scope(wgpu::ErrorFilter::OutOfMemory);
+        let created = create();
+        if pollster::block_on(scope.pop()).is_some() {
+            return Err(out_of_memory().into());
+        }
+        let value = created?;
+        self.allocated.fetch_add(bytes, Ordering::Relaxed);
+        Ok(value)
+    }
+
     /// A buffer holding `data` (f32, u32 or i32 values).
     pub fn upload<T: bytemuck::Pod>(&self, data: &[T]) -> anyhow::Result<GpuBuffer> {
         ensure!(
@@ -211,15 +304,18 @@ impl Gpu {
         max_chunk_bytes: u64,
     ) -> anyhow::Result<GpuWeight> {
         let limit = max_chunk_bytes.min(self.device.max_binding_bytes());
-        GpuWeight::upload(
-            &self.device.device,
-            &self.bind_groups,
-            ty,
-            rows,
-            cols,
-            bytes,
-            limit,
-        )
+        let what = format!("a {rows}x{cols} {} weight", ty.name());
+        self.allocate(&what, bytes.len() as u64, || {
+            GpuWeight::upload(
+                &self.device.device,
+                &self.bind_groups,
+                ty,
+                rows,
+                cols,
+                bytes,
+                limit,
+            )
+        })
     }
 
     /// Reads a buffer back (waits for all submitted work).
@@ -235,49 +331,12 @@ impl Gpu {
         offset: usize,
         len: usize,
     ) -> anyhow::Result<Vec<T>> {
-        ensure!(
-            std::mem::size_of::<T>() == 4,
-            "GPU buffers hold 4-byte elements"
-        );
-        ensure!(
-            offset + len <= buf.len(),
-            "reading elements {offset}..{} of a buffer of {}",
-            offset + len,
-            buf.len()
-        );
-        if len == 0 {
-            return Ok(Vec::new());
-        }
-        let size = (len * 4) as u64;
-        let device = &self.device.device;
-        let staging = device.create_buffer(&wgpu::BufferDescriptor {
-            label: Some("readback"),
-            size,
-            usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
-            mapped_at_creation: false,
-        });
-        let mut encoder = device.create_command_encoder(&wgpu::CommandEncoderDescriptor {
-            label: Some("readback"),
-        });
-        encoder.copy_buffer_to_buffer(&buf.buffer, (offset * 4) as u64, &staging, 0, size);
-        self.device.queue.submit([encoder.finish()]);
-        let (tx, rx) = std::sync::mpsc::channel();
-        staging.map_async(wgpu::MapMode::Read, .., move |result| {
-            // The receiver outlives the wait below; a send error cannot happen.
-            let _ = tx.send(result);
-        });
-        self.device.wait_idle()?;
-        // The callback runs inside the wait above; nothing there means the device failed.
-        rx.try_recv()
-            .context("the GPU did not complete a readback (device lost?)")?
-            .map_err(|e| anyhow::anyhow!("mapping a readback buffer: {e}"))?;
-        let out = {
-            let view = staging
-                .get_mapped_range(..)
-                .map_err(|e| anyhow::anyhow!("reading a mapped buffer: {e:?}"))?;
-            bytemuck::cast_slice::<u8, T>(&view).to_vec()
-        };
-        staging.unmap();
+        let mut staging = Readback::default();
+        let mut batch = self.batch();
+        batch.copy_to_readback(buf, offset, len, &mut staging)?;
+        batch.submit()?;
+        let mut out = vec![T::zeroed(); len];
+        staging.read_into(self, &mut out)?;
         Ok(out)
     }
 
@@ -291,7 +350,7 @@ impl Gpu {
 
     /// Starts a batch of dispatches that are submitted together (dropping a batch
     /// without [`Batch::submit`] discards what it recorded).
-    pub fn batch(&self) -> Batch<'_> {
+    pub fn batch(&self) -> Batch {
         let pooled = self.rings.lock().expect("ring pool poisoned").pop();
         let ring = pooled.unwrap_or_else(|| ParamRing {
             buffer: self.device.device.create_buffer(&wgpu::BufferDescriptor {
@@ -303,7 +362,7 @@ impl Gpu {
             id: BufferId::new(&self.bind_groups),
         });
         Batch {
-            gpu: self,
+            gpu: self.clone(),
             encoder: None,
             params: Vec::new(),
             ring: Some(ring),

@@ -33,6 +33,7 @@ const ROPE: &str = include_str!("../../shaders/rope.wgsl");
 const SOFTMAX: &str = include_str!("../../shaders/softmax.wgsl");
 const ATTENTION: &str = include_str!("../../shaders/attention.wgsl");
 const KV_STORE: &str = include_str!("../../shaders/kv_store.wgsl");
+const ACT_QUANT: &str = include_str!("../../shaders/act_quant.wgsl");
 
 /// Weight types the GPU kernels read (the activation-only Q8_1 and Q8_K are not weights).
 pub const WEIGHT_TYPES: [GgmlType; 13] = [
@@ -134,6 +135,10 @@ pub enum Kernel {
     KvStore {
         f16_kv: bool,
     },
+    /// Rounds activations as the CPU quantizes them, in blocks of 32 or 256.
+    ActQuant {
+        block256: bool,
+    },
 }
 
 fn suffix(in_place: bool) -> &'static str {
@@ -164,6 +169,7 @@ impl Kernel {
                 Kernel::RmsNorm { in_place: flag },
                 Kernel::Attention { f16_kv: flag },
                 Kernel::KvStore { f16_kv: flag },
+                Kernel::ActQuant { block256: flag },
             ]);
             all.extend(BinaryOp::ALL.map(|op| Kernel::Binary { op, in_place: flag }));
         }
@@ -187,7 +193,7 @@ impl Kernel {
             Kernel::Rope => &[ReadWrite, Read, Read],
             Kernel::Softmax => &[ReadWrite],
             Kernel::Attention { .. } => &[Read, Read, Read, ReadWrite, ReadWrite],
-            Kernel::KvStore { .. } => &[Read, ReadWrite],
+            Kernel::KvStore { .. } | Kernel::ActQuant { .. } => &[Read, ReadWrite],
         }
     }
 
@@ -215,6 +221,8 @@ impl Kernel {
             Kernel::Attention { f16_kv: true } => "attention_f16_kv".into(),
             Kernel::KvStore { f16_kv: false } => "kv_store".into(),
             Kernel::KvStore { f16_kv: true } => "kv_store_f16".into(),
+            Kernel::ActQuant { block256: false } => "act_quant_32".into(),
+            Kernel::ActQuant { block256: true } => "act_quant_256".into(),
         }
     }
 
@@ -287,6 +295,10 @@ impl Kernel {
                     parts.push(KV_STORE_F32);
                 }
                 parts.push(KV_STORE);
+            }
+            Kernel::ActQuant { block256 } => {
+                op_const = format!("const BLOCK: u32 = {}u;\n", if block256 { 256 } else { 32 });
+                parts.extend([op_const.as_str(), F16_PACK, f16_unpack, ACT_QUANT]);
             }
         }
         Ok(parts.join("\n"))

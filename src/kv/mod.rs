@@ -9,8 +9,13 @@
 //! attention masks positions outside the window; a ring buffer of W positions would save
 //! memory and is not done yet). One `n_past` counts the positions of all blocks.
 //!
-//! Each block's storage is an enum so that a block held by another device can keep its
-//! K/V there; only the CPU variant exists now.
+//! Each block's K/V live with the block's device: host memory for CPU blocks, GPU
+//! buffers (same layout, see [`gpu`]) for GPU blocks, unless the caller keeps them all
+//! in host memory to save VRAM.
+
+mod gpu;
+
+pub use gpu::GpuKv;
 
 use half::f16;
 use half::slice::HalfFloatSliceExt;
@@ -108,6 +113,23 @@ impl CpuKv {
         self.head_dim_v
     }
 
+    /// Stores the batch's keys (`n_tokens` rows of `n_head_kv × head_dim`) and values
+    /// at positions `pos0 ..`.
+    pub fn write_batch(&mut self, keys: &[f32], values: &[f32], n_tokens: usize, pos0: usize) {
+        let (kw, vw) = (keys.len() / n_tokens, values.len() / n_tokens);
+        for t in 0..n_tokens {
+            for (h, row) in keys[t * kw..(t + 1) * kw].chunks(self.head_dim).enumerate() {
+                self.write_k(h, pos0 + t, row);
+            }
+            for (h, row) in values[t * vw..(t + 1) * vw]
+                .chunks(self.head_dim_v)
+                .enumerate()
+            {
+                self.write_v(h, pos0 + t, row);
+            }
+        }
+    }
+
     /// Stores the key row of kv head `head` at `pos`.
     pub fn write_k(&mut self, head: usize, pos: usize, row: &[f32]) {
         let at = (head * self.n_ctx + pos) * self.head_dim;
@@ -137,6 +159,7 @@ impl CpuKv {
 /// Where a block's K/V live.
 pub enum KvStorage {
     Cpu(CpuKv),
+    Gpu(GpuKv),
 }
 
 /// One block's K/V.
@@ -163,25 +186,42 @@ pub struct KvShape {
 }
 
 impl KvCache {
-    /// A host-memory cache for `shape.n_ctx` positions of every block.
-    pub fn new_cpu(shape: KvShape, cache_type: CacheType) -> KvCache {
-        let blocks = (0..shape.n_layer)
-            .map(|_| BlockKv {
-                storage: KvStorage::Cpu(CpuKv {
+    /// A cache for `shape.n_ctx` positions of every block; with `gpu = Some((gpu, n))`
+    /// the K/V of blocks `0 .. n` are GPU buffers.
+    pub fn new(
+        shape: KvShape,
+        cache_type: CacheType,
+        gpu: Option<(&crate::gpu::Gpu, usize)>,
+    ) -> anyhow::Result<KvCache> {
+        let n_gpu = gpu.map_or(0, |(_, n)| n.min(shape.n_layer));
+        let mut blocks = Vec::with_capacity(shape.n_layer);
+        for i in 0..shape.n_layer {
+            let storage = match gpu {
+                Some((gpu, _)) if i < n_gpu => {
+                    KvStorage::Gpu(GpuKv::new(gpu, &shape, cache_type, i)?)
+                }
+                _ => KvStorage::Cpu(CpuKv {
                     k: KvData::new(cache_type, shape.n_head_kv * shape.n_ctx * shape.head_dim),
                     v: KvData::new(cache_type, shape.n_head_kv * shape.n_ctx * shape.head_dim_v),
                     n_ctx: shape.n_ctx,
                     head_dim: shape.head_dim,
                     head_dim_v: shape.head_dim_v,
                 }),
-            })
-            .collect();
-        KvCache {
+            };
+            blocks.push(BlockKv { storage });
+        }
+        Ok(KvCache {
             blocks,
             n_ctx: shape.n_ctx,
             n_past: 0,
             cache_type,
-        }
+        })
+    }
+
+    /// Bytes one block's K/V take (either device).
+    pub fn block_bytes(shape: &KvShape, cache_type: CacheType) -> u64 {
+        let values = shape.n_head_kv * shape.n_ctx * (shape.head_dim + shape.head_dim_v);
+        (values * cache_type.bytes()) as u64
     }
 
     pub fn n_ctx(&self) -> usize {

@@ -3,6 +3,8 @@
 
 use std::sync::Arc;
 
+use anyhow::Result;
+
 use crate::gguf::{GgufFile, TensorInfo};
 use crate::kv::BlockKv;
 
@@ -89,6 +91,10 @@ pub struct AttnShape {
 
 /// The operations of a forward pass. Every operation works on the first `n_tokens` rows
 /// of its buffers, `n_tokens` being set by [`Backend::begin_batch`].
+///
+/// A backend may record operations and run them later (the GPU records a whole segment
+/// into one submission): errors of an operation may surface at a later call, at the
+/// latest at the next call that returns data to the host.
 pub trait Backend {
     /// A weight matrix bound to this backend.
     type Matrix;
@@ -96,34 +102,62 @@ pub trait Backend {
     type Vector;
 
     /// Binds a matrix tensor of `file` (already shape-checked by the caller).
-    fn bind_matrix(&mut self, file: &Arc<GgufFile>, info: &TensorInfo) -> Self::Matrix;
+    fn bind_matrix(&mut self, file: &Arc<GgufFile>, info: &TensorInfo) -> Result<Self::Matrix>;
     /// Binds a vector tensor of `file` (already shape-checked by the caller).
-    fn bind_vector(&mut self, file: &Arc<GgufFile>, info: &TensorInfo) -> Self::Vector;
+    fn bind_vector(&mut self, file: &Arc<GgufFile>, info: &TensorInfo) -> Result<Self::Vector>;
 
     /// Starts a micro-batch of `n_tokens` tokens.
-    fn begin_batch(&mut self, n_tokens: usize);
+    fn begin_batch(&mut self, n_tokens: usize) -> Result<()>;
     /// `dst[t] = table[tokens[t]] · scale` (rows of the embedding matrix).
-    fn embed(&mut self, table: &Self::Matrix, tokens: &[u32], scale: Option<f32>, dst: Act);
+    fn embed(
+        &mut self,
+        table: &Self::Matrix,
+        tokens: &[u32],
+        scale: Option<f32>,
+        dst: Act,
+    ) -> Result<()>;
     /// `dst[t] = W · src[t]`.
-    fn matmul(&mut self, w: &Self::Matrix, src: Act, dst: Act);
+    fn matmul(&mut self, w: &Self::Matrix, src: Act, dst: Act) -> Result<()>;
     /// `dst[t] += bias`.
-    fn add_bias(&mut self, dst: Act, bias: &Self::Vector);
+    fn add_bias(&mut self, dst: Act, bias: &Self::Vector) -> Result<()>;
     /// RMS-normalizes every `weight.len()`-wide group of `src` into `dst` (which may be
     /// `src`) and multiplies it by `weight`: a whole row, or each head of a row.
-    fn rms_norm(&mut self, src: Act, dst: Act, weight: &Self::Vector, eps: f32);
+    fn rms_norm(&mut self, src: Act, dst: Act, weight: &Self::Vector, eps: f32) -> Result<()>;
     /// Rotates each `head_dim`-wide head of `buf`; token t is at position `pos0 + t`.
-    fn rope(&mut self, buf: Act, head_dim: usize, rope: &RopeParams, pos0: usize);
+    fn rope(&mut self, buf: Act, head_dim: usize, rope: &RopeParams, pos0: usize) -> Result<()>;
     /// `buf *= s`.
-    fn scale(&mut self, buf: Act, s: f32);
+    fn scale(&mut self, buf: Act, s: f32) -> Result<()>;
     /// Writes the batch's keys and values into `kv` at positions `pos0 ..`.
-    fn store_kv(&mut self, kv: &mut BlockKv, k: Act, v: Act, pos0: usize);
+    fn store_kv(&mut self, kv: &mut BlockKv, k: Act, v: Act, pos0: usize) -> Result<()>;
     /// Causal attention of the queries (token t at position `pos0 + t`) over `kv`.
-    fn attention(&mut self, kv: &BlockKv, q: Act, dst: Act, pos0: usize, shape: &AttnShape);
+    fn attention(
+        &mut self,
+        kv: &BlockKv,
+        q: Act,
+        dst: Act,
+        pos0: usize,
+        shape: &AttnShape,
+    ) -> Result<()>;
     /// `gate = act(gate) ⊙ up`.
-    fn gated_activation(&mut self, gate: Act, up: Act, act: Activation);
+    fn gated_activation(&mut self, gate: Act, up: Act, act: Activation) -> Result<()>;
     /// `dst += src`.
-    fn add(&mut self, dst: Act, src: Act);
+    fn add(&mut self, dst: Act, src: Act) -> Result<()>;
     /// `out = W · src[t]` for the rows `first_row ..` of the batch (`out` holds
     /// `(n_tokens − first_row) × W.rows` floats).
-    fn project_rows(&mut self, w: &Self::Matrix, src: Act, first_row: usize, out: &mut [f32]);
+    fn project_rows(
+        &mut self,
+        w: &Self::Matrix,
+        src: Act,
+        first_row: usize,
+        out: &mut [f32],
+    ) -> Result<()>;
+
+    /// Sets the first `n_tokens` rows of `dst` from host memory (`data` holds them all):
+    /// the hidden state arriving from another device.
+    fn upload_act(&mut self, dst: Act, data: &[f32]) -> Result<()>;
+    /// Copies the first `n_tokens` rows of `src` to host memory, after everything
+    /// recorded before: the hidden state leaving for another device.
+    fn download_act(&mut self, src: Act, out: &mut [f32]) -> Result<()>;
+    /// Waits until everything recorded so far has run (profiling only).
+    fn sync(&mut self) -> Result<()>;
 }

@@ -1,12 +1,20 @@
 //! The forward pass, written once for every architecture as a sequence of backend
 //! operations. Read top to bottom; the architecture differences are the `if`s on the
 //! block flags (biases, q/k norms, post-norms, activation, q scaling, window).
+//!
+//! The model runs on two backends: the device (a GPU) takes blocks `0 .. n` and
+//! possibly the head, the host (the CPU) the embedding and the rest. The hidden state
+//! crosses the boundary once per direction per micro-batch.
+
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result};
 
 use crate::kv::KvCache;
 
 use super::backend::{Act, AttnShape, Backend};
 use super::hparams::Hparams;
-use super::weights::{BlockWeights, ModelWeights};
+use super::weights::{BlockWeights, Head, ModelWeights};
 
 /// A micro-batch: `tokens` at positions `pos0 ..`, wanting the logits of the rows
 /// `first_logit_row ..`.
@@ -16,30 +24,182 @@ pub struct Batch<'a> {
     pub first_logit_row: usize,
 }
 
+/// Where the time of a forward pass went, when asked for (each stage then waits for
+/// its backend, which costs a little overlap).
+#[derive(Clone, Debug, Default)]
+pub struct StageTimes {
+    pub embed: Duration,
+    /// Per block, in block order.
+    pub blocks: Vec<Duration>,
+    /// Moving the hidden state between host and device (both directions).
+    pub boundary: Duration,
+    pub head: Duration,
+}
+
+impl StageTimes {
+    /// Adds another pass's times (micro-batches of one evaluation).
+    pub fn add(&mut self, other: &StageTimes) {
+        self.embed += other.embed;
+        self.boundary += other.boundary;
+        self.head += other.head;
+        if self.blocks.len() < other.blocks.len() {
+            self.blocks.resize(other.blocks.len(), Duration::ZERO);
+        }
+        for (a, b) in self.blocks.iter_mut().zip(&other.blocks) {
+            *a += *b;
+        }
+    }
+}
+
+/// The two sides the model runs on; `device` may be absent when nothing is placed there.
+pub struct Sides<'a, H, D> {
+    pub host: &'a mut H,
+    pub device: Option<&'a mut D>,
+}
+
 /// Runs a batch through the model; writes the logits of the batch rows
 /// `first_logit_row ..` into `logits` (`(tokens.len() − first_logit_row) × n_vocab`).
-pub fn forward<B: Backend>(
-    be: &mut B,
+pub fn forward<H: Backend, D: Backend>(
+    sides: Sides<'_, H, D>,
     hp: &Hparams,
-    w: &ModelWeights<B>,
+    w: &ModelWeights<H, D>,
     kv: &mut KvCache,
     batch: Batch<'_>,
     logits: &mut [f32],
-) {
+    mut times: Option<&mut StageTimes>,
+) -> Result<()> {
     let Batch {
         tokens,
         pos0,
         first_logit_row,
     } = batch;
-    be.begin_batch(tokens.len());
-    be.embed(&w.token_embd, tokens, hp.flags.embed_scale, Act::X);
-    for (i, block) in w.blocks.iter().enumerate() {
-        // Placement: this is where the hidden state would move to block i's device.
-        block_forward(be, hp, i, block, kv, pos0);
+    let Sides { host, mut device } = sides;
+    let n = tokens.len();
+    let mut clock = Clock::new(times.is_some());
+
+    host.begin_batch(n)?;
+    host.embed(&w.token_embd, tokens, hp.flags.embed_scale, Act::X)?;
+    clock.lap(host, times.as_deref_mut().map(|t| &mut t.embed))?;
+    if let Some(t) = times.as_deref_mut() {
+        t.blocks.clear();
     }
-    be.rms_norm(Act::X, Act::Norm, &w.output_norm, hp.norm_eps);
-    let output = w.output.as_ref().unwrap_or(&w.token_embd);
-    be.project_rows(output, Act::Norm, first_logit_row, logits);
+
+    let mut hidden = Vec::new();
+    let n_device = w.device_blocks.len();
+    let head_on_device = matches!(w.head, Head::Device { .. });
+    if n_device > 0 {
+        let dev = device
+            .as_deref_mut()
+            .context("parts of the model are on a GPU but none is open")?;
+        dev.begin_batch(n)?;
+        cross(
+            host,
+            dev,
+            n * hp.n_embd,
+            &mut hidden,
+            &mut clock,
+            &mut times,
+        )?;
+        for (i, block) in w.device_blocks.iter().enumerate() {
+            block_forward(dev, hp, i, block, kv, pos0)?;
+            clock.lap(dev, times.as_deref_mut().map(|t| push(&mut t.blocks)))?;
+        }
+        if !(head_on_device && w.host_blocks.is_empty()) {
+            cross(
+                dev,
+                host,
+                n * hp.n_embd,
+                &mut hidden,
+                &mut clock,
+                &mut times,
+            )?;
+        }
+    }
+    for (j, block) in w.host_blocks.iter().enumerate() {
+        block_forward(host, hp, n_device + j, block, kv, pos0)?;
+        clock.lap(host, times.as_deref_mut().map(|t| push(&mut t.blocks)))?;
+    }
+
+    match &w.head {
+        Head::Host { norm, output } => {
+            host.rms_norm(Act::X, Act::Norm, norm, hp.norm_eps)?;
+            let output = output.as_ref().unwrap_or(&w.token_embd);
+            host.project_rows(output, Act::Norm, first_logit_row, logits)?;
+            clock.lap(host, times.as_deref_mut().map(|t| &mut t.head))?;
+        }
+        Head::Device { norm, output } => {
+            let dev = device
+                .as_deref_mut()
+                .context("the output layer is on a GPU but none is open")?;
+            if n_device == 0 {
+                dev.begin_batch(n)?;
+            }
+            // Unless the device blocks just left the hidden state there.
+            if n_device == 0 || !w.host_blocks.is_empty() {
+                cross(
+                    host,
+                    dev,
+                    n * hp.n_embd,
+                    &mut hidden,
+                    &mut clock,
+                    &mut times,
+                )?;
+            }
+            dev.rms_norm(Act::X, Act::Norm, norm, hp.norm_eps)?;
+            dev.project_rows(output, Act::Norm, first_logit_row, logits)?;
+            clock.lap(dev, times.as_deref_mut().map(|t| &mut t.head))?;
+        }
+    }
+    Ok(())
+}
+
+/// Moves the residual stream from one side to the other through host memory.
+fn cross<A: Backend, B: Backend>(
+    from: &mut A,
+    to: &mut B,
+    len: usize,
+    hidden: &mut Vec<f32>,
+    clock: &mut Clock,
+    times: &mut Option<&mut StageTimes>,
+) -> Result<()> {
+    hidden.resize(len, 0.0);
+    // Work recorded before the crossing is the previous stage's, not the boundary's.
+    clock.lap(from, None)?;
+    from.download_act(Act::X, hidden)?;
+    to.upload_act(Act::X, hidden)?;
+    clock.lap(to, times.as_deref_mut().map(|t| &mut t.boundary))
+}
+
+fn push(v: &mut Vec<Duration>) -> &mut Duration {
+    v.push(Duration::ZERO);
+    v.last_mut().expect("just pushed")
+}
+
+/// Times stages when profiling: waits for the stage's backend, then adds the time
+/// since the previous lap to `into`.
+struct Clock {
+    last: Option<Instant>,
+}
+
+impl Clock {
+    fn new(enabled: bool) -> Clock {
+        Clock {
+            last: enabled.then(Instant::now),
+        }
+    }
+
+    fn lap<B: Backend>(&mut self, be: &mut B, into: Option<&mut Duration>) -> Result<()> {
+        let Some(last) = self.last else {
+            return Ok(());
+        };
+        be.sync()?;
+        let now = Instant::now();
+        if let Some(d) = into {
+            *d += now - last;
+        }
+        self.last = Some(now);
+        Ok(())
+    }
 }
 
 /// One transformer block: attention then gated feed-forward, each with a residual add.
@@ -50,36 +210,36 @@ fn block_forward<B: Backend>(
     w: &BlockWeights<B>,
     kv: &mut KvCache,
     pos0: usize,
-) {
+) -> Result<()> {
     let flags = &hp.flags;
     let params = hp.block_params(i);
     let eps = hp.norm_eps;
 
     // Attention.
-    be.rms_norm(Act::X, Act::Norm, &w.attn_norm, eps);
-    be.matmul(&w.wq, Act::Norm, Act::Q);
-    be.matmul(&w.wk, Act::Norm, Act::K);
-    be.matmul(&w.wv, Act::Norm, Act::V);
+    be.rms_norm(Act::X, Act::Norm, &w.attn_norm, eps)?;
+    be.matmul(&w.wq, Act::Norm, Act::Q)?;
+    be.matmul(&w.wk, Act::Norm, Act::K)?;
+    be.matmul(&w.wv, Act::Norm, Act::V)?;
     if let Some([bq, bk, bv]) = &w.qkv_bias {
-        be.add_bias(Act::Q, bq);
-        be.add_bias(Act::K, bk);
-        be.add_bias(Act::V, bv);
+        be.add_bias(Act::Q, bq)?;
+        be.add_bias(Act::K, bk)?;
+        be.add_bias(Act::V, bv)?;
     }
     if let Some([q_norm, k_norm]) = &w.qk_norm {
-        be.rms_norm(Act::Q, Act::Q, q_norm, eps);
-        be.rms_norm(Act::K, Act::K, k_norm, eps);
+        be.rms_norm(Act::Q, Act::Q, q_norm, eps)?;
+        be.rms_norm(Act::K, Act::K, k_norm, eps)?;
     }
-    be.rope(Act::Q, hp.head_dim, &params.rope, pos0);
-    be.rope(Act::K, hp.head_dim, &params.rope, pos0);
+    be.rope(Act::Q, hp.head_dim, &params.rope, pos0)?;
+    be.rope(Act::K, hp.head_dim, &params.rope, pos0)?;
     let scale = match flags.q_scale {
         Some(s) => {
-            be.scale(Act::Q, s);
+            be.scale(Act::Q, s)?;
             1.0
         }
         None => 1.0 / (hp.head_dim as f32).sqrt(),
     };
     let block_kv = kv.block_mut(i);
-    be.store_kv(block_kv, Act::K, Act::V, pos0);
+    be.store_kv(block_kv, Act::K, Act::V, pos0)?;
     let shape = AttnShape {
         n_head: hp.n_head,
         n_head_kv: hp.n_head_kv,
@@ -88,21 +248,22 @@ fn block_forward<B: Backend>(
         scale,
         window: params.window,
     };
-    be.attention(block_kv, Act::Q, Act::Attn, pos0, &shape);
-    be.matmul(&w.wo, Act::Attn, Act::Out);
+    be.attention(block_kv, Act::Q, Act::Attn, pos0, &shape)?;
+    be.matmul(&w.wo, Act::Attn, Act::Out)?;
     if let Some(norm) = &w.post_attn_norm {
-        be.rms_norm(Act::Out, Act::Out, norm, eps);
+        be.rms_norm(Act::Out, Act::Out, norm, eps)?;
     }
-    be.add(Act::X, Act::Out);
+    be.add(Act::X, Act::Out)?;
 
     // Feed-forward.
-    be.rms_norm(Act::X, Act::Norm, &w.ffn_norm, eps);
-    be.matmul(&w.w_gate, Act::Norm, Act::Gate);
-    be.matmul(&w.w_up, Act::Norm, Act::Up);
-    be.gated_activation(Act::Gate, Act::Up, flags.activation);
-    be.matmul(&w.w_down, Act::Gate, Act::Out);
+    be.rms_norm(Act::X, Act::Norm, &w.ffn_norm, eps)?;
+    be.matmul(&w.w_gate, Act::Norm, Act::Gate)?;
+    be.matmul(&w.w_up, Act::Norm, Act::Up)?;
+    be.gated_activation(Act::Gate, Act::Up, flags.activation)?;
+    be.matmul(&w.w_down, Act::Gate, Act::Out)?;
     if let Some(norm) = &w.post_ffn_norm {
-        be.rms_norm(Act::Out, Act::Out, norm, eps);
+        be.rms_norm(Act::Out, Act::Out, norm, eps)?;
     }
-    be.add(Act::X, Act::Out);
+    be.add(Act::X, Act::Out)?;
+    Ok(())
 }

@@ -7,6 +7,6 @@ pub mod hparams;
 pub mod weights;
 
 pub use backend::{Act, ActWidths, AttnShape, Backend};
-pub use forward::{forward, Batch};
+pub use forward::{forward, Batch, Sides, StageTimes};
 pub use hparams::{Activation, Arch, BlockFlags, BlockParams, Hparams, RopePairing, RopeParams};
-pub use weights::{BlockWeights, ModelWeights};
+pub use weights::{BlockWeights, Head, ModelWeights, Split};

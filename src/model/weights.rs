@@ -30,42 +30,97 @@ pub struct BlockWeights<B: Backend> {
     pub post_ffn_norm: Option<B::Vector>,
 }
 
-/// All weights of a model.
-pub struct ModelWeights<B: Backend> {
-    pub token_embd: B::Matrix,
-    pub blocks: Vec<BlockWeights<B>>,
-    pub output_norm: B::Vector,
-    /// `None`: the output projection is tied to `token_embd`.
-    pub output: Option<B::Matrix>,
+/// Where the output norm and the vocabulary projection run.
+pub enum Head<H: Backend, D: Backend> {
+    Host {
+        norm: H::Vector,
+        /// `None`: the projection is tied to the token embedding.
+        output: Option<H::Matrix>,
+    },
+    /// On the device; a tied projection is the token embedding uploaded a second time
+    /// (the embedding itself stays in host memory).
+    Device { norm: D::Vector, output: D::Matrix },
 }
 
-impl<B: Backend> ModelWeights<B> {
-    /// Binds every tensor to `backend_of_block(i)`'s backend — the one place (with the
-    /// hidden state's hand-over in the forward pass) where placement enters the model.
-    /// With only the CPU there is one backend for everything.
+/// Which parts of the model go to the device; the rest runs on the host.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Split {
+    /// Blocks `0 .. device_blocks` run on the device.
+    pub device_blocks: usize,
+    pub head_on_device: bool,
+}
+
+impl Split {
+    pub fn uses_device(&self) -> bool {
+        self.device_blocks > 0 || self.head_on_device
+    }
+}
+
+/// All weights of a model, each bound to the backend of the side it runs on.
+pub struct ModelWeights<H: Backend, D: Backend> {
+    /// Stays in host memory: a batch reads only its tokens' rows.
+    pub token_embd: H::Matrix,
+    /// Blocks `0 .. device_blocks.len()`.
+    pub device_blocks: Vec<BlockWeights<D>>,
+    /// The blocks after those.
+    pub host_blocks: Vec<BlockWeights<H>>,
+    pub head: Head<H, D>,
+}
+
+impl<H: Backend, D: Backend> ModelWeights<H, D> {
+    /// Binds every tensor to the backend of its side — the one place (with the hidden
+    /// state's hand-over in the forward pass) where placement enters the model. Device
+    /// parts are bound first, in block order, so that running out of device memory
+    /// shows how many blocks fit; `on_block(i)` follows each block.
     pub fn bind(
         file: &Arc<GgufFile>,
         hp: &Hparams,
-        backend: &mut B,
+        host: &mut H,
+        mut device: Option<&mut D>,
+        split: Split,
         mut on_block: impl FnMut(usize),
-    ) -> anyhow::Result<ModelWeights<B>> {
+    ) -> anyhow::Result<ModelWeights<H, D>> {
         let binder = Binder { file, hp };
-        let token_embd = binder.matrix(backend, "token_embd.weight", hp.n_embd, hp.n_vocab)?;
-        let mut blocks = Vec::with_capacity(hp.n_layer);
-        for i in 0..hp.n_layer {
-            blocks.push(binder.block(backend, i)?);
+        let n_device = split.device_blocks.min(hp.n_layer);
+        if split.uses_device() && device.is_none() {
+            bail!("parts of the model were placed on a GPU but none is open");
+        }
+        let mut device_blocks = Vec::with_capacity(n_device);
+        let mut host_blocks = Vec::with_capacity(hp.n_layer - n_device);
+        for i in 0..n_device {
+            let dev = device.as_deref_mut().expect("checked above");
+            device_blocks.push(binder.block(dev, i)?);
             on_block(i);
         }
-        let output_norm = binder.vector(backend, "output_norm.weight", hp.n_embd)?;
-        let output = match file.tensor("output.weight") {
-            Some(_) => Some(binder.matrix(backend, "output.weight", hp.n_embd, hp.n_vocab)?),
-            None => None,
+        let head = if split.head_on_device {
+            let dev = device.as_deref_mut().expect("checked above");
+            let output_name = match file.tensor("output.weight") {
+                Some(_) => "output.weight",
+                None => "token_embd.weight",
+            };
+            Head::Device {
+                norm: binder.vector(dev, "output_norm.weight", hp.n_embd)?,
+                output: binder.matrix(dev, output_name, hp.n_embd, hp.n_vocab)?,
+            }
+        } else {
+            Head::Host {
+                norm: binder.vector(host, "output_norm.weight", hp.n_embd)?,
+                output: match file.tensor("output.weight") {
+                    Some(_) => Some(binder.matrix(host, "output.weight", hp.n_embd, hp.n_vocab)?),
+                    None => None,
+                },
+            }
         };
+        for i in n_device..hp.n_layer {
+            host_blocks.push(binder.block(host, i)?);
+            on_block(i);
+        }
+        let token_embd = binder.matrix(host, "token_embd.weight", hp.n_embd, hp.n_vocab)?;
         Ok(ModelWeights {
             token_embd,
-            blocks,
-            output_norm,
-            output,
+            device_blocks,
+            host_blocks,
+            head,
         })
     }
 }
@@ -116,12 +171,14 @@ impl Binder<'_> {
                 info.ty
             );
         }
-        Ok(b.bind_matrix(self.file, info))
+        b.bind_matrix(self.file, info)
+            .with_context(|| format!("tensor {name}"))
     }
 
     fn vector<B: Backend>(&self, b: &mut B, name: &str, len: usize) -> anyhow::Result<B::Vector> {
         let info = self.info(name, &[len])?;
-        Ok(b.bind_vector(self.file, info))
+        b.bind_vector(self.file, info)
+            .with_context(|| format!("tensor {name}"))
     }
 
     fn block<B: Backend>(&self, b: &mut B, i: usize) -> anyhow::Result<BlockWeights<B>> {

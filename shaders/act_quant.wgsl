@@ -1,0 +1,74 @@
+// Rounds activations the way the CPU kernels quantize them before an integer dot
+// product, and writes the rounded values back as f32, so that a matrix product on the
+// GPU sees the numbers the CPU sees (llama.cpp's Q8_0 / Q8_K activations):
+// - 32-element blocks: d = max|x| / 127, q = round(x / d) half away from zero, and the
+//   value is q times d rounded to f16 (the block stores d as f16);
+// - 256-element blocks: d = −max / 127 with max the element of largest magnitude,
+//   q = min(127, round(x / d)) ties to even, value q·d (d stays f32).
+// One invocation per block. BLOCK (32 or 256) comes from the assembler.
+
+struct Params {
+    n_blocks: u32,
+    pad0: u32,
+    pad1: u32,
+    pad2: u32,
+}
+
+@group(0) @binding(0) var<storage, read> x: array<f32>;
+@group(0) @binding(1) var<storage, read_write> y: array<f32>;
+@group(0) @binding(2) var<uniform> p: Params;
+
+const WG_SIZE: u32 = 64u;
+
+fn round_half_away(v: f32) -> f32 {
+    let t = trunc(v);
+    if (abs(v - t) == 0.5) {
+        return t + sign(v);
+    }
+    return round(v);
+}
+
+@compute @workgroup_size(64)
+fn main(cin: ComputeIn) {
+    let block = (cin.wid.x + cin.wid.y * cin.nwg.x) * WG_SIZE + cin.lid;
+    if (block >= p.n_blocks) {
+        return;
+    }
+    let base = block * BLOCK;
+    if (BLOCK == 32u) {
+        var amax = 0.0;
+        for (var i = 0u; i < BLOCK; i++) {
+            amax = max(amax, abs(x[base + i]));
+        }
+        let d = amax / 127.0;
+        var id = 0.0;
+        if (d != 0.0) {
+            id = 1.0 / d;
+        }
+        let d16 = f16_bits_to_f32(f32_to_f16_bits(d));
+        for (var i = 0u; i < BLOCK; i++) {
+            y[base + i] = round_half_away(x[base + i] * id) * d16;
+        }
+    } else {
+        var amax = 0.0;
+        var signed_max = 0.0;
+        for (var i = 0u; i < BLOCK; i++) {
+            let v = x[base + i];
+            if (abs(v) > amax) {
+                amax = abs(v);
+                signed_max = v;
+            }
+        }
+        if (amax == 0.0) {
+            for (var i = 0u; i < BLOCK; i++) {
+                y[base + i] = 0.0;
+            }
+            return;
+        }
+        let iscale = -127.0 / signed_max;
+        let d = 1.0 / iscale;
+        for (var i = 0u; i < BLOCK; i++) {
+            y[base + i] = min(127.0, round(iscale * x[base + i])) * d;
+        }
+    }
+}

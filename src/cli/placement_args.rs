@@ -1,0 +1,87 @@
+//! The placement flags shared by `run`, `chat` and `perplexity`: which blocks go to the
+//! GPU, where the output layer and the K/V cache live, which adapter.
+
+use clap::Args;
+
+use crate::engine::{EngineOptions, GpuLayers, OutputOn};
+
+#[derive(Args, Debug, Clone, Default)]
+pub struct PlacementArgs {
+    /// Blocks to run on the GPU, from the first: a count or `all` (also -ngl)
+    #[arg(
+        long = "gpu-layers",
+        visible_alias = "n-gpu-layers",
+        default_value = "0"
+    )]
+    pub gpu_layers: GpuLayers,
+    /// Where the output norm and projection run: gpu or cpu (default: gpu when all
+    /// blocks are on the GPU)
+    #[arg(long = "output-on")]
+    pub output_on: Option<OutputOn>,
+    /// Keep the K/V cache of GPU blocks in host memory (less VRAM, slower)
+    #[arg(long = "kv-on-cpu", visible_alias = "no-kv-offload")]
+    pub kv_on_cpu: bool,
+    /// The GPU adapter to use (index from `tandem devices`; default: the best)
+    #[arg(long = "gpu-device", visible_alias = "main-gpu")]
+    pub gpu_device: Option<usize>,
+}
+
+impl PlacementArgs {
+    /// Sets the placement fields of `opts`.
+    pub fn apply(&self, opts: EngineOptions) -> EngineOptions {
+        EngineOptions {
+            gpu_layers: self.gpu_layers,
+            output_on: self.output_on,
+            kv_on_cpu: self.kv_on_cpu,
+            gpu_device: self.gpu_device,
+            ..opts
+        }
+    }
+}
+
+/// Rewrites llama.cpp's multi-letter short flags, which clap cannot declare, to their
+/// long forms: `-ngl 20` and `-ngl=20` become `--gpu-layers 20`, `-mg 1` `--gpu-device 1`.
+pub fn translate_llama_flags(args: impl IntoIterator<Item = String>) -> Vec<String> {
+    const SHORT_TO_LONG: [(&str, &str); 2] = [("-ngl", "--gpu-layers"), ("-mg", "--gpu-device")];
+    args.into_iter()
+        .map(|arg| {
+            for (short, long) in SHORT_TO_LONG {
+                if arg == short {
+                    return long.to_string();
+                }
+                if let Some(value) = arg.strip_prefix(short).and_then(|r| r.strip_prefix('=')) {
+                    return format!("{long}={value}");
+                }
+            }
+            arg
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn llama_short_flags_become_long_ones() {
+        let args = [
+            "tandem", "run", "-ngl", "20", "-ngl=all", "-mg", "1", "-n", "8", "-nglx",
+        ];
+        let out = translate_llama_flags(args.iter().map(|s| s.to_string()));
+        assert_eq!(
+            out,
+            [
+                "tandem",
+                "run",
+                "--gpu-layers",
+                "20",
+                "--gpu-layers=all",
+                "--gpu-device",
+                "1",
+                "-n",
+                "8",
+                "-nglx"
+            ]
+        );
+    }
+}

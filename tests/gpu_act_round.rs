@@ -1,0 +1,87 @@
+//! The GPU's activation rounding gives exactly the values the CPU's Q8_0 and Q8_K
+//! activation quantizers give (so products on both devices agree). Needs an adapter.
+
+use tandem::gpu::{Gpu, GpuOptions};
+use tandem::quant::GgmlType;
+
+fn open(options: &GpuOptions) -> Gpu {
+    Gpu::new(options).unwrap_or_else(|e| {
+        panic!("GPU tests need a real adapter (install mesa-vulkan-drivers for lavapipe): {e:#}")
+    })
+}
+
+/// Values with ties (x / d = k + 0.5), zeros, an all-zero block, tiny and huge values.
+fn activations(n: usize, seed: u64) -> Vec<f32> {
+    let mut state = seed;
+    let mut next = || {
+        state = state
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        (state >> 33) as f32 / (1u64 << 31) as f32 * 2.0 - 1.0
+    };
+    let mut x: Vec<f32> = (0..n)
+        .map(|i| next() * [1.0, 1e-3, 40.0, 7.0][i % 4])
+        .collect();
+    // A block of 32 and a block of 256 with exact ties: max 127 makes d = 1.
+    for (i, v) in x[256..288].iter_mut().enumerate() {
+        *v = i as f32 - 15.5;
+    }
+    x[256] = 127.0;
+    x[512..768].iter_mut().for_each(|v| *v = 0.0);
+    for (i, v) in x[768..1024].iter_mut().enumerate() {
+        *v = (i % 64) as f32 * 0.5 - 16.0;
+    }
+    x[768] = -127.0;
+    x
+}
+
+fn cpu_rounded(activation: GgmlType, x: &[f32]) -> Vec<f32> {
+    let mut bytes = vec![0u8; activation.bytes_for(x.len() as u64).unwrap() as usize];
+    activation.quantize_row(x, &mut bytes);
+    let mut out = vec![0f32; x.len()];
+    activation.dequantize_row(&bytes, &mut out);
+    out
+}
+
+#[test]
+fn gpu_rounding_equals_the_cpu_quantizers() {
+    for options in [
+        GpuOptions::default(),
+        GpuOptions {
+            disable_f16: true,
+            ..GpuOptions::default()
+        },
+    ] {
+        let gpu = open(&options);
+        let x = activations(2048, 5);
+        let src = gpu.upload(&x).unwrap();
+        let dst = gpu.buffer(x.len());
+        for (weight, activation) in [
+            (GgmlType::Q4_0, GgmlType::Q8_0),
+            (GgmlType::Q4K, GgmlType::Q8K),
+        ] {
+            let mut batch = gpu.batch();
+            batch
+                .round_activations(weight, &src, &dst, x.len())
+                .unwrap();
+            batch.submit().unwrap();
+            let got: Vec<f32> = gpu.read(&dst).unwrap();
+            let want = cpu_rounded(activation, &x);
+            let mismatches: Vec<usize> = (0..x.len()).filter(|&i| got[i] != want[i]).collect();
+            assert!(
+                mismatches.is_empty(),
+                "{weight:?} ({options:?}): {} mismatches, first at {}: x {} gpu {} cpu {}",
+                mismatches.len(),
+                mismatches[0],
+                x[mismatches[0]],
+                got[mismatches[0]],
+                want[mismatches[0]]
+            );
+        }
+        // Float weights take f32 activations: nothing to round.
+        assert!(gpu
+            .batch()
+            .round_activations(GgmlType::F16, &src, &dst, 32)
+            .is_err());
+    }
+}
