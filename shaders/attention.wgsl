@@ -1,11 +1,15 @@
-// Attention of n_tokens queries over a KV cache, one workgroup per (query head, token).
+// Attention of n_tokens queries over a KV cache without a score matrix: one workgroup per
+// (query head, token) streams the visible keys in tiles of TILE, keeping a running max m,
+// a running sum l of exp(score - m) and the output accumulator, rescaled whenever the max
+// grows (online softmax), so memory use does not depend on the context length.
 // q: [n_tokens][n_heads][head_dim]; out: [n_tokens][n_heads][head_dim_v];
 // k cache: [n_kv_heads][n_ctx][head_dim], v cache: [n_kv_heads][n_ctx][head_dim_v], the
 // batch's own keys and values already stored at positions pos0 ...
 // Query t sits at position pos0 + t and sees cache positions j <= pos0 + t and, when
 // window > 0, j > pos0 + t - window. Head h reads kv head h / (n_heads / n_kv_heads).
-// scores: scratch of n_tokens * n_heads * (pos0 + n_tokens) floats.
-// Bindings 1 and 2 (k and v) and load_k / load_v come from kv_f32.wgsl or kv_f16.wgsl.
+// head_dim and head_dim_v are at most MAX_HEAD_DIM (the host checks).
+// Bindings 1 and 2 (k and v) and load_k / load_v come from kv_f32.wgsl or kv_f16.wgsl;
+// workgroup_max / workgroup_sum from reduce_subgroup.wgsl or reduce_workgroup.wgsl.
 
 struct Params {
     n_tokens: u32,
@@ -23,21 +27,36 @@ struct Params {
 }
 
 @group(0) @binding(0) var<storage, read> q: array<f32>;
-@group(0) @binding(3) var<storage, read_write> scores: array<f32>;
-@group(0) @binding(4) var<storage, read_write> out: array<f32>;
-@group(0) @binding(5) var<uniform> p: Params;
+@group(0) @binding(3) var<storage, read_write> out: array<f32>;
+@group(0) @binding(4) var<uniform> p: Params;
 
 const WG_SIZE: u32 = 64u;
+// Keys per tile: one score per invocation.
+const TILE: u32 = WG_SIZE;
+// Invocations sharing one key's dot product: neighbours read neighbouring dims of a key
+// row, so the K reads of a tile are contiguous runs rather than strided single values.
+const LANES_PER_KEY: u32 = 8u;
+const KEYS_PER_SWEEP: u32 = WG_SIZE / LANES_PER_KEY;
+const MAX_HEAD_DIM: u32 = 256u;
+// Output dims each invocation owns: d = lid + i * WG_SIZE.
+const DIMS_PER_INVOCATION: u32 = MAX_HEAD_DIM / WG_SIZE;
+// Below any score (scores are finite), without relying on infinities.
+const NO_SCORE: f32 = -3.0e38;
+
+var<workgroup> q_tile: array<f32, MAX_HEAD_DIM>;
+// Partial dot products: [key in tile][lane].
+var<workgroup> partial: array<f32, TILE * LANES_PER_KEY>;
+// exp(score - running max) of the tile's keys (0 for keys not visible).
+var<workgroup> key_weights: array<f32, TILE>;
 
 @compute @workgroup_size(64)
 fn main(cin: ComputeIn) {
     let head = cin.wid.x;
     let t = cin.wid.y;
+    let lid = cin.lid;
     let kv_head = head / (p.n_heads / p.n_kv_heads);
-    let kv_len = p.pos0 + p.n_tokens;
     let q_base = (t * p.n_heads + head) * p.head_dim;
     let out_base = (t * p.n_heads + head) * p.head_dim_v;
-    let s_base = (t * p.n_heads + head) * kv_len;
     let k_head = kv_head * p.n_ctx * p.head_dim;
     let v_head = kv_head * p.n_ctx * p.head_dim_v;
     let pos = p.pos0 + t;
@@ -46,31 +65,77 @@ fn main(cin: ComputeIn) {
         first = pos + 1u - p.window;
     }
 
-    var m = -3.0e38;
-    for (var j = first + cin.lid; j <= pos; j += WG_SIZE) {
-        let k_base = k_head + j * p.head_dim;
-        var dot_qk = 0.0;
-        for (var d = 0u; d < p.head_dim; d += 1u) {
-            dot_qk += q[q_base + d] * load_k(k_base + d);
-        }
-        let s = dot_qk * p.scale;
-        scores[s_base + j] = s;
-        m = max(m, s);
+    for (var d = lid; d < p.head_dim; d += WG_SIZE) {
+        q_tile[d] = q[q_base + d];
     }
-    let row_max = workgroup_max(m, cin);
-    var sum = 0.0;
-    for (var j = first + cin.lid; j <= pos; j += WG_SIZE) {
-        let e = exp(scores[s_base + j] - row_max);
-        scores[s_base + j] = e;
-        sum += e;
-    }
-    let total = workgroup_sum(sum, cin);
-    storageBarrier();
-    for (var d = cin.lid; d < p.head_dim_v; d += WG_SIZE) {
-        var acc = 0.0;
-        for (var j = first; j <= pos; j += 1u) {
-            acc += scores[s_base + j] * load_v(v_head + j * p.head_dim_v + d);
+    workgroupBarrier();
+
+    let lane = lid % LANES_PER_KEY;
+    var m = NO_SCORE;
+    var l = 0.0;
+    var acc: array<f32, DIMS_PER_INVOCATION>;
+    // pos - first + 1 >= 1 keys are visible, so every tile has at least one.
+    for (var j0 = first; j0 <= pos; j0 += TILE) {
+        let tile_len = min(TILE, pos + 1u - j0);
+
+        // Scores: each sweep covers KEYS_PER_SWEEP keys with LANES_PER_KEY lanes each.
+        for (var sweep = 0u; sweep < TILE / KEYS_PER_SWEEP; sweep += 1u) {
+            let key = sweep * KEYS_PER_SWEEP + lid / LANES_PER_KEY;
+            var dot_qk = 0.0;
+            if (key < tile_len) {
+                let k_base = k_head + (j0 + key) * p.head_dim;
+                for (var d = lane; d < p.head_dim; d += LANES_PER_KEY) {
+                    dot_qk += q_tile[d] * load_k(k_base + d);
+                }
+            }
+            partial[key * LANES_PER_KEY + lane] = dot_qk;
         }
-        out[out_base + d] = acc / total;
+        workgroupBarrier();
+        var score = NO_SCORE;
+        if (lid < tile_len) {
+            var dot_qk = 0.0;
+            for (var i = 0u; i < LANES_PER_KEY; i += 1u) {
+                dot_qk += partial[lid * LANES_PER_KEY + i];
+            }
+            score = dot_qk * p.scale;
+        }
+
+        // Online softmax: rescale what came before to the new max.
+        let m_new = max(m, workgroup_max(score, cin));
+        let rescale = exp(m - m_new);
+        var w = 0.0;
+        if (lid < tile_len) {
+            w = exp(score - m_new);
+        }
+        l = l * rescale + workgroup_sum(w, cin);
+        m = m_new;
+        key_weights[lid] = w;
+        workgroupBarrier();
+
+        // Each invocation adds sum_j w_j * v_j to its own output dims (reads of one value
+        // row are contiguous across invocations).
+        for (var i = 0u; i < DIMS_PER_INVOCATION; i += 1u) {
+            acc[i] *= rescale;
+        }
+        for (var key = 0u; key < tile_len; key += 1u) {
+            let wk = key_weights[key];
+            let v_base = v_head + (j0 + key) * p.head_dim_v;
+            for (var i = 0u; i < DIMS_PER_INVOCATION; i += 1u) {
+                let d = lid + i * WG_SIZE;
+                if (d < p.head_dim_v) {
+                    acc[i] += wk * load_v(v_base + d);
+                }
+            }
+        }
+        // No barrier needed before the next tile: it writes partial only after this
+        // tile's reductions (whose barriers everyone passed after reading partial), and
+        // key_weights only after its own reductions (reached after this loop).
+    }
+
+    for (var i = 0u; i < DIMS_PER_INVOCATION; i += 1u) {
+        let d = lid + i * WG_SIZE;
+        if (d < p.head_dim_v) {
+            out[out_base + d] = acc[i] / l;
+        }
     }
 }

@@ -486,31 +486,6 @@ fn rope_matches_reference_in_both_pairings() {
     });
 }
 
-#[test]
-fn softmax_matches_reference() {
-    on_each_device(|gpu| {
-        let mut rng = Rng(6);
-        let (rows, cols, scale) = (3, 777, 0.7f32);
-        let x: Vec<f32> = rng.vec(rows * cols).iter().map(|v| v * 20.0).collect();
-        let xb = gpu.upload(&x).unwrap();
-        let mut batch = gpu.batch();
-        batch.softmax(&xb, rows, cols, scale).unwrap();
-        batch.submit().unwrap();
-        let y: Vec<f32> = gpu.read(&xb).unwrap();
-        let mut want = Vec::new();
-        for r in 0..rows {
-            let row: Vec<f64> = x[r * cols..(r + 1) * cols]
-                .iter()
-                .map(|&v| v as f64 * scale as f64)
-                .collect();
-            let m = row.iter().cloned().fold(f64::MIN, f64::max);
-            let s: f64 = row.iter().map(|v| (v - m).exp()).sum();
-            want.extend(row.iter().map(|v| (v - m).exp() / s));
-        }
-        assert_close("softmax", &y, &want, 1e-5);
-    });
-}
-
 /// Reads an f32 or packed-f16 cache back as f32 values.
 fn read_cache(gpu: &Gpu, cache: &tandem::gpu::GpuBuffer, f16_cache: bool) -> Vec<f32> {
     if f16_cache {
@@ -678,12 +653,11 @@ fn attention_matches_reference_with_gqa_causality_and_window() {
                 gpu.upload(&v_new).unwrap(),
                 gpu.upload(&q).unwrap(),
             );
-            let scores = gpu.buffer(n_tokens * p.n_heads * kv_len);
             let out = gpu.buffer(n_tokens * p.n_heads * p.head_dim_v);
             let mut batch = gpu.batch();
             batch.kv_store(&knb, &kb, &k_layout, 0, kv_len).unwrap();
             batch.kv_store(&vnb, &vb, &v_layout, 0, kv_len).unwrap();
-            batch.attention(&qb, &kb, &vb, &scores, &out, &p).unwrap();
+            batch.attention(&qb, &kb, &vb, &out, &p).unwrap();
             batch.submit().unwrap();
             let y: Vec<f32> = gpu.read(&out).unwrap();
             // The reference reads the cache contents (f16-rounded where stored so).
@@ -698,6 +672,173 @@ fn attention_matches_reference_with_gqa_causality_and_window() {
             );
         }
     });
+}
+
+/// A `[n_kv_heads][n_ctx][dim]` cache of random values, built on the host (so any dim
+/// works, odd ones included): the values as f32 (f16-rounded for an f16 cache) and the
+/// buffer contents. Keys at position j are scaled by `growth(j)`.
+fn host_cache(
+    rng: &mut Rng,
+    p: &AttentionParams,
+    dim: usize,
+    growth: impl Fn(usize) -> f32,
+) -> (Vec<f32>, Vec<u32>) {
+    let mut values = Vec::with_capacity(p.n_kv_heads * p.n_ctx * dim);
+    for _ in 0..p.n_kv_heads {
+        for j in 0..p.n_ctx {
+            values.extend(rng.vec(dim).iter().map(|v| v * growth(j)));
+        }
+    }
+    if !p.kv_f16 {
+        let words = values.iter().map(|v| v.to_bits()).collect();
+        return (values, words);
+    }
+    let halves: Vec<f16> = values.iter().map(|&v| f16::from_f32(v)).collect();
+    let words = halves
+        .chunks(2)
+        .map(|pair| {
+            let hi = pair.get(1).map_or(0, |h| h.to_bits() as u32);
+            pair[0].to_bits() as u32 | (hi << 16)
+        })
+        .collect();
+    (halves.iter().map(|h| h.to_f32()).collect(), words)
+}
+
+/// One attention case: the shape, and how sharply the scores rise along the context.
+struct AttentionCase {
+    what: &'static str,
+    p: AttentionParams,
+    /// Keys at position j are scaled by 1 + key_growth * j / n_ctx, so later tiles keep
+    /// raising the running max and the earlier sums must be rescaled.
+    key_growth: f32,
+}
+
+fn attention_case(
+    what: &'static str,
+    (n_heads, n_kv_heads, head_dim, head_dim_v): (usize, usize, usize, usize),
+    (n_tokens, pos0, window): (usize, usize, usize),
+    kv_f16: bool,
+) -> AttentionCase {
+    AttentionCase {
+        what,
+        p: AttentionParams {
+            n_tokens,
+            n_heads,
+            n_kv_heads,
+            head_dim,
+            head_dim_v,
+            // Spare positions past the queries must not be read.
+            n_ctx: pos0 + n_tokens + 3,
+            pos0,
+            window,
+            scale: 1.0 / (head_dim as f32).sqrt(),
+            kv_f16,
+        },
+        key_growth: 0.0,
+    }
+}
+
+#[test]
+fn streaming_attention_matches_reference_across_shapes_and_long_contexts() {
+    let mut cases = Vec::new();
+    for kv_f16 in [false, true] {
+        cases.extend([
+            attention_case("kv_len 1", (2, 1, 16, 16), (1, 0, 0), kv_f16),
+            attention_case("odd head dims", (3, 1, 37, 53), (3, 100, 0), kv_f16),
+            // The window starts inside a tile and spans several.
+            attention_case("window", (2, 2, 40, 40), (4, 150, 70), kv_f16),
+            attention_case("window of 1", (2, 1, 8, 8), (3, 20, 1), kv_f16),
+            attention_case("GQA 8:2", (8, 2, 64, 64), (2, 200, 0), kv_f16),
+            // gemma3 270M's shape: 4 heads over 1 kv head of 256 dims.
+            attention_case("long context", (4, 1, 256, 256), (5, 2995, 0), kv_f16),
+            attention_case("prefill", (4, 1, 256, 256), (64, 0, 0), kv_f16),
+        ]);
+    }
+    let mut sliding = attention_case(
+        "long sliding window",
+        (4, 1, 256, 256),
+        (5, 2995, 512),
+        true,
+    );
+    sliding.p.n_ctx = 4096;
+    cases.push(sliding);
+    let mut prefill_window = attention_case("prefill window", (4, 1, 256, 192), (64, 0, 9), false);
+    prefill_window.p.n_ctx = 64;
+    cases.push(prefill_window);
+    // Scores of tens: exp would overflow without the running max, and rising keys make
+    // every tile raise it.
+    for kv_f16 in [false, true] {
+        let mut sharp =
+            attention_case("sharp rising scores", (2, 1, 128, 100), (2, 700, 0), kv_f16);
+        sharp.p.scale = 1.0;
+        sharp.key_growth = 3.0;
+        cases.push(sharp);
+    }
+    on_each_device(|gpu| {
+        let mut rng = Rng(9);
+        for case in &cases {
+            let p = &case.p;
+            let growth = |j: usize| 1.0 + case.key_growth * j as f32 / p.n_ctx as f32;
+            let (k, k_words) = host_cache(&mut rng, p, p.head_dim, growth);
+            let (v, v_words) = host_cache(&mut rng, p, p.head_dim_v, |_| 1.0);
+            let q = rng.vec(p.n_tokens * p.n_heads * p.head_dim);
+            let kb = gpu.upload(&k_words).unwrap();
+            let vb = gpu.upload(&v_words).unwrap();
+            let qb = gpu.upload(&q).unwrap();
+            let out = gpu.buffer(p.n_tokens * p.n_heads * p.head_dim_v);
+            let mut batch = gpu.batch();
+            batch.attention(&qb, &kb, &vb, &out, p).unwrap();
+            batch.submit().unwrap();
+            let y: Vec<f32> = gpu.read(&out).unwrap();
+            let want = attention_reference(&q, &k, &v, p);
+            assert_close(
+                &format!("attention {} (f16 cache: {})", case.what, p.kv_f16),
+                &y,
+                &want,
+                1e-5,
+            );
+        }
+    });
+}
+
+#[test]
+fn attention_refuses_bad_shapes() {
+    let gpu = open(&GpuOptions::default());
+    let p = AttentionParams {
+        n_tokens: 2,
+        n_heads: 4,
+        n_kv_heads: 2,
+        head_dim: 8,
+        head_dim_v: 8,
+        n_ctx: 10,
+        pos0: 3,
+        window: 0,
+        scale: 1.0,
+        kv_f16: false,
+    };
+    let big = gpu.buffer(4096);
+    let mut batch = gpu.batch();
+    assert!(batch
+        .attention(&big, &big, &big, &gpu.buffer(64), &p)
+        .is_ok());
+    let refused = [
+        AttentionParams { n_kv_heads: 3, ..p },
+        AttentionParams { n_tokens: 0, ..p },
+        AttentionParams { pos0: 9, ..p },
+        AttentionParams { head_dim: 0, ..p },
+        AttentionParams {
+            head_dim_v: AttentionParams::MAX_HEAD_DIM + 1,
+            ..p
+        },
+    ];
+    for bad in refused {
+        let err = batch.attention(&big, &big, &big, &gpu.buffer(4096), &bad);
+        assert!(err.is_err(), "{bad:?} was accepted");
+    }
+    // An output one element short.
+    assert!(batch
+        .attention(&big, &big, &big, &gpu.buffer(63), &p)
+        .is_err());
 }
 
 #[test]

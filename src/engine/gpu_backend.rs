@@ -28,8 +28,6 @@ pub struct GpuBackendShape {
     /// Most tokens per micro-batch.
     pub n_batch: usize,
     pub widths: ActWidths,
-    pub n_head: usize,
-    pub n_ctx: usize,
     /// Rows of the output projection when it runs here (0 otherwise).
     pub head_rows: usize,
 }
@@ -42,8 +40,6 @@ pub struct GpuBackend {
     n_tokens: usize,
     batch: Option<Batch>,
     token_ids: GpuBuffer,
-    /// Attention scores of a batch (grown on demand).
-    scores: Option<GpuBuffer>,
     /// Input and output of the output projection, [`HEAD_ROWS_PER_PASS`] rows at a time.
     head_in: GpuBuffer,
     head_out: Option<GpuBuffer>,
@@ -94,7 +90,6 @@ impl GpuBackend {
             acts,
             n_tokens: 0,
             batch: None,
-            scores: None,
             readback: Readback::default(),
             freq_factors: Vec::new(),
             host_attention,
@@ -149,16 +144,6 @@ impl GpuBackend {
         self.gpu.write(&buf, 0, factors)?;
         self.freq_factors.push((factors.to_vec(), buf));
         Ok(self.freq_factors.len() - 1)
-    }
-
-    fn ensure_scores(&mut self, len: usize) -> Result<()> {
-        if self.scores.as_ref().is_none_or(|s| s.len() < len) {
-            // Room for the longest batch at this context length, so growth is rare.
-            let most = self.shape.n_batch * self.shape.n_head * self.shape.n_ctx;
-            let len = len.max(most.min(len * 4));
-            self.scores = Some(self.gpu.try_buffer(len, "attention scores")?);
-        }
-        Ok(())
     }
 
     /// Stores K and V of a GPU block whose cache is in host memory.
@@ -350,7 +335,6 @@ impl Backend for GpuBackend {
             return self.attention_on_host(kv, q, dst, pos0, shape);
         };
         let n = self.n_tokens;
-        self.ensure_scores(n * shape.n_head * (pos0 + n))?;
         let params = AttentionParams {
             n_tokens: n,
             n_heads: shape.n_head,
@@ -365,12 +349,10 @@ impl Backend for GpuBackend {
         };
         let gpu = self.gpu.clone();
         let batch = self.batch.get_or_insert_with(|| gpu.batch());
-        let scores = self.scores.as_ref().expect("ensured above");
         batch.attention(
             &self.acts[q.index()],
             &cache.k,
             &cache.v,
-            scores,
             &self.acts[dst.index()],
             &params,
         )

@@ -50,6 +50,12 @@ pub struct AttentionParams {
     pub kv_f16: bool,
 }
 
+impl AttentionParams {
+    /// The widest key or value head the attention kernel takes (MAX_HEAD_DIM in
+    /// shaders/attention.wgsl).
+    pub const MAX_HEAD_DIM: usize = 256;
+}
+
 /// Where [`Batch::kv_store`] appends: a cache of `[n_kv_heads][n_ctx][dim]` values.
 #[derive(Clone, Copy, Debug)]
 pub struct KvLayout {
@@ -565,33 +571,16 @@ impl Batch {
         )
     }
 
-    /// In-place softmax of `rows` rows of `cols` elements, each first multiplied by scale.
-    pub fn softmax(
-        &mut self,
-        x: &GpuBuffer,
-        rows: usize,
-        cols: usize,
-        scale: f32,
-    ) -> anyhow::Result<()> {
-        ensure!(x.len() >= rows * cols, "softmax buffer is too small");
-        let r = u32_of(rows, "rows")?;
-        let params = [u32_of(cols, "cols")?, r, scale.to_bits(), 0, 0, 0, 0, 0];
-        let (gx, gy) = spread(r);
-        self.dispatch(Kernel::Softmax, &[x.into()], &params, (gx, gy, 1))
-    }
-
     /// Attention of q (`[n_tokens][n_heads][head_dim]`) over the k cache
     /// (`[n_kv_heads][n_ctx][head_dim]`) and v cache (`[n_kv_heads][n_ctx][head_dim_v]`),
     /// whose positions 0 .. pos0 + n_tokens are filled; out is
-    /// `[n_tokens][n_heads][head_dim_v]`; `scores` is scratch of n_tokens x n_heads x
-    /// (pos0 + n_tokens) floats.
-    #[allow(clippy::too_many_arguments)]
+    /// `[n_tokens][n_heads][head_dim_v]`. The kernel streams keys in tiles with an
+    /// online softmax, so it needs no scratch and no score matrix however long the context.
     pub fn attention(
         &mut self,
         q: &GpuBuffer,
         k: &GpuBuffer,
         v: &GpuBuffer,
-        scores: &GpuBuffer,
         out: &GpuBuffer,
         p: &AttentionParams,
     ) -> anyhow::Result<()> {
@@ -602,6 +591,13 @@ impl Batch {
             p.n_kv_heads
         );
         ensure!(p.n_tokens > 0, "attention of zero queries");
+        let max_dim = AttentionParams::MAX_HEAD_DIM;
+        ensure!(
+            (1..=max_dim).contains(&p.head_dim) && (1..=max_dim).contains(&p.head_dim_v),
+            "attention heads of {} key and {} value dims: the GPU kernel takes 1 to {max_dim}",
+            p.head_dim,
+            p.head_dim_v
+        );
         let kv_len = p.pos0 + p.n_tokens;
         ensure!(
             kv_len <= p.n_ctx,
@@ -618,8 +614,7 @@ impl Batch {
             q.len() >= p.n_tokens * p.n_heads * p.head_dim
                 && out.len() >= p.n_tokens * p.n_heads * p.head_dim_v
                 && k.len() >= cache(p.head_dim).buffer_len()
-                && v.len() >= cache(p.head_dim_v).buffer_len()
-                && scores.len() >= p.n_tokens * p.n_heads * kv_len,
+                && v.len() >= cache(p.head_dim_v).buffer_len(),
             "attention buffers are too small"
         );
         let params = [
@@ -642,7 +637,7 @@ impl Batch {
         );
         self.dispatch(
             Kernel::Attention { f16_kv: p.kv_f16 },
-            &[q.into(), k.into(), v.into(), scores.into(), out.into()],
+            &[q.into(), k.into(), v.into(), out.into()],
             &params,
             (params[1], params[0], 1),
         )

@@ -36,8 +36,11 @@
 //!   rows = n_tokens x n_heads of width head_dim.
 //! - rope: [`Batch::rope`] with no position buffer (token t at `pos0 + t`).
 //! - store_kv: [`Batch::kv_store`] into `[n_kv_heads][n_ctx][dim]` caches (f32 or packed
-//!   f16, rounded to nearest even like the CPU's f16 cache); attention:
-//!   [`Batch::attention`].
+//!   f16, rounded to nearest even like the CPU's f16 cache).
+//! - attention: [`Batch::attention`] straight over the caches (causal, GQA, sliding
+//!   window), streaming keys in tiles with an online softmax: no scratch buffer and no
+//!   score matrix at any context length; heads of up to
+//!   [`AttentionParams::MAX_HEAD_DIM`] dims.
 //! - project_rows: [`Batch::copy`] the wanted rows to a scratch buffer, [`Batch::mul_mat`],
 //!   then [`Gpu::read`] / [`Gpu::read_range`].
 //!

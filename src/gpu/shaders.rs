@@ -30,7 +30,6 @@ const GET_ROWS: &str = include_str!("../../shaders/get_rows.wgsl");
 const RMSNORM: &str = include_str!("../../shaders/rmsnorm.wgsl");
 const ELEMENTWISE: &str = include_str!("../../shaders/elementwise.wgsl");
 const ROPE: &str = include_str!("../../shaders/rope.wgsl");
-const SOFTMAX: &str = include_str!("../../shaders/softmax.wgsl");
 const ATTENTION: &str = include_str!("../../shaders/attention.wgsl");
 const KV_STORE: &str = include_str!("../../shaders/kv_store.wgsl");
 const ACT_QUANT: &str = include_str!("../../shaders/act_quant.wgsl");
@@ -126,8 +125,8 @@ pub enum Kernel {
         in_place: bool,
     },
     Rope,
-    Softmax,
-    /// Attention over a KV cache of f32 (`f16_kv: false`) or packed f16 values.
+    /// Streaming (online-softmax) attention over a KV cache of f32 (`f16_kv: false`) or
+    /// packed f16 values.
     Attention {
         f16_kv: bool,
     },
@@ -163,7 +162,7 @@ impl Kernel {
         for ty in WEIGHT_TYPES {
             all.extend([Kernel::MatVec(ty), Kernel::MatMul(ty), Kernel::GetRows(ty)]);
         }
-        all.extend([Kernel::Rope, Kernel::Softmax]);
+        all.push(Kernel::Rope);
         for flag in [false, true] {
             all.extend([
                 Kernel::RmsNorm { in_place: flag },
@@ -191,8 +190,7 @@ impl Kernel {
                 &[ReadWrite, Read]
             }
             Kernel::Rope => &[ReadWrite, Read, Read],
-            Kernel::Softmax => &[ReadWrite],
-            Kernel::Attention { .. } => &[Read, Read, Read, ReadWrite, ReadWrite],
+            Kernel::Attention { .. } => &[Read, Read, Read, ReadWrite],
             Kernel::KvStore { .. } | Kernel::ActQuant { .. } => &[Read, ReadWrite],
         }
     }
@@ -216,7 +214,6 @@ impl Kernel {
             Kernel::RmsNorm { in_place } => format!("rmsnorm{}", suffix(in_place)),
             Kernel::Binary { op, in_place } => format!("binary_{op:?}{}", suffix(in_place)),
             Kernel::Rope => "rope".into(),
-            Kernel::Softmax => "softmax".into(),
             Kernel::Attention { f16_kv: false } => "attention".into(),
             Kernel::Attention { f16_kv: true } => "attention_f16_kv".into(),
             Kernel::KvStore { f16_kv: false } => "kv_store".into(),
@@ -279,7 +276,6 @@ impl Kernel {
                 parts.push(ELEMENTWISE);
             }
             Kernel::Rope => parts.push(ROPE),
-            Kernel::Softmax => parts.push(SOFTMAX),
             Kernel::Attention { f16_kv } => {
                 if f16_kv {
                     parts.extend([f16_unpack, KV_F16]);
@@ -319,6 +315,21 @@ mod tests {
             // Helpers are included once, not copied per type.
             assert_eq!(src.matches("fn ld_u32(").count(), 1);
             assert_eq!(src.matches("fn k_scale_min(").count(), 1);
+        }
+    }
+
+    #[test]
+    fn attention_reductions_and_half_unpacking_follow_the_features() {
+        for features in ShaderFeatures::ALL {
+            for f16_kv in [false, true] {
+                let src = Kernel::Attention { f16_kv }.source(features).unwrap();
+                assert_eq!(src.contains("subgroupMax"), features.subgroup);
+                assert_eq!(src.contains("fn half_at("), f16_kv);
+                assert_eq!(
+                    src.contains("return unpack2x16float("),
+                    f16_kv && features.f16
+                );
+            }
         }
     }
 
