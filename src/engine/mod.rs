@@ -132,8 +132,6 @@ impl Engine {
                 let shape = GpuBackendShape {
                     n_batch,
                     widths,
-                    n_head: hp.n_head,
-                    n_ctx,
                     head_rows: if split.head_on_device { hp.n_vocab } else { 0 },
                 };
                 let host_attention = opts
