@@ -18,6 +18,8 @@ pub struct BenchResult {
     pub model: ModelSummary,
     pub backend: String,
     pub threads: usize,
+    /// Blocks on the GPU as asked (`-ngl`); `None` when no GPU was asked for at all.
+    pub gpu_layers: Option<String>,
     pub n_prompt: usize,
     pub n_gen: usize,
     /// Wall time of each counted repetition, in nanoseconds.
@@ -169,29 +171,39 @@ enum Align {
     Right,
 }
 
-/// The markdown table llama-bench prints.
+/// The markdown table llama-bench prints; an `ngl` column follows `threads` when any
+/// row asked for GPU layers (as llama-bench shows it for GPU builds).
 pub fn markdown_table(results: &[BenchResult]) -> String {
-    let columns: [(&str, usize, Align); 7] = [
+    let with_ngl = results.iter().any(|r| r.gpu_layers.is_some());
+    let mut columns: Vec<(&str, usize, Align)> = vec![
         ("model", 30, Align::Left),
         ("size", 10, Align::Right),
         ("params", 10, Align::Right),
         ("backend", 10, Align::Left),
         ("threads", 7, Align::Right),
-        ("test", 15, Align::Right),
-        ("t/s", 20, Align::Right),
     ];
-    let rows: Vec<[String; 7]> = results
+    if with_ngl {
+        columns.push(("ngl", 3, Align::Right));
+    }
+    columns.extend([("test", 15, Align::Right), ("t/s", 20, Align::Right)]);
+    let rows: Vec<Vec<String>> = results
         .iter()
         .map(|r| {
-            [
+            let mut row = vec![
                 r.model.description.clone(),
                 format_size(r.model.size_bytes),
                 format_params(r.model.n_params),
                 r.backend.clone(),
                 r.threads.to_string(),
+            ];
+            if with_ngl {
+                row.push(r.gpu_layers.clone().unwrap_or_else(|| "0".into()));
+            }
+            row.extend([
                 r.test_name(),
                 format!("{:.2} ± {:.2}", r.mean_ts(), r.stdev_ts()),
-            ]
+            ]);
+            row
         })
         .collect();
     let widths: Vec<usize> = columns
@@ -242,6 +254,8 @@ struct JsonRow<'a> {
     model_n_params: u64,
     backends: &'a str,
     n_threads: usize,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    n_gpu_layers: Option<&'a str>,
     n_prompt: usize,
     n_gen: usize,
     test: String,
@@ -265,6 +279,7 @@ pub fn json(results: &[BenchResult]) -> String {
                 model_n_params: r.model.n_params,
                 backends: &r.backend,
                 n_threads: r.threads,
+                n_gpu_layers: r.gpu_layers.as_deref(),
                 n_prompt: r.n_prompt,
                 n_gen: r.n_gen,
                 test: r.test_name(),
@@ -293,6 +308,7 @@ mod tests {
             },
             backend: "CPU".into(),
             threads: 2,
+            gpu_layers: None,
             n_prompt,
             n_gen,
             samples_ns,
@@ -366,6 +382,18 @@ mod tests {
             lines[2],
             "| gemma3 270M Q4_K - Medium      | 241.05 MiB |   268.10 M | CPU        |       2 |           pp512 |      768.00 ± 362.04 |"
         );
+    }
+
+    #[test]
+    fn ngl_column_appears_with_gpu_rows() {
+        let mut gpu = result(0, 128, vec![1_000_000_000]);
+        gpu.backend = "Vulkan+CPU".into();
+        gpu.gpu_layers = Some("9".into());
+        let table = markdown_table(&[result(0, 128, vec![1_000_000_000]), gpu]);
+        let lines: Vec<&str> = table.lines().collect();
+        assert!(lines[0].contains("| threads | ngl |"), "{}", lines[0]);
+        assert!(lines[2].contains("| CPU        |       2 |   0 |"), "{}", lines[2]);
+        assert!(lines[3].contains("| Vulkan+CPU |       2 |   9 |"), "{}", lines[3]);
     }
 
     #[test]

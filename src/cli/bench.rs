@@ -8,7 +8,8 @@ use clap::{Args, ValueEnum};
 
 use crate::bench::report::{self, known_size_class, BenchResult, ModelShape, ModelSummary};
 use crate::bench::{measure_read_bandwidth, run_test, BenchTarget, TestSpec};
-use crate::engine::{physical_cores, Engine, EngineOptions};
+use crate::engine::{physical_cores, Engine, EngineOptions, GpuLayers, OutputOn};
+use crate::model::StageTimes;
 use crate::gguf::GgufFile;
 use crate::sampling::Rng;
 
@@ -44,6 +45,22 @@ pub struct BenchArgs {
     /// Buffer size of the read-bandwidth measurement, in MiB (0 = skip it)
     #[arg(long, default_value_t = 1024)]
     pub bandwidth_mib: usize,
+    /// Blocks on the GPU, comma-separated counts or `all` (also -ngl), e.g. 0,9,all
+    #[arg(long = "gpu-layers", visible_alias = "n-gpu-layers")]
+    pub gpu_layers: Option<String>,
+    /// Where the output layer runs: gpu or cpu (default: gpu when all blocks are)
+    #[arg(long = "output-on")]
+    pub output_on: Option<OutputOn>,
+    /// Keep the K/V cache of GPU blocks in host memory
+    #[arg(long = "kv-on-cpu", visible_alias = "no-kv-offload")]
+    pub kv_on_cpu: bool,
+    /// The GPU adapter (index from `tandem devices`)
+    #[arg(long = "gpu-device", visible_alias = "main-gpu")]
+    pub gpu_device: Option<usize>,
+    /// Also print the time of each block on its device, of the boundary crossings and
+    /// of the output layer, for one prompt batch and one generated token
+    #[arg(long = "per-layer")]
+    pub per_layer: bool,
 }
 
 /// Parses "512,1024" into numbers.
@@ -125,23 +142,39 @@ pub fn run(args: BenchArgs) -> anyhow::Result<()> {
         bail!("nothing to measure: both -p and -n are 0");
     }
     let n_ctx = prompts.iter().chain(&gens).copied().max().unwrap_or(1);
+    let gpu_layer_list: Vec<GpuLayers> = match &args.gpu_layers {
+        Some(list) => list
+            .split(',')
+            .map(|v| v.parse().map_err(|e: String| anyhow::anyhow!("-ngl: {e}")))
+            .collect::<anyhow::Result<_>>()?,
+        None => vec![GpuLayers::None],
+    };
+    let mut per_layer_reports = Vec::new();
 
     let mut results: Vec<BenchResult> = Vec::new();
-    let mut weight_bytes: Vec<u64> = Vec::new();
+    let mut weight_bytes: Vec<WeightPlacement> = Vec::new();
     let mut rng = Rng::new(0x00BE_7C11);
     for path in &args.model {
         let file = GgufFile::open(path)?;
-        for &n_threads in &threads {
+        for (&n_threads, &gpu_layers) in threads
+            .iter()
+            .flat_map(|t| gpu_layer_list.iter().map(move |g| (t, g)))
+        {
             let mut engine = Engine::load(
                 path,
                 EngineOptions {
                     n_ctx: Some(n_ctx),
                     n_batch: args.batch_size,
                     n_threads: Some(n_threads),
+                    gpu_layers,
+                    output_on: args.output_on,
+                    kv_on_cpu: args.kv_on_cpu,
+                    gpu_device: args.gpu_device,
                     ..EngineOptions::default()
                 },
             )?;
             let model = summarize(&engine, &file)?;
+            let placed = WeightPlacement::of(&file, &engine);
             let specs = prompts
                 .iter()
                 .map(|&p| (p, 0))
@@ -155,27 +188,36 @@ pub fn run(args: BenchArgs) -> anyhow::Result<()> {
                 let samples_ns = run_test(&mut engine, &spec, &mut rng)?;
                 let result = BenchResult {
                     model: model.clone(),
-                    backend: "CPU".to_string(),
+                    backend: engine.backend_name(),
                     threads: engine.n_threads(),
+                    gpu_layers: args.gpu_layers.as_ref().map(|_| gpu_layers.to_string()),
                     n_prompt,
                     n_gen,
                     samples_ns,
                 };
                 eprintln!(
-                    "{} {} t={}: {:.2} ± {:.2} t/s",
+                    "{} {} t={} ngl={gpu_layers}: {:.2} ± {:.2} t/s",
                     model.description,
                     result.test_name(),
                     result.threads,
                     result.mean_ts(),
                     result.stdev_ts()
                 );
-                weight_bytes.push(engine.model_info().size_bytes);
+                weight_bytes.push(placed);
                 results.push(result);
+            }
+            if args.per_layer {
+                let n_prompt = prompts.first().copied().unwrap_or(0);
+                per_layer_reports.push(per_layer(&mut engine, &model.description, n_prompt, &mut rng)?);
             }
         }
     }
 
-    let bandwidth_lines = bandwidth_report(&results, &weight_bytes, args.bandwidth_mib);
+    let mut bandwidth_lines = bandwidth_report(&results, &weight_bytes, args.bandwidth_mib);
+    for report in per_layer_reports {
+        bandwidth_lines.push(String::new());
+        bandwidth_lines.extend(report.lines().map(str::to_string));
+    }
     match args.output {
         OutputFormat::Md => {
             print!("{}", report::markdown_table(&results));
@@ -196,11 +238,48 @@ pub fn run(args: BenchArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Bytes of weights read per generated token on each side of the split.
+#[derive(Clone, Copy, Debug)]
+struct WeightPlacement {
+    cpu: u64,
+    gpu: u64,
+}
+
+impl WeightPlacement {
+    /// Every block's tensors and the output layer by where they run; the embedding
+    /// lookup reads one row per token, so it does not count.
+    fn of(file: &GgufFile, engine: &Engine) -> WeightPlacement {
+        let split = engine.split();
+        let mut placed = WeightPlacement { cpu: 0, gpu: 0 };
+        let head_name = if file.tensor("output.weight").is_some() {
+            "output.weight"
+        } else {
+            "token_embd.weight"
+        };
+        for t in file.tensors() {
+            let on_gpu = if let Some(rest) = t.name.strip_prefix("blk.") {
+                let block: usize = rest.split('.').next().and_then(|b| b.parse().ok()).unwrap_or(0);
+                block < split.device_blocks
+            } else if t.name == head_name || t.name == "output_norm.weight" {
+                split.head_on_device
+            } else {
+                continue;
+            };
+            if on_gpu {
+                placed.gpu += t.n_bytes;
+            } else {
+                placed.cpu += t.n_bytes;
+            }
+        }
+        placed
+    }
+}
+
 /// One line per generation row: weight bytes read per second against the read bandwidth
-/// measured with the same thread count.
+/// measured with the same thread count (for the part of the weights on the CPU).
 fn bandwidth_report(
     results: &[BenchResult],
-    weight_bytes: &[u64],
+    weights: &[WeightPlacement],
     buffer_mib: usize,
 ) -> Vec<String> {
     if buffer_mib == 0 {
@@ -208,7 +287,7 @@ fn bandwidth_report(
     }
     let mut measured: Vec<(usize, f64)> = Vec::new();
     let mut lines = Vec::new();
-    for (result, &bytes) in results.iter().zip(weight_bytes) {
+    for (result, placed) in results.iter().zip(weights) {
         if result.n_gen == 0 {
             continue;
         }
@@ -220,18 +299,81 @@ fn bandwidth_report(
                 bw
             }
         };
-        let achieved = bytes as f64 * result.mean_ts() / 1e9;
-        lines.push(format!(
-            "{} {} t={}: {:.1} GB/s of weights read, {:.0}% of measured read bandwidth {:.1} GB/s",
+        let tokens_per_sec = result.mean_ts();
+        let cpu = placed.cpu as f64 * tokens_per_sec / 1e9;
+        let head = format!(
+            "{} {} t={}{}",
             result.model.description,
             result.test_name(),
             result.threads,
-            achieved,
-            100.0 * achieved / bandwidth,
-            bandwidth
-        ));
+            result
+                .gpu_layers
+                .as_ref()
+                .map(|g| format!(" ngl={g}"))
+                .unwrap_or_default()
+        );
+        if placed.gpu == 0 {
+            lines.push(format!(
+                "{head}: {cpu:.1} GB/s of weights read, {:.0}% of measured read bandwidth {bandwidth:.1} GB/s",
+                100.0 * cpu / bandwidth,
+            ));
+        } else {
+            let gpu = placed.gpu as f64 * tokens_per_sec / 1e9;
+            lines.push(format!(
+                "{head}: weights read at {gpu:.1} GB/s on the GPU ({:.0} MiB) and {cpu:.1} GB/s on \
+                 the CPU ({:.0} MiB, {:.0}% of measured read bandwidth {bandwidth:.1} GB/s)",
+                placed.gpu as f64 / (1u64 << 20) as f64,
+                placed.cpu as f64 / (1u64 << 20) as f64,
+                100.0 * cpu / bandwidth,
+            ));
+        }
     }
     lines
+}
+
+/// Times one prompt batch of `n_prompt` tokens (if any) and one generated token, stage
+/// by stage, as a markdown table: a row per block with its device, then the boundary
+/// crossings, the embedding and the output layer.
+fn per_layer(
+    engine: &mut Engine,
+    description: &str,
+    n_prompt: usize,
+    rng: &mut Rng,
+) -> anyhow::Result<String> {
+    let n_vocab = engine.n_vocab() as u64;
+    let mut random = |n: usize| -> Vec<u32> { (0..n).map(|_| rng.below(n_vocab) as u32).collect() };
+    let mut timed = |tokens: &[u32]| -> anyhow::Result<StageTimes> {
+        engine.clear();
+        engine.eval_timed(tokens)?; // warm-up
+        engine.clear();
+        engine.eval_timed(tokens)
+    };
+    let prompt = (n_prompt > 0).then(|| timed(&random(n_prompt))).transpose()?;
+    let token = timed(&random(1))?;
+    let split = engine.split();
+    let ms = |d: std::time::Duration| format!("{:.3}", d.as_secs_f64() * 1e3);
+    let pp = |f: &dyn Fn(&StageTimes) -> std::time::Duration| {
+        prompt.as_ref().map(|p| ms(f(p))).unwrap_or_else(|| "-".into())
+    };
+    let mut out = format!(
+        "per-layer times of {description} ({}), ms:\n\n| stage | device | pp{n_prompt} | tg1 |\n| --- | --- | ---: | ---: |\n",
+        engine.backend_name()
+    );
+    out += &format!("| embedding | CPU | {} | {} |\n", pp(&|t| t.embed), ms(token.embed));
+    for (i, d) in token.blocks.iter().enumerate() {
+        let device = if i < split.device_blocks { "GPU" } else { "CPU" };
+        out += &format!(
+            "| block {i} | {device} | {} | {} |\n",
+            pp(&|t| t.blocks.get(i).copied().unwrap_or_default()),
+            ms(*d)
+        );
+    }
+    if split.uses_device() {
+        out += &format!("| boundary | both | {} | {} |\n", pp(&|t| t.boundary), ms(token.boundary));
+    }
+    let head_device = if split.head_on_device { "GPU" } else { "CPU" };
+    out += &format!("| output | {head_device} | {} | {} |\n", pp(&|t| t.head), ms(token.head));
+    Ok(out)
 }
 
 #[cfg(test)]
