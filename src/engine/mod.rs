@@ -392,24 +392,41 @@ fn out_of_memory_advice(
     let plan = placement::memory_plan(file, hp, kv_shape, opts, split.head_on_device);
     // The GPU's memory: its limit when one is set, else what was allocated when it ran out.
     let budget = oom.limit.unwrap_or(oom.allocated);
-    let fit = plan
-        .blocks_that_fit(budget, split.head_on_device)
-        .min(split.device_blocks);
-    let fit = match blocks_done {
-        Some(done) if done < split.device_blocks => fit.min(done),
-        _ => fit,
+    // Without a limit the budget is a guess, and blocks bound before the failure bound it.
+    let cap = |fit: usize| match blocks_done {
+        Some(done) if oom.limit.is_none() => fit.min(done).min(split.device_blocks),
+        _ => fit.min(split.device_blocks),
     };
-    let advice = if fit == 0 {
-        "no block fits: use --gpu-layers 0".to_string()
+    let with_head = cap(plan.blocks_that_fit(budget, true));
+    let without_head = cap(plan.blocks_that_fit(budget, false));
+    let kv_hint = if opts.kv_on_cpu {
+        ""
     } else {
-        format!("{fit} of {} blocks fit: use --gpu-layers {fit}", hp.n_layer)
+        " (--kv-on-cpu or a smaller -c fits more)"
     };
-    let extra = match (split.head_on_device, opts.kv_on_cpu) {
-        (true, _) => " (or --output-on cpu, --kv-on-cpu or a smaller -c to fit more)",
-        (false, false) => " (or --kv-on-cpu or a smaller -c to fit more)",
-        (false, true) => "",
+    let advice = if split.head_on_device && with_head > 0 {
+        format!(
+            "{with_head} of {} blocks fit with the output layer: use --gpu-layers {with_head} \
+             --output-on gpu{kv_hint}",
+            hp.n_layer
+        )
+    } else if without_head > 0 {
+        let head_note = if split.head_on_device {
+            format!(
+                "the output layer ({:.0} MiB) does not fit beside them; ",
+                plan.head as f64 / (1u64 << 20) as f64
+            )
+        } else {
+            String::new()
+        };
+        format!(
+            "{head_note}{without_head} of {} blocks fit: use --gpu-layers {without_head}{kv_hint}",
+            hp.n_layer
+        )
+    } else {
+        format!("no block fits: use --gpu-layers 0{kv_hint}")
     };
-    anyhow::anyhow!("{error:#}\n{advice}{extra}")
+    anyhow::anyhow!("{error:#}\n{advice}")
 }
 
 /// A progress bar over the blocks, shown for large models only.

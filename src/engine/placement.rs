@@ -138,20 +138,28 @@ pub fn memory_plan(
         n_ff: hp.n_ff,
     };
     let n_batch = opts.n_batch.min(kv_shape.n_ctx) as u64;
-    let activations: u64 = Act::ALL.iter().map(|&a| widths.of(a) as u64).sum::<u64>() * n_batch * 4;
+    let widest = Act::ALL.iter().map(|&a| widths.of(a) as u64).max().unwrap_or(0);
+    // The activation buffers, their rounded copy for matrix products, the output rows.
+    let activations: u64 = (Act::ALL.iter().map(|&a| widths.of(a) as u64).sum::<u64>()
+        + widest
+        + 1)
+        * n_batch
+        * 4
+        + 32 * hp.n_embd as u64 * 4;
     let head = match file.tensor("output.weight") {
         Some(t) => t.n_bytes,
         None => bytes_of("token_embd.weight"),
     };
+    // The output layer brings its logits buffer.
     let logits = if head_on_gpu {
         32 * hp.n_vocab as u64 * 4
     } else {
         0
     };
     GpuMemoryPlan {
-        fixed: activations + logits,
+        fixed: activations,
         per_block: block_weights / hp.n_layer.max(1) as u64 + kv,
-        head,
+        head: head + logits,
     }
 }
 
