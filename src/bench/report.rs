@@ -392,8 +392,16 @@ mod tests {
         let table = markdown_table(&[result(0, 128, vec![1_000_000_000]), gpu]);
         let lines: Vec<&str> = table.lines().collect();
         assert!(lines[0].contains("| threads | ngl |"), "{}", lines[0]);
-        assert!(lines[2].contains("| CPU        |       2 |   0 |"), "{}", lines[2]);
-        assert!(lines[3].contains("| Vulkan+CPU |       2 |   9 |"), "{}", lines[3]);
+        assert!(
+            lines[2].contains("| CPU        |       2 |   0 |"),
+            "{}",
+            lines[2]
+        );
+        assert!(
+            lines[3].contains("| Vulkan+CPU |       2 |   9 |"),
+            "{}",
+            lines[3]
+        );
     }
 
     #[test]

@@ -9,8 +9,8 @@ use clap::{Args, ValueEnum};
 use crate::bench::report::{self, known_size_class, BenchResult, ModelShape, ModelSummary};
 use crate::bench::{measure_read_bandwidth, run_test, BenchTarget, TestSpec};
 use crate::engine::{physical_cores, Engine, EngineOptions, GpuLayers, OutputOn};
-use crate::model::StageTimes;
 use crate::gguf::GgufFile;
+use crate::model::StageTimes;
 use crate::sampling::Rng;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
@@ -208,7 +208,12 @@ pub fn run(args: BenchArgs) -> anyhow::Result<()> {
             }
             if args.per_layer {
                 let n_prompt = prompts.first().copied().unwrap_or(0);
-                per_layer_reports.push(per_layer(&mut engine, &model.description, n_prompt, &mut rng)?);
+                per_layer_reports.push(per_layer(
+                    &mut engine,
+                    &model.description,
+                    n_prompt,
+                    &mut rng,
+                )?);
             }
         }
     }
@@ -258,7 +263,11 @@ impl WeightPlacement {
         };
         for t in file.tensors() {
             let on_gpu = if let Some(rest) = t.name.strip_prefix("blk.") {
-                let block: usize = rest.split('.').next().and_then(|b| b.parse().ok()).unwrap_or(0);
+                let block: usize = rest
+                    .split('.')
+                    .next()
+                    .and_then(|b| b.parse().ok())
+                    .unwrap_or(0);
                 block < split.device_blocks
             } else if t.name == head_name || t.name == "output_norm.weight" {
                 split.head_on_device
@@ -348,20 +357,33 @@ fn per_layer(
         engine.clear();
         engine.eval_timed(tokens)
     };
-    let prompt = (n_prompt > 0).then(|| timed(&random(n_prompt))).transpose()?;
+    let prompt = (n_prompt > 0)
+        .then(|| timed(&random(n_prompt)))
+        .transpose()?;
     let token = timed(&random(1))?;
     let split = engine.split();
     let ms = |d: std::time::Duration| format!("{:.3}", d.as_secs_f64() * 1e3);
     let pp = |f: &dyn Fn(&StageTimes) -> std::time::Duration| {
-        prompt.as_ref().map(|p| ms(f(p))).unwrap_or_else(|| "-".into())
+        prompt
+            .as_ref()
+            .map(|p| ms(f(p)))
+            .unwrap_or_else(|| "-".into())
     };
     let mut out = format!(
         "per-layer times of {description} ({}), ms:\n\n| stage | device | pp{n_prompt} | tg1 |\n| --- | --- | ---: | ---: |\n",
         engine.backend_name()
     );
-    out += &format!("| embedding | CPU | {} | {} |\n", pp(&|t| t.embed), ms(token.embed));
+    out += &format!(
+        "| embedding | CPU | {} | {} |\n",
+        pp(&|t| t.embed),
+        ms(token.embed)
+    );
     for (i, d) in token.blocks.iter().enumerate() {
-        let device = if i < split.device_blocks { "GPU" } else { "CPU" };
+        let device = if i < split.device_blocks {
+            "GPU"
+        } else {
+            "CPU"
+        };
         out += &format!(
             "| block {i} | {device} | {} | {} |\n",
             pp(&|t| t.blocks.get(i).copied().unwrap_or_default()),
@@ -369,10 +391,18 @@ fn per_layer(
         );
     }
     if split.uses_device() {
-        out += &format!("| boundary | both | {} | {} |\n", pp(&|t| t.boundary), ms(token.boundary));
+        out += &format!(
+            "| boundary | both | {} | {} |\n",
+            pp(&|t| t.boundary),
+            ms(token.boundary)
+        );
     }
     let head_device = if split.head_on_device { "GPU" } else { "CPU" };
-    out += &format!("| output | {head_device} | {} | {} |\n", pp(&|t| t.head), ms(token.head));
+    out += &format!(
+        "| output | {head_device} | {} | {} |\n",
+        pp(&|t| t.head),
+        ms(token.head)
+    );
     Ok(out)
 }
 

@@ -138,14 +138,15 @@ pub fn memory_plan(
         n_ff: hp.n_ff,
     };
     let n_batch = opts.n_batch.min(kv_shape.n_ctx) as u64;
-    let widest = Act::ALL.iter().map(|&a| widths.of(a) as u64).max().unwrap_or(0);
+    let widest = Act::ALL
+        .iter()
+        .map(|&a| widths.of(a) as u64)
+        .max()
+        .unwrap_or(0);
     // The activation buffers, their rounded copy for matrix products, the output rows.
-    let activations: u64 = (Act::ALL.iter().map(|&a| widths.of(a) as u64).sum::<u64>()
-        + widest
-        + 1)
-        * n_batch
-        * 4
-        + 32 * hp.n_embd as u64 * 4;
+    let activations: u64 =
+        (Act::ALL.iter().map(|&a| widths.of(a) as u64).sum::<u64>() + widest + 1) * n_batch * 4
+            + 32 * hp.n_embd as u64 * 4;
     let head = match file.tensor("output.weight") {
         Some(t) => t.n_bytes,
         None => bytes_of("token_embd.weight"),
