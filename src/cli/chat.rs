@@ -97,6 +97,9 @@ pub fn run(args: ChatArgs) -> anyhow::Result<()> {
             ..args.placement.apply(EngineOptions::default())
         },
     )?;
+    if let Some(placement) = engine.placement_summary() {
+        eprintln!("{placement}");
+    }
 
     // A shared handle: the streaming decoder holds the tokenizer while generation needs
     // the engine mutably.

@@ -55,6 +55,9 @@ pub fn run(args: PerplexityArgs) -> anyhow::Result<()> {
             ..args.placement.apply(EngineOptions::default())
         },
     )?;
+    if let Some(placement) = engine.placement_summary() {
+        eprintln!("{placement}");
+    }
     let started = Instant::now();
     let tokens = engine.tokenizer().encode(&text, true, false);
     let bos = engine

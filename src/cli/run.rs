@@ -62,6 +62,9 @@ pub fn run(args: RunArgs) -> anyhow::Result<()> {
             ..args.placement.apply(EngineOptions::default())
         },
     )?;
+    if let Some(placement) = engine.placement_summary() {
+        eprintln!("{placement}");
+    }
     let load_time = t_load.elapsed();
     let mut sampler = make_sampler(&args)?;
     let out = std::io::stdout();

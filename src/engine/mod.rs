@@ -234,6 +234,31 @@ impl Engine {
         self.gpu.as_ref().map(|g| g.gpu())
     }
 
+    /// Where the model runs, for a line on stderr, like llama.cpp's "offloaded 9/18 layers
+    /// to GPU"; `None` when everything is on the CPU.
+    pub fn placement_summary(&self) -> Option<String> {
+        let gpu = self.gpu()?;
+        let adapter = &gpu.device.adapter;
+        Some(format!(
+            "{} of {} blocks on GPU {} ({}, {}); output layer on the {}; K/V of GPU blocks in {}",
+            self.split.device_blocks,
+            self.hp.n_layer,
+            adapter.index,
+            adapter.name,
+            adapter.backend,
+            if self.split.head_on_device {
+                "GPU"
+            } else {
+                "CPU"
+            },
+            if self.kv_on_cpu {
+                "host memory"
+            } else {
+                "GPU memory"
+            },
+        ))
+    }
+
     /// llama-bench's backend column: `CPU`, the GPU API alone when everything but the
     /// embedding lookup runs on the GPU, else both (e.g. `Vulkan+CPU`).
     pub fn backend_name(&self) -> String {

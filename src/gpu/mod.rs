@@ -22,13 +22,15 @@
 //! # Ok(()) }
 //! ```
 //!
-//! # Mapping of the model's `Backend` operations
-//! Activations are f32 buffers of `[n_tokens][width]`; a backend keeps one [`GpuBuffer`]
-//! per activation kind, sized for the largest micro-batch.
+//! # How the engine's GPU backend maps the model's operations
+//! (`crate::engine::GpuBackend`.) Activations are f32 buffers of `[n_tokens][width]`, one
+//! [`GpuBuffer`] per activation kind, sized for the largest micro-batch.
 //! - bind_matrix: [`Gpu::upload_weight`]`(info.ty, info.n_rows(), info.row_len(), bytes)`;
-//!   bind_vector (F32): [`Gpu::upload_bytes`].
+//!   bind_vector: dequantized on the host, then [`Gpu::try_buffer`] and [`Gpu::write`].
 //! - embed: [`Batch::get_rows`] (ids uploaded as u32), then [`Batch::scale`].
-//! - matmul: [`Batch::mul_mat`] (matrix x vector kernel up to 4 tokens, tiled above).
+//! - matmul: [`Batch::round_activations`] (the input rounded as the CPU quantizes it, for
+//!   quantized weights), then [`Batch::mul_mat`] (matrix x vector kernel up to 4 tokens,
+//!   tiled above).
 //! - add_bias / add / gated_activation: [`Batch::binary_in_place`] with
 //!   [`BinaryOp::Add`] / [`BinaryOp::SiluMul`] / [`BinaryOp::GeluMul`] (b repeats, so a
 //!   bias of one row applies to every token); scale: [`Batch::scale`].
@@ -42,7 +44,8 @@
 //!   score matrix at any context length; heads of up to
 //!   [`AttentionParams::MAX_HEAD_DIM`] dims.
 //! - project_rows: [`Batch::copy`] the wanted rows to a scratch buffer, [`Batch::mul_mat`],
-//!   then [`Gpu::read`] / [`Gpu::read_range`].
+//!   [`Batch::copy_to_readback`], submit, [`Readback::read_into`] (32 rows per pass).
+//! - the hidden state crossing: [`Gpu::write`] in, [`Batch::copy_to_readback`] out.
 //!
 //! Outputs of a dispatch must be buffers other than its inputs (wgpu forbids binding a
 //! buffer read-only and writable at once); the `_in_place` variants cover updates.

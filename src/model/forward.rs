@@ -128,9 +128,7 @@ pub fn forward<H: Backend, D: Backend>(
             clock.lap(host, times.as_deref_mut().map(|t| &mut t.head))?;
         }
         Head::Device { norm, output } => {
-            let dev = device
-                .as_deref_mut()
-                .context("the output layer is on a GPU but none is open")?;
+            let dev = device.context("the output layer is on a GPU but none is open")?;
             if n_device == 0 {
                 dev.begin_batch(n)?;
             }
@@ -147,7 +145,7 @@ pub fn forward<H: Backend, D: Backend>(
             }
             dev.rms_norm(Act::X, Act::Norm, norm, hp.norm_eps)?;
             dev.project_rows(output, Act::Norm, first_logit_row, logits)?;
-            clock.lap(dev, times.as_deref_mut().map(|t| &mut t.head))?;
+            clock.lap(dev, times.map(|t| &mut t.head))?;
         }
     }
     Ok(())

@@ -93,7 +93,7 @@ impl<H: Backend, D: Backend> ModelWeights<H, D> {
             on_block(i);
         }
         let head = if split.head_on_device {
-            let dev = device.as_deref_mut().expect("checked above");
+            let dev = device.expect("checked above");
             let output_name = match file.tensor("output.weight") {
                 Some(_) => "output.weight",
                 None => "token_embd.weight",
