@@ -125,10 +125,10 @@ impl GpuBackend {
         }
     }
 
-    /// Copies `len` elements of `src` from `offset` to host memory, after all recorded work.
+    /// Copies the first `out.len()` elements of `src` to host memory, after all recorded
+    /// work (one submission).
     fn read_back(&mut self, src: Act, out: &mut [f32]) -> Result<()> {
-        let gpu = self.gpu.clone();
-        let batch = self.batch.get_or_insert_with(|| gpu.batch());
+        let batch = self.batch.get_or_insert_with(|| self.gpu.batch());
         batch.copy_to_readback(&self.acts[src.index()], 0, out.len(), &mut self.readback)?;
         self.submit()?;
         self.readback.read_into(&self.gpu, out)
@@ -252,8 +252,7 @@ impl Backend for GpuBackend {
         self.gpu.write(&self.token_ids, 0, tokens)?;
         let n = self.n_tokens;
         let len = self.len(dst);
-        let gpu = self.gpu.clone();
-        let batch = self.batch.get_or_insert_with(|| gpu.batch());
+        let batch = self.batch.get_or_insert_with(|| self.gpu.batch());
         batch.get_rows(table, &self.token_ids, &self.acts[dst.index()], n)?;
         if let Some(s) = scale {
             batch.scale(&self.acts[dst.index()], s, len)?;
@@ -264,8 +263,7 @@ impl Backend for GpuBackend {
     fn matmul(&mut self, w: &GpuWeight, src: Act, dst: Act) -> Result<()> {
         let n = self.n_tokens;
         let len = self.len(src);
-        let gpu = self.gpu.clone();
-        let batch = self.batch.get_or_insert_with(|| gpu.batch());
+        let batch = self.batch.get_or_insert_with(|| self.gpu.batch());
         let x = round_if_needed(batch, w, &self.acts[src.index()], &self.rounded, len)?;
         batch.mul_mat(w, x, &self.acts[dst.index()], n)
     }
@@ -301,8 +299,7 @@ impl Backend for GpuBackend {
             neox: rope.pairing == RopePairing::Neox,
             pos0,
         };
-        let gpu = self.gpu.clone();
-        let batch = self.batch.get_or_insert_with(|| gpu.batch());
+        let batch = self.batch.get_or_insert_with(|| self.gpu.batch());
         let factors = factors.map(|i| &self.freq_factors[i].1);
         batch.rope(&self.acts[buf.index()], None, factors, &params)
     }
@@ -347,8 +344,7 @@ impl Backend for GpuBackend {
             scale: shape.scale,
             kv_f16: cache.k_layout.f16,
         };
-        let gpu = self.gpu.clone();
-        let batch = self.batch.get_or_insert_with(|| gpu.batch());
+        let batch = self.batch.get_or_insert_with(|| self.gpu.batch());
         batch.attention(
             &self.acts[q.index()],
             &cache.k,
@@ -394,7 +390,6 @@ impl Backend for GpuBackend {
             out.len(),
             w.rows
         );
-        let gpu = self.gpu.clone();
         let head_out = self
             .head_out
             .as_ref()
@@ -409,7 +404,7 @@ impl Backend for GpuBackend {
         for (i, chunk) in out.chunks_mut(per_pass * w.rows).enumerate() {
             let rows = chunk.len() / w.rows;
             let from = (first_row + i * per_pass) * width;
-            let batch = self.batch.get_or_insert_with(|| gpu.batch());
+            let batch = self.batch.get_or_insert_with(|| self.gpu.batch());
             batch.copy(
                 &self.acts[src.index()],
                 from,
