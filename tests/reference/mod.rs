@@ -61,6 +61,10 @@ pub struct Reference<'a> {
     tie_choices: Vec<bool>,
     /// Ties met so far in this token's pass.
     n_ties: usize,
+    /// The untouched pass of each position in the last run (see `logits_settling_ties`).
+    first_passes: Vec<FirstPass>,
+    /// The settings those passes were computed with.
+    first_pass_settings: (bool, bool, f64),
     /// The last quantized activation (format, input, result): q, k and v share one.
     last_quantized: Option<(GgmlType, Vec<f64>, Vec<f64>)>,
     cache: HashMap<String, Mat>,
@@ -128,6 +132,8 @@ impl<'a> Reference<'a> {
             tie_choices: Vec::new(),
             n_ties: 0,
             last_quantized: None,
+            first_passes: Vec::new(),
+            first_pass_settings: (false, false, 0.0),
             cache: HashMap::new(),
         }
     }
@@ -336,11 +342,39 @@ impl<'a> Reference<'a> {
             values: vec![Vec::new(); self.n_layer],
         };
         let mut out = Vec::new();
+        // The previous call's first passes, reused while this call's history is the same
+        // (same tokens, no tie settled differently so far).
+        let settings = (self.quantize_activations, self.f16_cache, self.tie_margin);
+        let mut previous = std::mem::take(&mut self.first_passes);
+        if std::mem::replace(&mut self.first_pass_settings, settings) != settings {
+            previous.clear();
+        }
+        let mut same_history = true;
+        // First passes after a flipped tie hold only for that flip: not recorded.
+        let mut recording = true;
         for (pos, &tok) in tokens.iter().enumerate() {
-            self.tie_choices.clear();
-            self.n_ties = 0;
-            let mut best = self.step(pos, tok, &mut kv, factors.as_deref());
-            let n_ties = self.n_ties;
+            let (mut best, n_ties) =
+                match previous.get(pos).filter(|p| same_history && p.token == tok) {
+                    Some(p) => {
+                        kv.push(p.kv.clone());
+                        (p.logits.clone(), p.n_ties)
+                    }
+                    None => {
+                        same_history = false;
+                        self.tie_choices.clear();
+                        self.n_ties = 0;
+                        let logits = self.step(pos, tok, &mut kv, factors.as_deref());
+                        (logits, self.n_ties)
+                    }
+                };
+            if recording {
+                self.first_passes.push(FirstPass {
+                    token: tok,
+                    logits: best.clone(),
+                    kv: kv.last(),
+                    n_ties,
+                });
+            }
             let n = self.n_vocab;
             let Some(row) = engine.map(|e| &e[pos * n..(pos + 1) * n]) else {
                 out.push(best);
@@ -378,6 +412,11 @@ impl<'a> Reference<'a> {
                 if best_err < AGREEMENT {
                     break;
                 }
+            }
+            if choices.contains(&true) {
+                // Later first passes now depend on this choice.
+                same_history = false;
+                recording = false;
             }
             kv.truncate(pos);
             kv.push(best_kv);
@@ -551,6 +590,14 @@ const AGREEMENT: f64 = 2e-6;
 struct Kv {
     keys: Vec<Vec<Vec<f64>>>,
     values: Vec<Vec<Vec<f64>>>,
+}
+
+/// A position's pass with no tie flipped: valid again while everything before it is.
+struct FirstPass {
+    token: u32,
+    logits: Vec<f64>,
+    kv: KvEntry,
+    n_ties: usize,
 }
 
 /// One position's keys and values, per block.
