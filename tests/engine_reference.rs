@@ -317,3 +317,46 @@ fn gemma3_q5_0_with_f16_cache_stays_close_to_reference() {
         QUANTIZED_F16_CACHE,
     );
 }
+
+// The remaining weight types, and more architectures per activation format: every
+// architecture meets each of Q8_0 (Q4_0, Q5_0, Q8_0 weights), Q8_1 (Q4_1, Q5_1) and
+// Q8_K (the K-quants).
+#[test]
+fn qwen2_q4_1_matches_reference() {
+    check("qwen2", GgmlType::Q4_1, CacheType::F32, QUANTIZED);
+}
+
+#[test]
+fn llama_q5_k_matches_reference() {
+    check("llama", GgmlType::Q5K, CacheType::F32, QUANTIZED);
+}
+
+#[test]
+fn qwen3_q3_k_matches_reference() {
+    check("qwen3", GgmlType::Q3K, CacheType::F32, QUANTIZED);
+}
+
+#[test]
+fn gemma3_q2_k_matches_reference() {
+    check("gemma3", GgmlType::Q2K, CacheType::F32, QUANTIZED);
+}
+
+#[test]
+fn qwen3_q8_0_matches_reference() {
+    check("qwen3", GgmlType::Q8_0, CacheType::F32, QUANTIZED);
+}
+
+#[test]
+fn gemma3_q5_1_matches_reference() {
+    check("gemma3", GgmlType::Q5_1, CacheType::F32, QUANTIZED);
+}
+
+#[test]
+fn qwen3_q4_1_matches_reference() {
+    check("qwen3", GgmlType::Q4_1, CacheType::F32, QUANTIZED);
+}
+
+#[test]
+fn qwen2_q6_k_matches_reference() {
+    check("qwen2", GgmlType::Q6K, CacheType::F32, QUANTIZED);
+}
