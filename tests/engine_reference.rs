@@ -18,20 +18,13 @@ fn prompt(n: usize) -> Vec<u32> {
     (0..n).map(|i| ((i * 37 + 11) % N_VOCAB) as u32).collect()
 }
 
-/// Per position: the largest |engine − reference| over the largest |reference|.
+/// Per position: the largest |engine − reference| over the row divided by the largest
+/// |reference| of the row ([`reference::row_error`]).
 fn row_errors(engine: &[f32], reference: &[Vec<f64>], n_vocab: usize) -> Vec<f64> {
     reference
         .iter()
         .enumerate()
-        .map(|(t, r)| {
-            let e = &engine[t * n_vocab..(t + 1) * n_vocab];
-            let scale = r.iter().fold(0f64, |m, v| m.max(v.abs()));
-            let diff = e
-                .iter()
-                .zip(r)
-                .fold(0f64, |m, (a, b)| m.max((*a as f64 - b).abs()));
-            diff / scale
-        })
+        .map(|(t, r)| reference::row_error(&engine[t * n_vocab..(t + 1) * n_vocab], r))
         .collect()
 }
 
@@ -57,13 +50,14 @@ const F16_CACHE: Tolerance = Tolerance {
     mean: 1e-3,
 };
 
-/// Quantized weights. Both sides round activations to Q8 blocks, but the engine's f32
-/// activations and the reference's f64 ones occasionally fall on opposite sides of a
-/// rounding step; each such flip moves that position's logits by up to ~1e-2 and, through
-/// the KV cache, later positions too. Hence a bound on the mean and a looser bound on the
-/// worst position (a wrong model is off by O(1)).
+/// Quantized weights: the issue's bound, on every position. Both sides round activations
+/// to the same Q8 blocks; where a value lies so near a rounding midpoint that f32 cannot
+/// settle it, the reference follows whichever code the engine's logits show (see
+/// `Reference::logits_settling_ties`). Without that, one such flip moves the logits by
+/// ~1e-3 and, multiplying through later roundings and the KV cache, makes every later
+/// position differ by the whole activation-quantization noise (~1.5e-2 on these models).
 const QUANTIZED: Tolerance = Tolerance {
-    max: 3e-2,
+    max: 1e-2,
     mean: 1e-2,
 };
 
@@ -76,7 +70,8 @@ fn check(arch: &str, ty: GgmlType, cache: CacheType, tol: Tolerance) {
     let mut reference = Reference::new(&file);
     reference.quantize_activations = std::env::var_os("TANDEM_REF_F32_ACTIVATIONS").is_none();
     reference.f16_cache = cache == CacheType::F16;
-    let want = reference.logits(&tokens);
+    // Engine runs with bit-identical logits share one reference run.
+    let mut seen: Vec<(Vec<f32>, Vec<f64>)> = Vec::new();
     for n_threads in [1, 2] {
         for n_batch in [1, 7, 64] {
             let opts = EngineOptions {
@@ -88,12 +83,29 @@ fn check(arch: &str, ty: GgmlType, cache: CacheType, tol: Tolerance) {
             };
             let mut engine = Engine::load(&path, opts).unwrap();
             let got = engine.eval_all_logits(&tokens).unwrap().to_vec();
-            let errs = row_errors(&got, &want, engine.n_vocab());
+            let errs = match seen.iter().find(|(g, _)| *g == got) {
+                Some((_, errs)) => errs.clone(),
+                None => {
+                    let want = reference.logits_settling_ties(&tokens, Some(&got));
+                    let errs = row_errors(&got, &want, engine.n_vocab());
+                    seen.push((got.clone(), errs.clone()));
+                    errs
+                }
+            };
             let max = errs.iter().copied().fold(0f64, f64::max);
             let mean = errs.iter().sum::<f64>() / errs.len() as f64;
+            let worst = errs.iter().position(|&e| e == max).unwrap();
+            // TANDEM_REF_REPORT=1 (with --nocapture) prints every case's errors.
+            if std::env::var_os("TANDEM_REF_REPORT").is_some() {
+                eprintln!(
+                    "{arch} {ty} cache {cache:?} batch {n_batch} threads {n_threads}: \
+                     max {max:.2e} at position {worst}, mean {mean:.2e}"
+                );
+            }
             assert!(
                 max < tol.max && mean < tol.mean,
-                "{arch} {ty} batch {n_batch} threads {n_threads}: relative error max {max:e} mean {mean:e}"
+                "{arch} {ty} batch {n_batch} threads {n_threads}: relative error max {max:e} \
+                 (position {worst}) mean {mean:e}"
             );
             // The last-token path agrees with the all-logits path.
             engine.clear();
@@ -284,6 +296,69 @@ fn llama_q5_1_matches_reference() {
 }
 
 #[test]
-fn gemma3_q5_0_with_f16_cache_matches_reference() {
-    check("gemma3", GgmlType::Q5_0, CacheType::F16, QUANTIZED);
+fn gemma3_q5_0_matches_reference() {
+    check("gemma3", GgmlType::Q5_0, CacheType::F32, QUANTIZED);
+}
+
+/// Quantized weights with an f16 cache (beyond the issue's cases). The engine's f16
+/// attention rounds its running output at every key, ~10⁵ f16 roundings a token whose
+/// f32 inputs differ from the reference's in the last bits: too many to settle as ties,
+/// and each flip, through the Q8 roundings after it, spreads like an activation flip. So
+/// this bounds the mean and the worst position at about the activation-quantization noise.
+const QUANTIZED_F16_CACHE: Tolerance = Tolerance {
+    max: 3e-2,
+    mean: 1e-2,
+};
+
+#[test]
+fn gemma3_q5_0_with_f16_cache_stays_close_to_reference() {
+    check(
+        "gemma3",
+        GgmlType::Q5_0,
+        CacheType::F16,
+        QUANTIZED_F16_CACHE,
+    );
+}
+
+// The remaining weight types, and more architectures per activation format: every
+// architecture meets each of Q8_0 (Q4_0, Q5_0, Q8_0 weights), Q8_1 (Q4_1, Q5_1) and
+// Q8_K (the K-quants).
+#[test]
+fn qwen2_q4_1_matches_reference() {
+    check("qwen2", GgmlType::Q4_1, CacheType::F32, QUANTIZED);
+}
+
+#[test]
+fn llama_q5_k_matches_reference() {
+    check("llama", GgmlType::Q5K, CacheType::F32, QUANTIZED);
+}
+
+#[test]
+fn qwen3_q3_k_matches_reference() {
+    check("qwen3", GgmlType::Q3K, CacheType::F32, QUANTIZED);
+}
+
+#[test]
+fn gemma3_q2_k_matches_reference() {
+    check("gemma3", GgmlType::Q2K, CacheType::F32, QUANTIZED);
+}
+
+#[test]
+fn qwen3_q8_0_matches_reference() {
+    check("qwen3", GgmlType::Q8_0, CacheType::F32, QUANTIZED);
+}
+
+#[test]
+fn gemma3_q5_1_matches_reference() {
+    check("gemma3", GgmlType::Q5_1, CacheType::F32, QUANTIZED);
+}
+
+#[test]
+fn qwen3_q4_1_matches_reference() {
+    check("qwen3", GgmlType::Q4_1, CacheType::F32, QUANTIZED);
+}
+
+#[test]
+fn qwen2_q6_k_matches_reference() {
+    check("qwen2", GgmlType::Q6K, CacheType::F32, QUANTIZED);
 }

@@ -4,7 +4,19 @@
 //!
 //! Where the engine's matmul quantizes its activations (Q8_0 for Q4_0/Q5_0/Q8_0 weights,
 //! Q8_1 for Q4_1/Q5_1, Q8_K for K-quants), the reference rounds the activation vector
-//! through the same format before the product, so both compute the same function.
+//! through the same format before the product (its own quantizer: f32 values, the
+//! format's f32 arithmetic, products of the dequantized codes in f64), so both compute
+//! the same function.
+//!
+//! Why ties need settling: the engine's f32 activations differ from the f64 ones in the
+//! last bits, so now and then one lies on the other side of a rounding midpoint and takes
+//! the neighbouring code. On the tiny models one such flip moves that position's logits
+//! by 1e-5..1e-3 (relative), and the small changes it makes everywhere after it (later
+//! layers, later positions through the KV cache) flip further codes, until every later
+//! position differs by the whole activation-quantization noise, ~1.5e-2: a perturbation
+//! of 1e-7 of the activations does that, and so do the engine's own batch sizes against
+//! each other. `logits_settling_ties` keeps the reference on the engine's side of those
+//! midpoints.
 
 #![allow(dead_code)]
 
@@ -42,6 +54,19 @@ pub struct Reference<'a> {
     /// An f16 KV cache: keys and values are rounded to f16 as they enter it, and queries
     /// to f16 for the q·k products (as llama.cpp computes them).
     pub f16_cache: bool,
+    /// How near a rounding midpoint (in steps of the rounding: codes, or f16 scales) an
+    /// activation must lie for its rounding to count as a tie that f32 cannot settle.
+    pub tie_margin: f64,
+    /// For the ties met in this token's pass, in order: take the other code.
+    tie_choices: Vec<bool>,
+    /// Ties met so far in this token's pass.
+    n_ties: usize,
+    /// The untouched pass of each position in the last run (see `logits_settling_ties`).
+    first_passes: Vec<FirstPass>,
+    /// The settings those passes were computed with.
+    first_pass_settings: (bool, bool, f64),
+    /// The last quantized activation (format, input, result): q, k and v share one.
+    last_quantized: Option<(GgmlType, Vec<f64>, Vec<f64>)>,
     cache: HashMap<String, Mat>,
 }
 
@@ -103,6 +128,12 @@ impl<'a> Reference<'a> {
             quantize_activations: true,
             f16_cache: false,
             arch,
+            tie_margin: 1e-3,
+            tie_choices: Vec::new(),
+            n_ties: 0,
+            last_quantized: None,
+            first_passes: Vec::new(),
+            first_pass_settings: (false, false, 0.0),
             cache: HashMap::new(),
         }
     }
@@ -147,17 +178,10 @@ impl<'a> Reference<'a> {
         let (ty, cols, rows) = (info.ty, info.dims[0] as usize, info.dims[1] as usize);
         assert_eq!(cols, x.len(), "{name}");
         let xr: Vec<f64> = match activation_type(ty).filter(|_| self.quantize_activations) {
-            Some(aty) => {
-                let xf: Vec<f32> = x.iter().map(|&v| v as f32).collect();
-                let mut bytes = vec![0u8; aty.bytes_for(xf.len() as u64).unwrap() as usize];
-                aty.quantize_row(&xf, &mut bytes);
-                let mut back = vec![0f32; xf.len()];
-                aty.dequantize_row(&bytes, &mut back);
-                to_f64(&back)
-            }
+            Some(aty) => self.quantize_activation(aty, x),
             None => x.iter().map(|&v| v as f32 as f64).collect(),
         };
-        let dot = |w: &[f64]| w.iter().zip(&xr).map(|(a, b)| a * b).sum::<f64>();
+        let dot = |w: &[f64]| dot(w, &xr);
         if rows * cols > (1 << 24) {
             let row_bytes = info.n_bytes as usize / rows;
             let data = self.file.tensor_data(info);
@@ -173,6 +197,88 @@ impl<'a> Reference<'a> {
         (0..rows)
             .map(|r| dot(&m.w[r * cols..(r + 1) * cols]))
             .collect()
+    }
+
+    /// `x` as the matmul sees it in activation format `aty`: the engine's activations are
+    /// f32, so each value is rounded to f32 first, then quantized with the f32 arithmetic
+    /// of the format's reference quantizer (llama.cpp's `quantize_row_q8_0/q8_1/q8_K`),
+    /// and the codes times the scale are returned. Roundings within `tie_margin` of a
+    /// midpoint are ties (see [`Self::logits_settling_ties`]).
+    fn quantize_activation(&mut self, aty: GgmlType, x: &[f64]) -> Vec<f64> {
+        if let Some((t, input, out)) = &self.last_quantized {
+            if *t == aty && input == x {
+                return out.clone();
+            }
+        }
+        let mut out = vec![0f64; x.len()];
+        if aty == GgmlType::Q8K {
+            for (xb, ob) in x.chunks_exact(256).zip(out.chunks_mut(256)) {
+                let xf: Vec<f32> = xb.iter().map(|&v| v as f32).collect();
+                // The element of largest magnitude, with its sign, maps to −127.
+                let max = xf
+                    .iter()
+                    .fold(0f32, |m, &v| if v.abs() > m.abs() { v } else { m });
+                if max == 0.0 {
+                    continue;
+                }
+                let iscale = -127.0f32 / max;
+                let d = (1.0 / iscale) as f64;
+                for ((o, &v), &exact) in ob.iter_mut().zip(&xf).zip(xb) {
+                    let code = (iscale * v).round_ties_even() as f64;
+                    let code = self.settle(code, exact * iscale as f64);
+                    *o = code.min(127.0) * d;
+                }
+            }
+        } else {
+            // Q8_0 and Q8_1 (as activations they differ only in the sum the kernels use).
+            for (xb, ob) in x.chunks_exact(32).zip(out.chunks_mut(32)) {
+                let xf: Vec<f32> = xb.iter().map(|&v| v as f32).collect();
+                let amax = xf.iter().fold(0f32, |m, v| m.max(v.abs()));
+                let d = amax / 127.0;
+                let id = if d != 0.0 { 1.0 / d } else { 0.0 };
+                let exact_d = xb.iter().fold(0f64, |m, v| m.max(v.abs())) / 127.0;
+                let stored = self.settle_f16(d, exact_d);
+                for ((o, &v), &exact) in ob.iter_mut().zip(&xf).zip(xb) {
+                    // Half away from zero.
+                    let code = (v * id).round() as f64;
+                    *o = self.settle(code, exact * id as f64) * stored;
+                }
+            }
+        }
+        self.last_quantized = Some((aty, x.to_vec(), out.clone()));
+        out
+    }
+
+    /// `code`, the rounding of a value whose exact (f64) scaled form is `exact`, or the
+    /// code on the other side of the midpoint when this is a tie chosen to flip.
+    fn settle(&mut self, code: f64, exact: f64) -> f64 {
+        let below = exact.floor();
+        if (exact - below - 0.5).abs() >= self.tie_margin {
+            return code;
+        }
+        let i = self.n_ties;
+        self.n_ties += 1;
+        if self.tie_choices.get(i) == Some(&true) {
+            if code == below {
+                below + 1.0
+            } else {
+                below
+            }
+        } else {
+            code
+        }
+    }
+
+    /// The f16 a block scale `d` (f32) is stored as; `exact` is the scale computed from
+    /// the f64 activations, for the tie test.
+    fn settle_f16(&mut self, d: f32, exact: f64) -> f64 {
+        let stored = half::f16::from_f32(d).to_f64();
+        if d == 0.0 || d < 6.2e-5 {
+            return stored;
+        }
+        // f16 has 10 fraction bits: one step is 2^(exponent − 10).
+        let step = 2f64.powi(d.log2().floor() as i32 - 10);
+        self.settle(stored / step, exact / step) * step
     }
 
     fn rms_norm(&self, x: &[f64], w: &[f64]) -> Vec<f64> {
@@ -212,167 +318,340 @@ impl<'a> Reference<'a> {
         }
     }
 
-    /// Logits at every position of `tokens` (evaluated from position 0).
+    /// Logits at every position of `tokens` (evaluated from position 0), every rounding
+    /// of the activations settled the reference's own way.
     pub fn logits(&mut self, tokens: &[u32]) -> Vec<Vec<f64>> {
-        let hd = self.head_dim;
-        let (nh, nkv) = (self.n_head, self.n_head_kv);
+        self.logits_settling_ties(tokens, None)
+    }
+
+    /// As [`Self::logits`], but where an activation lies so close to a rounding midpoint
+    /// that f32 arithmetic cannot say which way it rounds (see [`Self::tie_margin`]), the
+    /// reference tries both codes and keeps, position by position, the choice whose logits
+    /// are nearest `engine`'s (`tokens.len() × n_vocab`). The engine's numbers choose only
+    /// between such equally valid roundings; everything else is the reference's own.
+    pub fn logits_settling_ties(
+        &mut self,
+        tokens: &[u32],
+        engine: Option<&[f32]>,
+    ) -> Vec<Vec<f64>> {
         let factors = self
             .has("rope_freqs.weight")
             .then(|| self.vec("rope_freqs.weight"));
-        // keys[block][pos] and values[block][pos], each n_head_kv × head_dim.
-        let mut keys: Vec<Vec<Vec<f64>>> = vec![Vec::new(); self.n_layer];
-        let mut values: Vec<Vec<Vec<f64>>> = vec![Vec::new(); self.n_layer];
+        let mut kv = Kv {
+            keys: vec![Vec::new(); self.n_layer],
+            values: vec![Vec::new(); self.n_layer],
+        };
         let mut out = Vec::new();
+        // The previous call's first passes, reused while this call's history is the same
+        // (same tokens, no tie settled differently so far).
+        let settings = (self.quantize_activations, self.f16_cache, self.tie_margin);
+        let mut previous = std::mem::take(&mut self.first_passes);
+        if std::mem::replace(&mut self.first_pass_settings, settings) != settings {
+            previous.clear();
+        }
+        let mut same_history = true;
+        // First passes after a flipped tie hold only for that flip: not recorded.
+        let mut recording = true;
         for (pos, &tok) in tokens.iter().enumerate() {
-            let embd = self.file.tensor("token_embd.weight").unwrap();
-            let row_bytes = embd.n_bytes as usize / self.n_vocab;
-            let mut row = vec![0f32; self.n_embd];
-            embd.ty.dequantize_row(
-                &self.file.tensor_data(embd)
-                    [tok as usize * row_bytes..(tok as usize + 1) * row_bytes],
-                &mut row,
-            );
-            let mut x = to_f64(&row);
-            if self.is_gemma() {
-                let s = (self.n_embd as f64).sqrt();
-                x.iter_mut().for_each(|v| *v *= s);
-            }
-            for b in 0..self.n_layer {
-                let n = |s: &str| format!("blk.{b}.{s}");
-                let h = self.rms_norm(&x, &self.vec(&n("attn_norm.weight")));
-                let mut q = self.matvec(&n("attn_q.weight"), &h);
-                let mut k = self.matvec(&n("attn_k.weight"), &h);
-                let v = self.matvec(&n("attn_v.weight"), &h);
-                let mut v = v;
-                if self.has(&n("attn_q.bias")) {
-                    for (t, bias) in [
-                        (&mut q, "attn_q.bias"),
-                        (&mut k, "attn_k.bias"),
-                        (&mut v, "attn_v.bias"),
-                    ] {
-                        let bv = self.vec(&n(bias));
-                        t.iter_mut().zip(bv).for_each(|(a, b)| *a += b);
+            let (mut best, n_ties) =
+                match previous.get(pos).filter(|p| same_history && p.token == tok) {
+                    Some(p) => {
+                        kv.push(p.kv.clone());
+                        (p.logits.clone(), p.n_ties)
                     }
-                }
-                if self.has(&n("attn_q_norm.weight")) {
-                    let qn = self.vec(&n("attn_q_norm.weight"));
-                    let kn = self.vec(&n("attn_k_norm.weight"));
-                    for head in q.chunks_mut(hd) {
-                        let r = self.rms_norm(head, &qn);
-                        head.copy_from_slice(&r);
+                    None => {
+                        same_history = false;
+                        self.tie_choices.clear();
+                        self.n_ties = 0;
+                        let logits = self.step(pos, tok, &mut kv, factors.as_deref());
+                        (logits, self.n_ties)
                     }
-                    for head in k.chunks_mut(hd) {
-                        let r = self.rms_norm(head, &kn);
-                        head.copy_from_slice(&r);
-                    }
-                }
-                for head in q.chunks_mut(hd) {
-                    self.rope(head, pos, b, factors.as_deref());
-                }
-                for head in k.chunks_mut(hd) {
-                    self.rope(head, pos, b, factors.as_deref());
-                }
-                let scale = 1.0 / (hd as f64).sqrt();
-                if self.f16_cache {
-                    let round = |x: &mut f64| *x = half::f16::from_f64(*x).to_f64();
-                    k.iter_mut().for_each(round);
-                    v.iter_mut().for_each(round);
-                }
-                keys[b].push(k);
-                values[b].push(v);
-                let first = if self.is_swa_block(b) {
-                    (pos + 1).saturating_sub(self.window)
-                } else {
-                    0
                 };
-                let mut attn = vec![0f64; nh * hd];
-                if self.f16_cache {
-                    q.iter_mut()
-                        .for_each(|x| *x = half::f16::from_f64(*x as f32 as f64).to_f64());
-                }
-                for head in 0..nh {
-                    let g = head / (nh / nkv);
-                    let qh = &q[head * hd..(head + 1) * hd];
-                    let scores: Vec<f64> = (first..=pos)
-                        .map(|p| {
-                            let kh = &keys[b][p][g * hd..(g + 1) * hd];
-                            qh.iter().zip(kh).map(|(a, b)| a * b).sum::<f64>() * scale
-                        })
-                        .collect();
-                    let out = &mut attn[head * hd..(head + 1) * hd];
-                    if self.f16_cache {
-                        // llama.cpp's flash attention over an f16 cache: a running
-                        // maximum and sum, the output accumulator rounded to f16 at
-                        // every rescale and every added value.
-                        let f16 = |x: f64| half::f16::from_f64(x).to_f64();
-                        let (mut max, mut sum) = (f64::NEG_INFINITY, 0.0);
-                        for (p, &s) in (first..=pos).zip(&scores) {
-                            let vh = &values[b][p][g * hd..(g + 1) * hd];
-                            let (w, rescale) = if s > max {
-                                let r = (max - s).exp();
-                                max = s;
-                                out.iter_mut().for_each(|o| *o = f16(*o * r));
-                                (1.0, r)
-                            } else {
-                                ((s - max).exp(), 1.0)
-                            };
-                            for (o, v) in out.iter_mut().zip(vh) {
-                                *o = f16(*o + w * v);
-                            }
-                            sum = sum * rescale + w;
-                        }
-                        out.iter_mut().for_each(|o| *o /= sum);
-                        continue;
-                    }
-                    let max = scores.iter().cloned().fold(f64::NEG_INFINITY, f64::max);
-                    let e: Vec<f64> = scores.iter().map(|s| (s - max).exp()).collect();
-                    let sum: f64 = e.iter().sum();
-                    for (p, w) in (first..=pos).zip(e) {
-                        let vh = &values[b][p][g * hd..(g + 1) * hd];
-                        for (o, v) in out.iter_mut().zip(vh) {
-                            *o += w / sum * v;
-                        }
-                    }
-                }
-                let mut o = self.matvec(&n("attn_output.weight"), &attn);
-                if self.has(&n("post_attention_norm.weight")) {
-                    o = self.rms_norm(&o, &self.vec(&n("post_attention_norm.weight")));
-                }
-                x.iter_mut().zip(&o).for_each(|(a, b)| *a += b);
-
-                let h = self.rms_norm(&x, &self.vec(&n("ffn_norm.weight")));
-                let gate = self.matvec(&n("ffn_gate.weight"), &h);
-                let up = self.matvec(&n("ffn_up.weight"), &h);
-                let act: Vec<f64> = gate
-                    .iter()
-                    .zip(&up)
-                    .map(|(&g, &u)| {
-                        let a = if self.is_gemma() {
-                            0.5 * g
-                                * (1.0
-                                    + ((2.0 / std::f64::consts::PI).sqrt()
-                                        * (g + 0.044715 * g * g * g))
-                                        .tanh())
-                        } else {
-                            g / (1.0 + (-g).exp())
-                        };
-                        a * u
-                    })
-                    .collect();
-                let mut o = self.matvec(&n("ffn_down.weight"), &act);
-                if self.has(&n("post_ffw_norm.weight")) {
-                    o = self.rms_norm(&o, &self.vec(&n("post_ffw_norm.weight")));
-                }
-                x.iter_mut().zip(&o).for_each(|(a, b)| *a += b);
+            if recording {
+                self.first_passes.push(FirstPass {
+                    token: tok,
+                    logits: best.clone(),
+                    kv: kv.last(),
+                    n_ties,
+                });
             }
-            let h = self.rms_norm(&x, &self.vec("output_norm.weight"));
-            let head = if self.has("output.weight") {
-                "output.weight"
-            } else {
-                "token_embd.weight"
+            let n = self.n_vocab;
+            let Some(row) = engine.map(|e| &e[pos * n..(pos + 1) * n]) else {
+                out.push(best);
+                continue;
             };
-            out.push(self.matvec(head, &h));
+            let mut best_err = row_error(row, &best);
+            if n_ties == 0 || best_err < AGREEMENT {
+                out.push(best);
+                continue;
+            }
+            let mut best_kv = kv.last();
+            // Best first: flip whichever tie brings the logits nearest the engine's, then
+            // look for a second and a third, until they agree to f32 precision.
+            let mut choices = vec![false; n_ties];
+            for _ in 0..3 {
+                let mut round_best = None;
+                for i in (0..n_ties).filter(|&i| !choices[i]) {
+                    let mut trial = choices.clone();
+                    trial[i] = true;
+                    kv.truncate(pos);
+                    self.tie_choices = trial;
+                    self.n_ties = 0;
+                    let logits = self.step(pos, tok, &mut kv, factors.as_deref());
+                    let err = row_error(row, &logits);
+                    if err < best_err {
+                        best_err = err;
+                        round_best = Some(i);
+                        (best, best_kv) = (logits, kv.last());
+                    }
+                }
+                match round_best {
+                    Some(i) => choices[i] = true,
+                    None => break,
+                }
+                if best_err < AGREEMENT {
+                    break;
+                }
+            }
+            if choices.contains(&true) {
+                // Later first passes now depend on this choice.
+                same_history = false;
+                recording = false;
+            }
+            kv.truncate(pos);
+            kv.push(best_kv);
+            out.push(best);
         }
         out
     }
+
+    /// One token at `pos`: appends its keys and values to `kv`, returns its logits.
+    fn step(&mut self, pos: usize, tok: u32, kv: &mut Kv, factors: Option<&[f64]>) -> Vec<f64> {
+        let hd = self.head_dim;
+        let (nh, nkv) = (self.n_head, self.n_head_kv);
+        let (keys, values) = (&mut kv.keys, &mut kv.values);
+        self.last_quantized = None;
+        let embd = self.file.tensor("token_embd.weight").unwrap();
+        let row_bytes = embd.n_bytes as usize / self.n_vocab;
+        let mut row = vec![0f32; self.n_embd];
+        embd.ty.dequantize_row(
+            &self.file.tensor_data(embd)[tok as usize * row_bytes..(tok as usize + 1) * row_bytes],
+            &mut row,
+        );
+        let mut x = to_f64(&row);
+        if self.is_gemma() {
+            let s = (self.n_embd as f64).sqrt();
+            x.iter_mut().for_each(|v| *v *= s);
+        }
+        for b in 0..self.n_layer {
+            let n = |s: &str| format!("blk.{b}.{s}");
+            let h = self.rms_norm(&x, &self.vec(&n("attn_norm.weight")));
+            let mut q = self.matvec(&n("attn_q.weight"), &h);
+            let mut k = self.matvec(&n("attn_k.weight"), &h);
+            let v = self.matvec(&n("attn_v.weight"), &h);
+            let mut v = v;
+            if self.has(&n("attn_q.bias")) {
+                for (t, bias) in [
+                    (&mut q, "attn_q.bias"),
+                    (&mut k, "attn_k.bias"),
+                    (&mut v, "attn_v.bias"),
+                ] {
+                    let bv = self.vec(&n(bias));
+                    t.iter_mut().zip(bv).for_each(|(a, b)| *a += b);
+                }
+            }
+            if self.has(&n("attn_q_norm.weight")) {
+                let qn = self.vec(&n("attn_q_norm.weight"));
+                let kn = self.vec(&n("attn_k_norm.weight"));
+                for head in q.chunks_mut(hd) {
+                    let r = self.rms_norm(head, &qn);
+                    head.copy_from_slice(&r);
+                }
+                for head in k.chunks_mut(hd) {
+                    let r = self.rms_norm(head, &kn);
+                    head.copy_from_slice(&r);
+                }
+            }
+            for head in q.chunks_mut(hd) {
+                self.rope(head, pos, b, factors);
+            }
+            for head in k.chunks_mut(hd) {
+                self.rope(head, pos, b, factors);
+            }
+            let scale = 1.0 / (hd as f64).sqrt();
+            if self.f16_cache {
+                let round = |x: &mut f64| *x = half::f16::from_f64(*x).to_f64();
+                k.iter_mut().for_each(round);
+                v.iter_mut().for_each(round);
+            }
+            keys[b].push(k);
+            values[b].push(v);
+            let first = if self.is_swa_block(b) {
+                (pos + 1).saturating_sub(self.window)
+            } else {
+                0
+            };
+            let mut attn = vec![0f64; nh * hd];
+            if self.f16_cache {
+                q.iter_mut()
+                    .for_each(|x| *x = half::f16::from_f64(*x as f32 as f64).to_f64());
+            }
+            for head in 0..nh {
+                let g = head / (nh / nkv);
+                let qh = &q[head * hd..(head + 1) * hd];
+                let scores: Vec<f64> = (first..=pos)
+                    .map(|p| {
+                        let kh = &keys[b][p][g * hd..(g + 1) * hd];
+                        qh.iter().zip(kh).map(|(a, b)| a * b).sum::<f64>() * scale
+                    })
+                    .collect();
+                let out = &mut attn[head * hd..(head + 1) * hd];
+                if self.f16_cache {
+                    // llama.cpp's flash attention over an f16 cache: a running
+                    // maximum and sum, the output accumulator rounded to f16 at
+                    // every rescale and every added value.
+                    let f16 = |x: f64| half::f16::from_f64(x).to_f64();
+                    let (mut max, mut sum) = (f64::NEG_INFINITY, 0.0);
+                    for (p, &s) in (first..=pos).zip(&scores) {
+                        let vh = &values[b][p][g * hd..(g + 1) * hd];
+                        let (w, rescale) = if s > max {
+                            let r = (max - s).exp();
+                            max = s;
+                            out.iter_mut().for_each(|o| *o = f16(*o * r));
+                            (1.0, r)
+                        } else {
+                            ((s - max).exp(), 1.0)
+                        };
+                        for (o, v) in out.iter_mut().zip(vh) {
+                            *o = f16(*o + w * v);
+                        }
+                        sum = sum * rescale + w;
+                    }
+                    out.iter_mut().for_each(|o| *o /= sum);
+                    continue;
+                }
+                let max = scores.iter().cloned().fold(f64::NEG_INFINITY, f64::max);
+                let e: Vec<f64> = scores.iter().map(|s| (s - max).exp()).collect();
+                let sum: f64 = e.iter().sum();
+                for (p, w) in (first..=pos).zip(e) {
+                    let vh = &values[b][p][g * hd..(g + 1) * hd];
+                    for (o, v) in out.iter_mut().zip(vh) {
+                        *o += w / sum * v;
+                    }
+                }
+            }
+            let mut o = self.matvec(&n("attn_output.weight"), &attn);
+            if self.has(&n("post_attention_norm.weight")) {
+                o = self.rms_norm(&o, &self.vec(&n("post_attention_norm.weight")));
+            }
+            x.iter_mut().zip(&o).for_each(|(a, b)| *a += b);
+
+            let h = self.rms_norm(&x, &self.vec(&n("ffn_norm.weight")));
+            let gate = self.matvec(&n("ffn_gate.weight"), &h);
+            let up = self.matvec(&n("ffn_up.weight"), &h);
+            let act: Vec<f64> = gate
+                .iter()
+                .zip(&up)
+                .map(|(&g, &u)| {
+                    let a = if self.is_gemma() {
+                        0.5 * g
+                            * (1.0
+                                + ((2.0 / std::f64::consts::PI).sqrt()
+                                    * (g + 0.044715 * g * g * g))
+                                    .tanh())
+                    } else {
+                        g / (1.0 + (-g).exp())
+                    };
+                    a * u
+                })
+                .collect();
+            let mut o = self.matvec(&n("ffn_down.weight"), &act);
+            if self.has(&n("post_ffw_norm.weight")) {
+                o = self.rms_norm(&o, &self.vec(&n("post_ffw_norm.weight")));
+            }
+            x.iter_mut().zip(&o).for_each(|(a, b)| *a += b);
+        }
+        let h = self.rms_norm(&x, &self.vec("output_norm.weight"));
+        let head = if self.has("output.weight") {
+            "output.weight"
+        } else {
+            "token_embd.weight"
+        };
+        self.matvec(head, &h)
+    }
+}
+
+/// Logits this near the engine's (by [`row_error`]) agree to f32 precision: no tie
+/// went the other way (a flipped code moves them by 1e-5 or more).
+const AGREEMENT: f64 = 2e-6;
+
+/// Keys and values of every block and position: `keys[block][pos]`, each
+/// `n_head_kv × head_dim`.
+struct Kv {
+    keys: Vec<Vec<Vec<f64>>>,
+    values: Vec<Vec<Vec<f64>>>,
+}
+
+/// A position's pass with no tie flipped: valid again while everything before it is.
+struct FirstPass {
+    token: u32,
+    logits: Vec<f64>,
+    kv: KvEntry,
+    n_ties: usize,
+}
+
+/// One position's keys and values, per block.
+type KvEntry = Vec<(Vec<f64>, Vec<f64>)>;
+
+impl Kv {
+    fn last(&self) -> KvEntry {
+        let last = |v: &Vec<Vec<f64>>| v.last().unwrap().clone();
+        self.keys
+            .iter()
+            .zip(&self.values)
+            .map(|(k, v)| (last(k), last(v)))
+            .collect()
+    }
+
+    fn push(&mut self, entry: KvEntry) {
+        for ((k, v), (ek, ev)) in self.keys.iter_mut().zip(&mut self.values).zip(entry) {
+            k.push(ek);
+            v.push(ev);
+        }
+    }
+
+    fn truncate(&mut self, n: usize) {
+        self.keys.iter_mut().for_each(|k| k.truncate(n));
+        self.values.iter_mut().for_each(|v| v.truncate(n));
+    }
+}
+
+/// Σ a·b in f64, with four partial sums so the compiler can vectorize it (the vocabulary
+/// projection dominates the reference's time).
+fn dot(a: &[f64], b: &[f64]) -> f64 {
+    let mut acc = [0f64; 4];
+    let (a4, b4) = (a.chunks_exact(4), b.chunks_exact(4));
+    let tail: f64 = a4
+        .remainder()
+        .iter()
+        .zip(b4.remainder())
+        .map(|(x, y)| x * y)
+        .sum();
+    for (x, y) in a4.zip(b4) {
+        for i in 0..4 {
+            acc[i] += x[i] * y[i];
+        }
+    }
+    acc.iter().sum::<f64>() + tail
+}
+
+/// The error measure of the tests: the largest |engine − reference| over the row, divided
+/// by the largest |reference| of the row.
+pub fn row_error(engine: &[f32], reference: &[f64]) -> f64 {
+    let scale = reference.iter().fold(0f64, |m, v| m.max(v.abs()));
+    let diff = engine
+        .iter()
+        .zip(reference)
+        .fold(0f64, |m, (a, b)| m.max((*a as f64 - b).abs()));
+    diff / scale
 }
