@@ -9,7 +9,7 @@ use anyhow::{bail, Context};
 use crate::gguf::GgufFile;
 use crate::gpu::{Gpu, GpuOptions, GpuOutOfMemory};
 use crate::kv::{KvCache, KvShape};
-use crate::model::{forward, ActWidths, Batch, Hparams, ModelWeights, Sides, Split, StageTimes};
+use crate::model::{forward, Batch, Hparams, ModelWeights, Sides, Split, StageTimes};
 use crate::tokenizer::Tokenizer;
 
 pub mod cpu_backend;
@@ -103,14 +103,7 @@ impl Engine {
         }
         let n_batch = opts.n_batch.min(n_ctx);
         let n_threads = opts.n_threads.unwrap_or_else(physical_cores).max(1);
-        let widths = ActWidths {
-            n_embd: hp.n_embd,
-            q_dim: hp.q_dim(),
-            k_dim: hp.k_dim(),
-            v_dim: hp.v_dim(),
-            attn_out_dim: hp.attn_out_dim(),
-            n_ff: hp.n_ff,
-        };
+        let widths = hp.act_widths();
         let mut backend = CpuBackend::new(n_threads, n_batch, widths);
         let split = placement::split(hp.n_layer, opts.gpu_layers, opts.output_on);
         let kv_shape = KvShape {

@@ -129,14 +129,7 @@ pub fn memory_plan(
     } else {
         KvCache::block_bytes(kv_shape, opts.cache_type)
     };
-    let widths = crate::model::ActWidths {
-        n_embd: hp.n_embd,
-        q_dim: hp.q_dim(),
-        k_dim: hp.k_dim(),
-        v_dim: hp.v_dim(),
-        attn_out_dim: hp.attn_out_dim(),
-        n_ff: hp.n_ff,
-    };
+    let widths = hp.act_widths();
     let n_batch = opts.n_batch.min(kv_shape.n_ctx) as u64;
     let widest = Act::ALL
         .iter()

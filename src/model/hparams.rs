@@ -254,6 +254,18 @@ impl Hparams {
         }
     }
 
+    /// Widths of the activation buffers a forward pass of this model uses.
+    pub fn act_widths(&self) -> super::backend::ActWidths {
+        super::backend::ActWidths {
+            n_embd: self.n_embd,
+            q_dim: self.q_dim(),
+            k_dim: self.k_dim(),
+            v_dim: self.v_dim(),
+            attn_out_dim: self.attn_out_dim(),
+            n_ff: self.n_ff,
+        }
+    }
+
     pub fn q_dim(&self) -> usize {
         self.n_head * self.head_dim
     }
