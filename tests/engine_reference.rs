@@ -57,6 +57,11 @@ const F16_CACHE: Tolerance = Tolerance {
     mean: 1e-3,
 };
 
+/// Float weights through gemma's gelu, which rounds its input and result to f16 as
+/// llama.cpp's lookup table does: an f32 and an f64 gate value either side of an f16
+/// rounding step give results one f16 step apart.
+const F16_GELU: Tolerance = F16_CACHE;
+
 /// Quantized weights. Both sides round activations to Q8 blocks, but the engine's f32
 /// activations and the reference's f64 ones occasionally fall on opposite sides of a
 /// rounding step; each such flip moves that position's logits by up to ~1e-2 and, through
@@ -124,7 +129,7 @@ fn qwen3_f32_matches_reference() {
 
 #[test]
 fn gemma3_f32_matches_reference() {
-    check("gemma3", GgmlType::F32, CacheType::F32, EXACT);
+    check("gemma3", GgmlType::F32, CacheType::F32, F16_GELU);
 }
 
 #[test]

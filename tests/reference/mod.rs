@@ -4,7 +4,9 @@
 //!
 //! Where the engine's matmul quantizes its activations (Q8_0 for Q4_0/Q5_0/Q8_0 weights,
 //! Q8_1 for Q4_1/Q5_1, Q8_K for K-quants), the reference rounds the activation vector
-//! through the same format before the product, so both compute the same function.
+//! through the same format before the product (Q8_0 as llama.cpp's x86 CPU code rounds
+//! it), and gemma's gelu goes through f16 as llama.cpp's lookup table does, so both
+//! compute the same function.
 
 #![allow(dead_code)]
 
@@ -58,6 +60,37 @@ fn activation_type(ty: GgmlType) -> Option<GgmlType> {
         Q2K | Q3K | Q4K | Q5K | Q6K => Some(Q8K),
         _ => None,
     }
+}
+
+/// The activation rounding of llama.cpp's x86 CPU `quantize_row_q8_0` (the format the
+/// weights' dot products read), dequantized back: per 32-block, `d = f16(max|x| / 127)`,
+/// `q = round_ties_even(x · (127 / max|x|))`, value `q · d`.
+fn round_q8_0_as_llama_cpp_x86(x: &[f32]) -> Vec<f32> {
+    let mut out = Vec::with_capacity(x.len());
+    for block in x.chunks(32) {
+        let amax = block.iter().fold(0f32, |m, v| m.max(v.abs()));
+        let id = if amax != 0.0 { 127.0 / amax } else { 0.0 };
+        let d = half::f16::from_f32(amax / 127.0).to_f32();
+        out.extend(block.iter().map(|&v| (v * id).round_ties_even() * d));
+    }
+    out
+}
+
+/// gelu (tanh form) as llama.cpp's CPU backend evaluates it on f32 data: the input and
+/// the result rounded to f16 (a lookup table), 0 at or below −10, the identity at or
+/// above 10.
+fn gelu_as_llama_cpp(g: f64) -> f64 {
+    let g = g as f32 as f64;
+    if g <= -10.0 {
+        return 0.0;
+    }
+    if g >= 10.0 {
+        return g;
+    }
+    let h = half::f16::from_f64(g).to_f64();
+    let a =
+        0.5 * h * (1.0 + ((2.0 / std::f64::consts::PI).sqrt() * (h + 0.044715 * h * h * h)).tanh());
+    half::f16::from_f64(a).to_f64()
 }
 
 impl<'a> Reference<'a> {
@@ -147,6 +180,10 @@ impl<'a> Reference<'a> {
         let (ty, cols, rows) = (info.ty, info.dims[0] as usize, info.dims[1] as usize);
         assert_eq!(cols, x.len(), "{name}");
         let xr: Vec<f64> = match activation_type(ty).filter(|_| self.quantize_activations) {
+            Some(GgmlType::Q8_0) => {
+                let xf: Vec<f32> = x.iter().map(|&v| v as f32).collect();
+                to_f64(&round_q8_0_as_llama_cpp_x86(&xf))
+            }
             Some(aty) => {
                 let xf: Vec<f32> = x.iter().map(|&v| v as f32).collect();
                 let mut bytes = vec![0u8; aty.bytes_for(xf.len() as u64).unwrap() as usize];
@@ -348,11 +385,7 @@ impl<'a> Reference<'a> {
                     .zip(&up)
                     .map(|(&g, &u)| {
                         let a = if self.is_gemma() {
-                            0.5 * g
-                                * (1.0
-                                    + ((2.0 / std::f64::consts::PI).sqrt()
-                                        * (g + 0.044715 * g * g * g))
-                                        .tanh())
+                            gelu_as_llama_cpp(g)
                         } else {
                             g / (1.0 + (-g).exp())
                         };
