@@ -1,8 +1,9 @@
 // Rounds activations the way the CPU kernels quantize them before an integer dot
 // product, and writes the rounded values back as f32, so that a matrix product on the
 // GPU sees the numbers the CPU sees (llama.cpp's Q8_0 / Q8_K activations):
-// - 32-element blocks: d = max|x| / 127, q = round(x / d) half away from zero, and the
-//   value is q times d rounded to f16 (the block stores d as f16);
+// - 32-element blocks (llama.cpp's x86 quantize_row_q8_0): q = x · (127 / max|x|)
+//   rounded half to even, and the value is q times d = max|x| / 127 rounded to f16 (the
+//   block stores d as f16);
 // - 256-element blocks: d = −max / 127 with max the element of largest magnitude,
 //   q = min(127, round(x / d)) ties to even, value q·d (d stays f32).
 // One invocation per block. BLOCK (32 or 256) comes from the assembler.
@@ -20,14 +21,6 @@ struct Params {
 
 const WG_SIZE: u32 = 64u;
 
-fn round_half_away(v: f32) -> f32 {
-    let t = trunc(v);
-    if (abs(v - t) == 0.5) {
-        return t + sign(v);
-    }
-    return round(v);
-}
-
 @compute @workgroup_size(64)
 fn main(cin: ComputeIn) {
     let block = (cin.wid.x + cin.wid.y * cin.nwg.x) * WG_SIZE + cin.lid;
@@ -40,14 +33,14 @@ fn main(cin: ComputeIn) {
         for (var i = 0u; i < BLOCK; i++) {
             amax = max(amax, abs(x[base + i]));
         }
-        let d = amax / 127.0;
         var id = 0.0;
-        if (d != 0.0) {
-            id = 1.0 / d;
+        if (amax != 0.0) {
+            id = 127.0 / amax;
         }
-        let d16 = f16_bits_to_f32(f32_to_f16_bits(d));
+        let d16 = f16_bits_to_f32(f32_to_f16_bits(amax / 127.0));
         for (var i = 0u; i < BLOCK; i++) {
-            y[base + i] = round_half_away(x[base + i] * id) * d16;
+            // WGSL's round() rounds half to even.
+            y[base + i] = round(x[base + i] * id) * d16;
         }
     } else {
         var amax = 0.0;

@@ -17,11 +17,27 @@ fn silu(v: f32) -> f32 {
     return v / (1.0 + exp(-v));
 }
 
-fn gelu_tanh(v: f32) -> f32 {
-    // 0.5 v (1 + tanh(sqrt(2/pi) (v + 0.044715 v^3))); tanh's argument clamped so no
+fn gelu_tanh_f32(v: f32) -> f32 {
+    // 0.5 v (1 + tanh(sqrt(2/pi) v (1 + 0.044715 v^2))); tanh's argument clamped so no
     // implementation overflows in exp.
-    let inner = clamp(0.7978845608028654 * (v + 0.044715 * v * v * v), -15.0, 15.0);
+    let inner = clamp(0.7978846 * v * (1.0 + 0.044715 * v * v), -15.0, 15.0);
     return 0.5 * v * (1.0 + tanh(inner));
+}
+
+fn f16_round(v: f32) -> f32 {
+    return f16_bits_to_f32(f32_to_f16_bits(v));
+}
+
+// As the CPU (and llama.cpp's lookup table): input and result rounded to f16, 0 at or
+// below -10, the identity at or above 10.
+fn gelu_tanh(v: f32) -> f32 {
+    if (v <= -10.0) {
+        return 0.0;
+    }
+    if (v >= 10.0) {
+        return v;
+    }
+    return f16_round(gelu_tanh_f32(f16_round(v)));
 }
 
 @compute @workgroup_size(256)

@@ -50,6 +50,11 @@ const F16_CACHE: Tolerance = Tolerance {
     mean: 1e-3,
 };
 
+/// Float weights through gemma's gelu, which rounds its input and result to f16 as
+/// llama.cpp's lookup table does: an f32 and an f64 gate value either side of an f16
+/// rounding step give results one f16 step apart.
+const F16_GELU: Tolerance = F16_CACHE;
+
 /// Quantized weights: the bound, on every position. Both sides round activations
 /// to the same Q8 blocks; where a value lies so near a rounding midpoint that f32 cannot
 /// settle it, the reference follows whichever code the engine's logits show (see
@@ -137,7 +142,7 @@ fn qwen3_f32_matches_reference() {
 
 #[test]
 fn gemma3_f32_matches_reference() {
-    check("gemma3", GgmlType::F32, CacheType::F32, EXACT);
+    check("gemma3", GgmlType::F32, CacheType::F32, F16_GELU);
 }
 
 #[test]

@@ -64,7 +64,11 @@ fn synth_f32_models_match_reference() {
                 WeightTypeChoice::Uniform(tandem::quant::GgmlType::F32),
                 n_batch,
             );
-            assert!(max < 1e-4, "{} batch {n_batch}: {max:e}", arch.name());
+            // gemma3's gelu rounds through f16 as llama.cpp's table does, so an f32 and an
+            // f64 gate value either side of a rounding step differ by one f16 step there
+            // (see engine_reference.rs).
+            let bound = if arch == Arch::Gemma3 { 1e-3 } else { 1e-4 };
+            assert!(max < bound, "{} batch {n_batch}: {max:e}", arch.name());
         }
     }
 }

@@ -138,11 +138,16 @@ fn gemma3_greedy_names_the_primary_colors() {
 }
 
 /// llama.cpp's greedy continuation is " red, yellow, and blue." At the third token the
-/// two candidates are within a few tenths of a logit of each other and the order flips
-/// with rounding details (f16 vs f32 cache, how the prompt is batched, f16 rounding of q,
-/// of the attention accumulator, of gelu's table, the matmul kernels' float order), so
-/// tandem's answer is " red, blue, and yellow." (" blue" ahead by 0.18 with the f16
-/// flash-attention accumulator; 0.06–0.25 across the other variants tried).
+/// two candidates are within a few tenths of a logit of each other, and with this model's
+/// chaotic rounding cascade (every matmul re-rounds its input to Q8 codes) the gap moves
+/// by ~0.1 with the float order of the matmul kernels alone: logit(" yellow") − logit(" blue")
+/// after "… are red," is −0.17 with the AVX-512 kernels, −0.25 with AVX2 and −0.24 with
+/// the portable ones, all computing the same function. The elementwise numerics are
+/// llama.cpp's (Q8_0 activations as its x86 quantizer rounds them, gelu through its f16
+/// table, f16 flash-attention accumulation with f16 queries, its rms_norm sums); what is
+/// left is the summation order inside its Q5_0/Q8_0 (tinyBLAS / vec_dot), Q6_K (vec_dot)
+/// and repacked Q4_K (gemv/gemm 8x8) kernels and its f16 dot, which would have to be
+/// reproduced bit for bit.
 #[test]
 #[ignore = "knife-edge: ' yellow' and ' blue' are within rounding noise of each other"]
 fn gemma3_greedy_continuation_matches_llama_cpp() {

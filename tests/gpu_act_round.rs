@@ -1,6 +1,7 @@
-//! The GPU's activation rounding gives exactly the values the CPU's Q8_0 and Q8_K
-//! activation quantizers give (so products on both devices agree). Needs an adapter.
+//! The GPU's activation rounding gives exactly the values the CPU's activation
+//! quantizer (Q8_0/Q8_1 and Q8_K blocks) gives (so products on both devices agree). Needs an adapter.
 
+use tandem::cpu::act_quant::{ActFormat, QuantizedActs};
 use tandem::gpu::{Gpu, GpuOptions};
 use tandem::quant::GgmlType;
 
@@ -35,12 +36,17 @@ fn activations(n: usize, seed: u64) -> Vec<f32> {
     x
 }
 
-fn cpu_rounded(activation: GgmlType, x: &[f32]) -> Vec<f32> {
-    let mut bytes = vec![0u8; activation.bytes_for(x.len() as u64).unwrap() as usize];
-    activation.quantize_row(x, &mut bytes);
-    let mut out = vec![0f32; x.len()];
-    activation.dequantize_row(&bytes, &mut out);
-    out
+/// The values the CPU's matrix kernels multiply: its activation quantizer's codes times
+/// their block scales.
+fn cpu_rounded(weight: GgmlType, x: &[f32]) -> Vec<f32> {
+    let format = ActFormat::for_weight(weight);
+    let acts = QuantizedActs::quantize(format, x, 1, x.len());
+    let block = format.block_elems();
+    acts.qs
+        .iter()
+        .enumerate()
+        .map(|(i, &q)| q as f32 * acts.d[i / block])
+        .collect()
 }
 
 #[test]
@@ -66,7 +72,7 @@ fn gpu_rounding_equals_the_cpu_quantizers() {
                 .unwrap();
             batch.submit().unwrap();
             let got: Vec<f32> = gpu.read(&dst).unwrap();
-            let want = cpu_rounded(activation, &x);
+            let want = cpu_rounded(weight, &x);
             let mismatches: Vec<usize> = (0..x.len()).filter(|&i| got[i] != want[i]).collect();
             assert!(
                 mismatches.is_empty(),

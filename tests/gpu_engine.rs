@@ -70,10 +70,13 @@ fn prompt(engine: &Engine, n: usize) -> Vec<u32> {
 /// sums run in different orders; with quantized weights an activation sitting on a
 /// rounding boundary then lands on the other Q8 step now and then, which moves the
 /// logits of that position and (through the KV cache) later ones by ~1e-2 in these
-/// tiny random models (measured: 1e-7 elsewhere, flips of 5e-3..3e-2). A broken kernel
-/// is off by far more.
-fn bound(ty: GgmlType) -> f64 {
+/// tiny random models (measured: 1e-7 elsewhere, flips of 5e-3..3e-2). gemma's gelu
+/// rounds through f16 (as llama.cpp's table does), where a flip moves a float model by
+/// ~2e-4. A broken kernel is off by far more.
+fn bound(path: &Path, ty: GgmlType) -> f64 {
+    let gemma = path.to_string_lossy().contains("gemma");
     match ty {
+        GgmlType::F32 | GgmlType::F16 | GgmlType::BF16 if gemma => 1e-3,
         GgmlType::F32 | GgmlType::F16 | GgmlType::BF16 => 1e-4,
         _ => 5e-2,
     }
@@ -100,7 +103,7 @@ fn compare(path: &Path, ty: GgmlType, placements: &[(usize, GpuLayers, Option<Ou
             .enumerate()
             .fold((0f64, 0), |m, (i, &e)| if e > m.0 { (e, i) } else { m });
         assert!(
-            worst < bound(ty),
+            worst < bound(path, ty),
             "{} {ty:?}, batch {n_batch}, --gpu-layers {layers}, output {output_on:?}, \
              kv on cpu {kv_on_cpu}: error {worst:.2e} at position {at}",
             path.display()

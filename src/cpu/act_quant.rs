@@ -3,8 +3,12 @@
 //! The layouts are tandem's own (struct of arrays, so SIMD loads are plain), but the
 //! values follow llama.cpp's Q8_0 / Q8_1 / Q8_K reference quantizers:
 //! - 32-element blocks (partner of Q4_0, Q4_1, Q5_0, Q5_1, Q8_0): exactly the codes and
-//!   f16 scale of [`crate::quant::q8_0`]'s reference quantizer (`d = max|x| / 127`,
-//!   `q = round(x / d)`, half away from zero); `s = d·Σq`, Q8_1's extra field, is kept
+//!   f16 scale of llama.cpp's x86 CPU quantizer `quantize_row_q8_0` (its AVX2 code, which
+//!   AVX-512 builds run too): `d = max|x| / 127` stored as f16, `q = x · (127 / max|x|)`
+//!   rounded half to even. The weight-file reference of [`crate::quant::q8_0`] differs
+//!   in the last bit of the multiplier (`1 / d`) and rounds half away from zero, which
+//!   moves a code now and then; with this model's chaotic rounding cascade that is
+//!   enough to change a greedy continuation. `s = d·Σq`, Q8_1's extra field, is kept
 //!   in f32 (llama.cpp rounds it to f16), so the Q4_1/Q5_1 kernels equal the product
 //!   of the dequantized operands up to f32 rounding.
 //! - 256-element blocks (partner of the K-quants): exactly [`crate::quant::q8_k`]'s
@@ -205,14 +209,8 @@ pub fn nearest_int(v: f32) -> i32 {
     (t.to_bits() & 0x007f_ffff) as i32 - 0x0040_0000
 }
 
-/// `v.round() as i32` (half away from zero) without a libm call: adding the largest
-/// float below ½ with v's sign and truncating is exact for every f32.
-#[inline(always)]
-pub fn round_half_away(v: f32) -> i32 {
-    (v + 0.499_999_97f32.copysign(v)) as i32
-}
-
-/// Q8_0-style quantization of whole 32-blocks, with `s = d·Σq` per block.
+/// Q8_0 quantization of whole 32-blocks as llama.cpp's x86 `quantize_row_q8_0` does it
+/// (multiplier `127 / max|x|`, ties to even), with `s = d·Σq` per block.
 pub fn quantize_block32(x: &[f32], qs: &mut [i8], d: &mut [f32], s: &mut [f32]) {
     for (((xb, qb), db), sb) in x
         .chunks_exact(32)
@@ -222,10 +220,10 @@ pub fn quantize_block32(x: &[f32], qs: &mut [i8], d: &mut [f32], s: &mut [f32]) 
     {
         let amax = xb.iter().fold(0f32, |m, v| m.max(v.abs()));
         let scale = amax / 127.0;
-        let inv = if scale != 0.0 { 1.0 / scale } else { 0.0 };
+        let inv = if amax != 0.0 { 127.0 / amax } else { 0.0 };
         let mut sum = 0i32;
         for (q, v) in qb.iter_mut().zip(xb) {
-            let r = round_half_away(v * inv);
+            let r = nearest_int(v * inv);
             sum += r;
             *q = r as i8;
         }
@@ -320,19 +318,44 @@ mod tests {
             .collect()
     }
 
+    /// llama.cpp's x86 `quantize_row_q8_0`, one element at a time in plain f32:
+    /// `id = 127 / max|x|`, `q = round_ties_even(x · id)`, `d = f16(max|x| / 127)`.
+    fn llama_cpp_q8_0(block: &[f32]) -> ([i8; 32], f32) {
+        let amax = block.iter().fold(0f32, |m, v| m.max(v.abs()));
+        let id = if amax != 0.0 { 127.0 / amax } else { 0.0 };
+        let mut q = [0i8; 32];
+        for (q, v) in q.iter_mut().zip(block) {
+            *q = (v * id).round_ties_even() as i8;
+        }
+        (q, f16::from_f32(amax / 127.0).to_f32())
+    }
+
     #[test]
-    fn block32_equals_the_quant_reference_q8_0() {
-        use crate::quant::block::BlockFormat;
-        use crate::quant::q8_0::BlockQ8_0;
+    fn block32_equals_llama_cpp_x86_q8_0() {
         let x = random_row(32 * 64, 7);
         let acts = QuantizedActs::quantize(ActFormat::Q8Block32, &x, 2, 32 * 32);
         for (b, chunk) in x.chunks_exact(32).enumerate() {
-            let want = BlockQ8_0::quantize(chunk);
-            assert_eq!(&acts.qs[b * 32..b * 32 + 32], &want.qs[..], "block {b}");
-            assert_eq!(acts.d[b], want.d.to_f32(), "block {b}");
-            let sum: i32 = want.qs.iter().map(|&q| q as i32).sum();
-            assert_eq!(acts.s[b], want.d.to_f32() * sum as f32);
+            let (want_q, want_d) = llama_cpp_q8_0(chunk);
+            assert_eq!(&acts.qs[b * 32..b * 32 + 32], &want_q[..], "block {b}");
+            assert_eq!(acts.d[b], want_d, "block {b}");
+            let sum: i32 = want_q.iter().map(|&q| q as i32).sum();
+            assert_eq!(acts.s[b], want_d * sum as f32);
         }
+    }
+
+    #[test]
+    fn block32_rounds_ties_to_even_with_the_127_over_max_multiplier() {
+        // max|x| = 127 makes the multiplier exactly 1: 2.5 → 2 and −0.5 → 0 (ties to
+        // even), where the weight-file quantizer (half away from zero) gives 3 and −1.
+        let mut x = [0f32; 32];
+        x[0] = 127.0;
+        x[1] = 2.5;
+        x[2] = -0.5;
+        x[3] = 3.5;
+        let acts = QuantizedActs::quantize(ActFormat::Q8Block32, &x, 1, 32);
+        assert_eq!(&acts.qs[..4], &[127, 2, 0, 4]);
+        assert_eq!(acts.d[0], 1.0);
+        assert_eq!(acts.s[0], 133.0);
     }
 
     #[test]
@@ -350,7 +373,7 @@ mod tests {
     }
 
     #[test]
-    fn rounding_helpers_match_std() {
+    fn nearest_int_rounds_ties_to_even() {
         for v in [
             0.5f32,
             -0.5,
@@ -363,7 +386,6 @@ mod tests {
             3.2,
             -7.7,
         ] {
-            assert_eq!(round_half_away(v), v.round() as i32, "{v}");
             assert_eq!(nearest_int(v), v.round_ties_even() as i32, "{v}");
         }
     }

@@ -304,19 +304,24 @@ mod x86 {
     }
 }
 
-/// `dst = src / sqrt(mean(src²) + eps) ⊙ weight` for one group (`src.len() == weight.len()`).
+/// `dst = src / sqrt(mean(src²) + eps) ⊙ weight` for one group (`src.len() == weight.len()`),
+/// rounded as llama.cpp's `rms_norm` then `mul`: f32 squares summed in f64, the mean
+/// rounded to f32, `(x · scale) · w`.
 pub fn rms_norm(src: &[f32], weight: &[f32], eps: f32, dst: &mut [f32]) {
-    let sum_sq: f64 = src.iter().map(|&v| (v as f64) * (v as f64)).sum();
-    let scale = 1.0 / ((sum_sq / src.len() as f64) as f32 + eps).sqrt();
+    let scale = rms_scale(src, eps);
     for ((d, &s), &w) in dst.iter_mut().zip(src).zip(weight) {
         *d = s * scale * w;
     }
 }
 
+fn rms_scale(x: &[f32], eps: f32) -> f32 {
+    let sum_sq: f64 = x.iter().map(|&v| (v * v) as f64).sum();
+    1.0 / ((sum_sq / x.len() as f64) as f32 + eps).sqrt()
+}
+
 /// In-place [`rms_norm`].
 pub fn rms_norm_inplace(buf: &mut [f32], weight: &[f32], eps: f32) {
-    let sum_sq: f64 = buf.iter().map(|&v| (v as f64) * (v as f64)).sum();
-    let scale = 1.0 / ((sum_sq / buf.len() as f64) as f32 + eps).sqrt();
+    let scale = rms_scale(buf, eps);
     for (d, &w) in buf.iter_mut().zip(weight) {
         *d = *d * scale * w;
     }
@@ -353,12 +358,38 @@ pub fn silu(x: f32) -> f32 {
     x / (1.0 + (-x).exp())
 }
 
-/// gelu, tanh approximation: 0.5·x·(1 + tanh(y)) written as x / (1 + e^(−2y)), the
-/// same function with one exponential instead of a tanh.
+/// gelu, tanh approximation, as llama.cpp's CPU backend computes it for f32 data (its
+/// `GGML_GELU_FP16` lookup): 0 at or below −10, `x` at or above 10, and in between the
+/// input rounded to f16 and looked up in a table of `0.5·x·(1 + tanh(√(2/π)·x·(1 +
+/// 0.044715·x²)))` rounded to f16. The f16 roundings move gemma3's outputs by more than
+/// its greedy choices can bear, so they are reproduced rather than avoided.
 pub fn gelu_tanh(x: f32) -> f32 {
+    if x <= -10.0 {
+        0.0
+    } else if x >= 10.0 {
+        x
+    } else {
+        gelu_f16_table()[f16::from_f32(x).to_bits() as usize]
+    }
+}
+
+/// `gelu(h)` rounded to f16 (held as f32) for every f16 bit pattern `h`.
+fn gelu_f16_table() -> &'static [f32] {
+    static TABLE: std::sync::OnceLock<Vec<f32>> = std::sync::OnceLock::new();
+    TABLE.get_or_init(|| {
+        (0..=u16::MAX)
+            .map(|bits| {
+                let h = f16::from_bits(bits).to_f32();
+                f16::from_f32(gelu_tanh_exact(h)).to_f32()
+            })
+            .collect()
+    })
+}
+
+/// gelu, tanh approximation, in plain f32.
+pub fn gelu_tanh_exact(x: f32) -> f32 {
     const SQRT_2_OVER_PI: f32 = 0.797_884_6;
-    let y = SQRT_2_OVER_PI * x * (1.0 + 0.044_715 * x * x);
-    x / (1.0 + (-2.0 * y).exp())
+    0.5 * x * (1.0 + (SQRT_2_OVER_PI * x * (1.0 + 0.044_715 * x * x)).tanh())
 }
 
 /// Runs `f(row_index, row)` over the `row_len`-wide rows of `data`, rows split evenly
@@ -834,8 +865,30 @@ mod tests {
     #[test]
     fn gelu_tanh_matches_hand_values() {
         // 0.5·1·(1 + tanh(sqrt(2/π)·1.044715)) = 0.841192
-        assert!((gelu_tanh(1.0) - 0.841_192).abs() < 1e-5);
+        assert!((gelu_tanh_exact(1.0) - 0.841_192).abs() < 1e-6);
+        // The lookup rounds the result to f16: 0.841192 lies between 0.84082 and
+        // 0.84131 (steps of 2^-11), nearer the latter.
+        assert_eq!(gelu_tanh(1.0), 0.841_308_6);
         assert_eq!(gelu_tanh(0.0), 0.0);
+        // The input is rounded to f16 first: 1.0007 is 1 + 0.72 steps of 2^-10 → 1.0009766,
+        // so its gelu is f16(gelu(1.0009766)) = 0.84228516, not f16(gelu(1.0007)) = 0.8417969.
+        let h = 1.000_976_6f32;
+        assert_eq!(
+            gelu_tanh(1.0007),
+            f16::from_f32(gelu_tanh_exact(h)).to_f32()
+        );
+        assert_eq!(gelu_tanh(1.0007), 0.842_285_16);
+        assert_ne!(
+            gelu_tanh(1.0007),
+            f16::from_f32(gelu_tanh_exact(1.0007)).to_f32()
+        );
+        // Outside ±10 the lookup is skipped: 0 below, the identity above.
+        assert_eq!(gelu_tanh(-10.0), 0.0);
+        assert_eq!(gelu_tanh(12.345), 12.345);
+        assert_eq!(
+            gelu_tanh(-9.0),
+            f16::from_f32(gelu_tanh_exact(-9.0)).to_f32()
+        );
         assert!((silu(1.0) - 0.731_058_6).abs() < 1e-6);
     }
 }

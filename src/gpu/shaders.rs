@@ -267,7 +267,7 @@ impl Kernel {
             }
             Kernel::Binary { op, in_place } => {
                 op_const = format!("const OP: u32 = {}u;\n", op.code());
-                parts.push(&op_const);
+                parts.extend([op_const.as_str(), F16_PACK, f16_unpack]);
                 parts.push(if in_place {
                     ELEMENTWISE_IN_PLACE
                 } else {

@@ -6,7 +6,8 @@
 //! Q8_1 for Q4_1/Q5_1, Q8_K for K-quants), the reference rounds the activation vector
 //! through the same format before the product (its own quantizer: f32 values, the
 //! format's f32 arithmetic, products of the dequantized codes in f64), so both compute
-//! the same function.
+//! the same function. Q8_0 rounds as llama.cpp's x86 CPU code does, and gemma's gelu
+//! goes through f16 as llama.cpp's lookup table does.
 //!
 //! Why ties need settling: the engine's f32 activations differ from the f64 ones in the
 //! last bits, so now and then one lies on the other side of a rounding midpoint and takes
@@ -83,6 +84,11 @@ fn activation_type(ty: GgmlType) -> Option<GgmlType> {
         Q2K | Q3K | Q4K | Q5K | Q6K => Some(Q8K),
         _ => None,
     }
+}
+
+/// gelu (tanh form) in f64.
+fn gelu_tanh(h: f64) -> f64 {
+    0.5 * h * (1.0 + ((2.0 / std::f64::consts::PI).sqrt() * (h + 0.044715 * h * h * h)).tanh())
 }
 
 impl<'a> Reference<'a> {
@@ -234,13 +240,14 @@ impl<'a> Reference<'a> {
             for (xb, ob) in x.chunks_exact(32).zip(out.chunks_mut(32)) {
                 let xf: Vec<f32> = xb.iter().map(|&v| v as f32).collect();
                 let amax = xf.iter().fold(0f32, |m, v| m.max(v.abs()));
+                // As llama.cpp's x86 quantize_row_q8_0: d = max|x| / 127 stored as f16,
+                // codes x · (127 / max|x|) rounded half to even.
                 let d = amax / 127.0;
-                let id = if d != 0.0 { 1.0 / d } else { 0.0 };
+                let id = if amax != 0.0 { 127.0 / amax } else { 0.0 };
                 let exact_d = xb.iter().fold(0f64, |m, v| m.max(v.abs())) / 127.0;
                 let stored = self.settle_f16(d, exact_d);
                 for ((o, &v), &exact) in ob.iter_mut().zip(&xf).zip(xb) {
-                    // Half away from zero.
-                    let code = (v * id).round() as f64;
+                    let code = (v * id).round_ties_even() as f64;
                     *o = self.settle(code, exact * id as f64) * stored;
                 }
             }
@@ -267,6 +274,33 @@ impl<'a> Reference<'a> {
         } else {
             code
         }
+    }
+
+    /// gelu as llama.cpp's CPU backend evaluates it on f32 data: the input and the result
+    /// rounded to f16 (a lookup table), 0 at or below −10, the identity at or above 10.
+    /// Both roundings can be ties (the engine's f32 gate against the exact one).
+    fn gelu_as_llama_cpp(&mut self, g: f64) -> f64 {
+        let gf = g as f32 as f64;
+        if gf <= -10.0 {
+            return 0.0;
+        }
+        if gf >= 10.0 {
+            return gf;
+        }
+        let h = self.settle_to_f16(g);
+        let a = gelu_tanh(h);
+        self.settle_to_f16(a)
+    }
+
+    /// `v` rounded through f32 to f16, settling a tie as [`Self::settle`] does.
+    fn settle_to_f16(&mut self, v: f64) -> f64 {
+        let f = v as f32;
+        let stored = half::f16::from_f32(f).to_f64();
+        if f.abs() < 6.2e-5 || !f.is_finite() {
+            return stored;
+        }
+        let step = 2f64.powi(f.abs().log2().floor() as i32 - 10);
+        self.settle(stored / step, v / step) * step
     }
 
     /// The f16 a block scale `d` (f32) is stored as; `exact` is the scale computed from
@@ -554,11 +588,7 @@ impl<'a> Reference<'a> {
                 .zip(&up)
                 .map(|(&g, &u)| {
                     let a = if self.is_gemma() {
-                        0.5 * g
-                            * (1.0
-                                + ((2.0 / std::f64::consts::PI).sqrt()
-                                    * (g + 0.044715 * g * g * g))
-                                    .tanh())
+                        self.gelu_as_llama_cpp(g)
                     } else {
                         g / (1.0 + (-g).exp())
                     };

@@ -571,7 +571,6 @@ pub fn quantize_block32(x: &[f32], qs: &mut [i8], d: &mut [f32], s: &mut [f32]) 
 #[target_feature(enable = "avx2,fma,f16c")]
 unsafe fn quantize_block32_avx2(x: &[f32], qs: &mut [i8], d: &mut [f32], s: &mut [f32]) {
     let sign = _mm256_set1_ps(-0.0);
-    let almost_half = _mm256_set1_ps(0.499_999_97);
     let order = _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7);
     for b in 0..x.len() / 32 {
         let p = x.as_ptr().add(b * 32);
@@ -590,12 +589,13 @@ unsafe fn quantize_block32_avx2(x: &[f32], qs: &mut [i8], d: &mut [f32], s: &mut
         let m = _mm_max_ps(m, _mm_movehl_ps(m, m));
         let amax = _mm_cvtss_f32(_mm_max_ss(m, _mm_movehdup_ps(m)));
         let scale = amax / 127.0;
-        let inv = _mm256_set1_ps(if scale != 0.0 { 1.0 / scale } else { 0.0 });
+        let inv = _mm256_set1_ps(if amax != 0.0 { 127.0 / amax } else { 0.0 });
         let mut q = [_mm256_setzero_si256(); 4];
         for i in 0..4 {
             let r = _mm256_mul_ps(v[i], inv);
-            let bump = _mm256_or_ps(_mm256_and_ps(r, sign), almost_half);
-            q[i] = _mm256_cvttps_epi32(_mm256_add_ps(r, bump));
+            q[i] = _mm256_cvtps_epi32(_mm256_round_ps::<
+                { _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC },
+            >(r));
         }
         let sum = _mm256_add_epi32(_mm256_add_epi32(q[0], q[1]), _mm256_add_epi32(q[2], q[3]));
         let sum = _mm_add_epi32(
