@@ -279,3 +279,68 @@ fn simd_activation_quantizers_are_bit_exact() {
         assert_eq!((&k, &kd, &b), (&k0, &kd0, &b0), "{level:?} q8k");
     }
 }
+
+/// The types summed in llama.cpp's order give exactly the bits of the specification
+/// (`summation::dot`) at every SIMD level, on both paths (row kernels for up to four
+/// tokens, prefill tiles beyond), with tokens inside and outside whole groups of four.
+#[test]
+fn ordered_types_give_the_specified_bits_at_every_level() {
+    use tandem::cpu::act_quant::{ActFormat, QuantizedActs};
+    use tandem::cpu::kernels::summation;
+    for ty in WEIGHT_TYPES
+        .into_iter()
+        .filter(|&t| summation::follows_llama_cpp(t))
+    {
+        let (rows, cols) = (45, if ty.block_elems() == 256 { 768 } else { 160 });
+        let mut rng = Rng(0x5eed ^ ty.id() as u64);
+        let data = random_weights(ty, rows, cols, &mut rng);
+        let w = WeightRef {
+            ty,
+            data: &data,
+            rows,
+            cols,
+        };
+        let rb = w.row_bytes();
+        for n_tokens in [1, 2, 3, 4, 5, 6, 7, 9, 12, 35] {
+            let x: Vec<f32> = (0..n_tokens * cols).map(|_| rng.float() * 4.0).collect();
+            let format = ActFormat::for_weight(ty);
+            let q = QuantizedActs::quantize(format, &x, n_tokens, cols);
+            let nb = cols / format.block_elems();
+            let want: Vec<f32> = (0..n_tokens * rows)
+                .map(|i| {
+                    let (t, r) = (i / rows, i % rows);
+                    let bsums = if q.bsums.is_empty() {
+                        &[][..]
+                    } else {
+                        &q.bsums[t * cols / 16..(t + 1) * cols / 16]
+                    };
+                    summation::dot(
+                        ty,
+                        &data[r * rb..(r + 1) * rb],
+                        &q.qs[t * cols..(t + 1) * cols],
+                        &q.d[t * nb..(t + 1) * nb],
+                        bsums,
+                        summation::BatchPlace::of(t, n_tokens),
+                    )
+                    .unwrap()
+                })
+                .collect();
+            for threads in [1, 2] {
+                let pool = ThreadPool::new(threads);
+                for level in SimdLevel::available() {
+                    let mut got = vec![f32::NAN; n_tokens * rows];
+                    matmul_at_level(&pool, level, w, &x, n_tokens, &mut got);
+                    for (i, (g, e)) in got.iter().zip(&want).enumerate() {
+                        assert_eq!(
+                            g.to_bits(),
+                            e.to_bits(),
+                            "{ty} {level:?} threads {threads} tokens {n_tokens} token {} row {}: {g} vs {e}",
+                            i / rows,
+                            i % rows
+                        );
+                    }
+                }
+            }
+        }
+    }
+}

@@ -60,7 +60,10 @@ fn gemma3_logits_match_the_f64_reference_on_the_first_tokens() {
     assert!(mean < 0.1, "mean relative error {mean:e}");
 }
 
-/// llama-perplexity reports 13.906 for this file on GPL-3 with -c 512 (14 chunks).
+/// llama-perplexity reports 13.906 for this file on GPL-3 with -c 512 (14 chunks); its
+/// full output is `[1]13.0142,[2]13.8935,… [14]13.9062` and `PPL = 13.9062 +/- 0.64791`
+/// (x86 AVX-512 build, 2 threads). The engine computes llama.cpp's bits, so it prints the
+/// same, not merely something within the 1% the issue asks for.
 #[test]
 fn gemma3_perplexity_on_gpl3_matches_llama_cpp() {
     let text = std::fs::read_to_string(common::testdata("tokenizer/GPL-3.txt")).unwrap();
@@ -72,17 +75,11 @@ fn gemma3_perplexity_on_gpl3_matches_llama_cpp() {
     assert_eq!(result.n_chunks, 14);
     assert_eq!(running.len(), 14);
     assert_eq!(result.n_scored, 14 * 255);
-    let want = 13.906;
-    assert!(
-        ((result.ppl - want) / want).abs() < 0.01,
-        "PPL {} is not within 1% of {want}",
-        result.ppl
-    );
-    assert!(
-        result.error > 0.1 && result.error < 2.0,
-        "± {}",
-        result.error
-    );
+    let printed = |v: f64| format!("{v:.4}");
+    assert_eq!(printed(running[0]), "13.0142", "first chunk");
+    assert_eq!(printed(running[1]), "13.8935", "second chunk");
+    assert_eq!(printed(result.ppl), "13.9062", "final estimate");
+    assert_eq!(format!("{:.5}", result.error), "0.64791", "±");
 }
 
 /// Greedy continuation, token by token after a one-batch prompt, as `tandem run` does.
@@ -137,19 +134,14 @@ fn gemma3_greedy_names_the_primary_colors() {
     );
 }
 
-/// llama.cpp's greedy continuation is " red, yellow, and blue." At the third token the
-/// two candidates are within a few tenths of a logit of each other, and with this model's
-/// chaotic rounding cascade (every matmul re-rounds its input to Q8 codes) the gap moves
-/// by ~0.1 with the float order of the matmul kernels alone: logit(" yellow") − logit(" blue")
-/// after "… are red," is −0.17 with the AVX-512 kernels, −0.25 with AVX2 and −0.24 with
-/// the portable ones, all computing the same function. The elementwise numerics are
-/// llama.cpp's (Q8_0 activations as its x86 quantizer rounds them, gelu through its f16
-/// table, f16 flash-attention accumulation with f16 queries, its rms_norm sums); what is
-/// left is the summation order inside its Q5_0/Q8_0 (tinyBLAS / vec_dot), Q6_K (vec_dot)
-/// and repacked Q4_K (gemv/gemm 8x8) kernels and its f16 dot, which would have to be
-/// reproduced bit for bit.
+/// llama.cpp's greedy continuation is " red, yellow, and blue." After "… are red," the
+/// two colours are 0.02 logits apart, and this model turns a last-bit difference in any
+/// product into logit changes of several tenths within a few tokens (every matmul
+/// re-rounds its input to Q8 codes): llama.cpp itself says " blue" with `-fa off` or
+/// `-ub 1`. The engine gives llama.cpp's answer because it computes llama.cpp's bits
+/// (its x86 AVX-512 build: kernel summation orders, fused multiply-adds where its C
+/// compiler fuses, its f16 attention), whatever the instruction set here.
 #[test]
-#[ignore = "knife-edge: ' yellow' and ' blue' are within rounding noise of each other"]
 fn gemma3_greedy_continuation_matches_llama_cpp() {
     let mut engine = engine(64, CacheType::F16);
     let text = greedy(&mut engine, "The three primary colors are", 8);

@@ -20,10 +20,12 @@ use std::sync::Mutex;
 use crate::quant::GgmlType;
 
 use super::act_quant::{ActFormat, ActsPart, QuantizedActs};
+use super::kernels::ordered_panel::{Family, OrderedActs, OrderedPanel};
 use super::kernels::panel;
 use super::kernels::panel::{FloatPanel, Panel, PanelActs, FLOAT_PANEL_TOKENS, PANEL_ROWS};
 use super::kernels::{
-    Acts, FloatPanelTile, KernelTable, PanelTile, RowKernel, SimdLevel, PANEL_TOKENS, TILE_TOKENS,
+    Acts, FloatPanelTile, KernelTable, OrderedTile, PanelTile, RowKernel, RowsKernel, SimdLevel,
+    PANEL_TOKENS, ROWS_AT_ONCE, TILE_TOKENS,
 };
 use super::ThreadPool;
 
@@ -102,12 +104,82 @@ fn matmul_with(
             return run_panels(pool, tile, w, &mut quantized, n_tokens, y);
         }
     }
+    if let Some(tiles) = table.ordered_tile {
+        if n_tokens > TILE_TOKENS {
+            if let Some(family) = Family::of(w.ty) {
+                let acts = OrderedActs::new(w.ty, &quantized);
+                let step = (tiles.tokens_per_tile)(family);
+                return run_ordered_panels(pool, tiles.tile, step, w, &acts, n_tokens, y);
+            }
+        }
+    }
     let acts = Acts {
         cols: w.cols,
         x,
         q: &quantized,
+        n_tokens,
     };
-    run_tiles(pool, kernel, w, &acts, n_tokens, y);
+    match table.rows_kernel(w.ty) {
+        Some(rows_kernel) => run_row_groups(pool, rows_kernel, w, &acts, n_tokens, y),
+        None => run_tiles(pool, kernel, w, &acts, n_tokens, y),
+    }
+}
+
+/// Rows per chunk handed to a thread: decode takes a few chunks per thread so a delayed
+/// thread's share can be taken over; prefill keeps a chunk's weights in L2 across token
+/// tiles.
+fn chunk_rows(pool: &ThreadPool, rows: usize, n_tokens: usize) -> usize {
+    if n_tokens <= TILE_TOKENS {
+        rows.div_ceil(pool.n_threads() * 8).max(16)
+    } else {
+        32
+    }
+}
+
+/// [`run_tiles`] with a multi-row kernel: four rows at a time for one token (four
+/// independent chains), two for more tokens (registers hold rows × tokens chains).
+fn run_row_groups(
+    pool: &ThreadPool,
+    kernel: RowsKernel,
+    w: WeightRef<'_>,
+    acts: &Acts<'_>,
+    n_tokens: usize,
+    y: &mut [f32],
+) {
+    let rows = w.rows;
+    let row_bytes = w.row_bytes();
+    let chunk_rows = chunk_rows(pool, rows, n_tokens);
+    let group = if n_tokens == 1 { ROWS_AT_ONCE } else { 2 };
+    let n_chunks = rows.div_ceil(chunk_rows);
+    let next = AtomicUsize::new(0);
+    let out = SharedOut(y.as_mut_ptr());
+    pool.run(|_, _| {
+        let out = &out;
+        let mut tile = [[0f32; TILE_TOKENS]; ROWS_AT_ONCE];
+        loop {
+            let chunk = next.fetch_add(1, Ordering::Relaxed);
+            if chunk >= n_chunks {
+                break;
+            }
+            let r0 = chunk * chunk_rows;
+            let r1 = (r0 + chunk_rows).min(rows);
+            for t0 in (0..n_tokens).step_by(TILE_TOKENS) {
+                let nt = TILE_TOKENS.min(n_tokens - t0);
+                for r in (r0..r1).step_by(group) {
+                    let nr = group.min(r1 - r);
+                    let data = &w.data[r * row_bytes..(r + nr) * row_bytes];
+                    kernel(data, row_bytes, nr, acts, t0, nt, &mut tile);
+                    for (i, vals) in tile.iter().enumerate().take(nr) {
+                        for (k, &v) in vals.iter().enumerate().take(nt) {
+                            // SAFETY: rows r0..r1 belong to this chunk alone; t0+k <
+                            // n_tokens and r+i < rows, so the index is inside y.
+                            unsafe { *out.0.add((t0 + k) * rows + r + i) = v };
+                        }
+                    }
+                }
+            }
+        }
+    });
 }
 
 fn run_tiles(
@@ -120,13 +192,7 @@ fn run_tiles(
 ) {
     let rows = w.rows;
     let row_bytes = w.row_bytes();
-    // Decode: a few chunks per thread so a delayed thread's share can be taken over.
-    // Prefill: chunks small enough that their weights stay in L2 across token tiles.
-    let chunk_rows = if n_tokens <= TILE_TOKENS {
-        rows.div_ceil(pool.n_threads() * 8).max(16)
-    } else {
-        32
-    };
+    let chunk_rows = chunk_rows(pool, rows, n_tokens);
     let n_chunks = rows.div_ceil(chunk_rows);
     let next = AtomicUsize::new(0);
     let out = SharedOut(y.as_mut_ptr());
@@ -199,6 +265,49 @@ fn run_panels(
             for t0 in (0..n_tokens).step_by(PANEL_TOKENS) {
                 let nt = PANEL_TOKENS.min(n_tokens - t0);
                 tile(&panel, &acts, t0, nt, g_cols, mins, &mut tile_out);
+                // SAFETY: rows r0..r0+nr belong to this panel alone and lie inside y's
+                // rows t0..t0+nt (t0+nt ≤ n_tokens, r0+nr ≤ rows).
+                unsafe { out.write_tile(&tile_out[..nt], rows, r0, nr, t0) };
+            }
+        }
+    });
+}
+
+/// Prefill of the types summed in llama.cpp's order: each thread decodes 16 rows at a
+/// time into an [`OrderedPanel`] and multiplies it with every token, `step` at a time.
+fn run_ordered_panels(
+    pool: &ThreadPool,
+    tile: OrderedTile,
+    step: usize,
+    w: WeightRef<'_>,
+    acts: &OrderedActs<'_>,
+    n_tokens: usize,
+    y: &mut [f32],
+) {
+    let rows = w.rows;
+    let row_bytes = w.row_bytes();
+    let n_panels = rows.div_ceil(PANEL_ROWS);
+    let next = AtomicUsize::new(0);
+    let out = SharedOut(y.as_mut_ptr());
+    pool.run(|_, _| {
+        let out = &out;
+        let mut panel = OrderedPanel::new(w.ty, w.cols);
+        let mut tile_out = [[0f32; PANEL_ROWS]; PANEL_TOKENS];
+        loop {
+            let p = next.fetch_add(1, Ordering::Relaxed);
+            if p >= n_panels {
+                break;
+            }
+            let r0 = p * PANEL_ROWS;
+            let nr = PANEL_ROWS.min(rows - r0);
+            panel.fill(
+                &w.data[r0 * row_bytes..(r0 + nr) * row_bytes],
+                row_bytes,
+                nr,
+            );
+            for t0 in (0..n_tokens).step_by(step) {
+                let nt = step.min(n_tokens - t0);
+                tile(&panel, acts, t0, nt, &mut tile_out);
                 // SAFETY: rows r0..r0+nr belong to this panel alone and lie inside y's
                 // rows t0..t0+nt (t0+nt ≤ n_tokens, r0+nr ≤ rows).
                 unsafe { out.write_tile(&tile_out[..nt], rows, r0, nr, t0) };

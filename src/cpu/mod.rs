@@ -7,6 +7,7 @@
 //! against.
 
 pub mod act_quant;
+pub mod attn_tiled;
 pub mod kernels;
 pub mod matmul;
 pub mod ops;

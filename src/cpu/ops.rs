@@ -8,6 +8,7 @@ use half::f16;
 use crate::kv::{CpuKv, KvRows};
 use crate::model::{AttnShape, RopePairing, RopeParams};
 
+use super::attn_tiled::TILED_ATTENTION_MIN_QUERIES;
 use super::ThreadPool;
 
 /// Dot product of two equally long slices.
@@ -53,7 +54,7 @@ pub fn axpy(a: f32, x: &[f32], y: &mut [f32]) {
 }
 
 #[cfg(target_arch = "x86_64")]
-mod x86 {
+pub(crate) mod x86 {
     use std::arch::x86_64::*;
 
     /// # Safety
@@ -210,6 +211,49 @@ mod x86 {
         hsum(acc)
     }
 
+    /// [`super::dot_f16_ggml`] with AVX2: each 16-lane accumulator is a pair of 8-lane
+    /// registers, so every lane sees the same operations.
+    ///
+    /// # Safety
+    /// The CPU must support AVX2, FMA and F16C.
+    #[target_feature(enable = "avx2,fma,f16c")]
+    pub unsafe fn dot_f16_ggml_avx2(k: &[half::f16], q: &[f32]) -> f32 {
+        let n = k.len();
+        assert!(q.len() >= n);
+        let np = n - n % 64;
+        let (pk, pq) = (k.as_ptr(), q.as_ptr());
+        let mut acc = [[_mm256_setzero_ps(); 2]; 4];
+        let mut i = 0;
+        while i < np {
+            for (j, a) in acc.iter_mut().enumerate() {
+                for (h, a) in a.iter_mut().enumerate() {
+                    let e = i + 16 * j + 8 * h;
+                    // SAFETY: e + 8 <= np <= n <= both lengths.
+                    let p = _mm256_mul_ps(load8_f16(pk.add(e)), _mm256_loadu_ps(pq.add(e)));
+                    *a = _mm256_add_ps(*a, p);
+                }
+            }
+            i += 64;
+        }
+        // x = (acc0 + acc2) + (acc1 + acc3), lane by lane; then the 16-lane fold.
+        let x_lo = _mm256_add_ps(
+            _mm256_add_ps(acc[0][0], acc[2][0]),
+            _mm256_add_ps(acc[1][0], acc[3][0]),
+        );
+        let x_hi = _mm256_add_ps(
+            _mm256_add_ps(acc[0][1], acc[2][1]),
+            _mm256_add_ps(acc[1][1], acc[3][1]),
+        );
+        let t8 = _mm256_add_ps(x_hi, x_lo);
+        let t4 = _mm_add_ps(_mm256_extractf128_ps(t8, 1), _mm256_castps256_ps128(t8));
+        let t2 = _mm_add_ps(t4, _mm_shuffle_ps(t4, t4, 0b01_00_11_10));
+        let mut sum = _mm_cvtss_f32(_mm_add_ss(t2, _mm_shuffle_ps(t2, t2, 1))) as f64;
+        for e in np..n {
+            sum += (k[e].to_f32() * q[e]) as f64;
+        }
+        sum as f32
+    }
+
     /// [`weighted_sum_avx2`] with f16 rows.
     ///
     /// # Safety
@@ -334,7 +378,7 @@ pub fn rope_angles(rope: &RopeParams, pos: usize, cs: &mut [(f32, f32)]) {
     let mut theta = pos as f32;
     for (j, c) in cs.iter_mut().enumerate() {
         let factor = rope.freq_factors.as_ref().map_or(1.0, |f| f[j]);
-        let angle = rope.freq_scale * theta / factor;
+        let angle = rope.freq_scale * (theta / factor);
         *c = (angle.cos(), angle.sin());
         theta *= theta_scale;
     }
@@ -349,8 +393,10 @@ pub fn rope_head(head: &mut [f32], cs: &[(f32, f32)], pairing: RopePairing) {
             RopePairing::Neox => (j, j + half),
         };
         let (x0, x1) = (head[i0], head[i1]);
-        head[i0] = x0 * c - x1 * s;
-        head[i1] = x0 * s + x1 * c;
+        // As llama.cpp's C compiles `x0*c - x1*s` and `x0*s + x1*c`: the first
+        // product fused with the sum.
+        head[i0] = x0.mul_add(c, -(x1 * s));
+        head[i1] = x0.mul_add(s, x1 * c);
     }
 }
 
@@ -386,10 +432,12 @@ fn gelu_f16_table() -> &'static [f32] {
     })
 }
 
-/// gelu, tanh approximation, in plain f32.
+/// gelu, tanh approximation, in plain f32 as llama.cpp's C compiles it (the inner
+/// `1 + 0.044715·x·x` as one fused multiply-add).
 pub fn gelu_tanh_exact(x: f32) -> f32 {
-    const SQRT_2_OVER_PI: f32 = 0.797_884_6;
-    0.5 * x * (1.0 + (SQRT_2_OVER_PI * x * (1.0 + 0.044_715 * x * x)).tanh())
+    #[allow(clippy::excessive_precision)]
+    const SQRT_2_OVER_PI: f32 = 0.797_884_560_802_865_355_879_892_119_868_76;
+    0.5 * x * (1.0 + (SQRT_2_OVER_PI * x * (0.044_715 * x).mul_add(x, 1.0)).tanh())
 }
 
 /// Runs `f(row_index, row)` over the `row_len`-wide rows of `data`, rows split evenly
@@ -435,6 +483,50 @@ pub fn softmax(v: &mut [f32]) {
     }
 }
 
+/// `k · q` for f16 keys and queries already rounded to f16 (held as f32), summed in
+/// the order of llama.cpp's `ggml_vec_dot_f16` on AVX-512: four accumulators of 16 lanes
+/// take elements `64i + 16j + l`; they are added pairwise (0+2, 1+3, then the two), the
+/// 16 lanes folded in halves (8, 4, then 2+2 and the last pair), and elements past the
+/// last whole 64 added afterwards in f64. Products of two f16 values are exact in f32,
+/// so a multiply and an add equal llama.cpp's fused ones.
+pub fn dot_f16_ggml(k: &[f16], q: &[f32]) -> f32 {
+    let n = k.len();
+    let np = n - n % 64;
+    let mut acc = [[0f32; 16]; 4];
+    for i in (0..np).step_by(64) {
+        for (j, a) in acc.iter_mut().enumerate() {
+            for (l, a) in a.iter_mut().enumerate() {
+                let e = i + 16 * j + l;
+                *a += k[e].to_f32() * q[e];
+            }
+        }
+    }
+    let mut x = [0f32; 16];
+    for l in 0..16 {
+        x[l] = (acc[0][l] + acc[2][l]) + (acc[1][l] + acc[3][l]);
+    }
+    let mut sum = fold16(x) as f64;
+    for e in np..n {
+        sum += (k[e].to_f32() * q[e]) as f64;
+    }
+    sum as f32
+}
+
+/// The lane fold of `_mm512_reduce_add_ps` (as GCC writes it): halves, then quarters,
+/// then lanes 0+2 and 1+3, then the two.
+#[inline(always)]
+pub(crate) fn fold16(x: [f32; 16]) -> f32 {
+    let mut t8 = [0f32; 8];
+    for i in 0..8 {
+        t8[i] = x[i + 8] + x[i];
+    }
+    let mut t4 = [0f32; 4];
+    for i in 0..4 {
+        t4[i] = t8[i + 4] + t8[i];
+    }
+    (t4[0] + t4[2]) + (t4[1] + t4[3])
+}
+
 /// Per-thread scratch space of the attention kernel.
 #[derive(Default)]
 pub struct AttnScratch {
@@ -443,6 +535,8 @@ pub struct AttnScratch {
     query: Vec<f32>,
     /// The f16 output accumulator of [`KvElem::attend`] over an f16 cache.
     acc16: Vec<f16>,
+    /// llama.cpp's tiled path (64 or more queries over an f16 cache).
+    tiled: super::attn_tiled::TiledScratch,
 }
 
 /// Query heads whose dot products with a key row are taken in one pass over the row.
@@ -530,9 +624,12 @@ pub fn attention(
         Some(w) => (p + 1).saturating_sub(w),
         None => 0,
     };
-    // With an f16 cache, llama.cpp multiplies f16 keys by queries converted to f16; doing
-    // the same moves gemma3's perplexity measurably closer to its figure.
-    let round_query = kv.is_f16();
+    // llama.cpp's CPU flash attention over an f16 cache takes two paths, both reproduced
+    // bit for bit: below 64 queries per batch (decode, short prompts) one query at a time,
+    // the query converted to f16 and the output accumulated in f16 (`KvElem::attend`);
+    // from 64 queries on, tiles of keys in f32 (`attn_tiled`).
+    let one_at_a_time = kv.is_f16() && n_tokens < TILED_ATTENTION_MIN_QUERIES;
+    let tiled = kv.is_f16() && !one_at_a_time;
     pool.run(|ti, nt| {
         let mut guard = scratch[ti].lock().unwrap_or_else(|e| e.into_inner());
         for item in (ti..n_items).step_by(nt) {
@@ -553,11 +650,14 @@ pub fn attention(
                 lo,
                 first_pos: &first_pos,
                 shape,
-                round_query,
+                one_at_a_time,
             };
             let mut out_heads = outs[item].lock().unwrap_or_else(|e| e.into_inner());
             match (kv.keys(g, lo, hi), kv.values(g, lo, hi)) {
                 (KvRows::F32(k), KvRows::F32(v)) => job.run(k, v, &mut guard, &mut out_heads),
+                (KvRows::F16(k), KvRows::F16(v)) if tiled => {
+                    job.run_tiled(k, v, &mut guard, &mut out_heads)
+                }
                 (KvRows::F16(k), KvRows::F16(v)) => job.run(k, v, &mut guard, &mut out_heads),
                 _ => unreachable!("keys and values share one element type"),
             }
@@ -578,10 +678,44 @@ struct RunJob<'a, F: Fn(usize) -> usize> {
     /// First position a query at position p sees.
     first_pos: &'a F,
     shape: &'a AttnShape,
-    round_query: bool,
+    /// llama.cpp's one-query-at-a-time path (f16 queries and accumulator).
+    one_at_a_time: bool,
 }
 
 impl<F: Fn(usize) -> usize> RunJob<'_, F> {
+    /// The item by [`super::attn_tiled`]: every query row of its tokens and heads.
+    fn run_tiled(
+        &self,
+        keys: &[f16],
+        values: &[f16],
+        scratch: &mut AttnScratch,
+        out_heads: &mut [&mut [f32]],
+    ) {
+        let (hd, hdv) = (self.shape.head_dim, self.shape.head_dim_v);
+        let mut rows = Vec::with_capacity(self.tokens.len() * self.heads_per_item);
+        let mut outs = Vec::with_capacity(rows.capacity());
+        for (t, out_t) in self.tokens.clone().zip(out_heads.iter_mut()) {
+            let p = self.pos0 + t;
+            for (h, out) in out_t.chunks_mut(hdv).enumerate() {
+                let start = t * self.q_row + (self.head0 + h) * hd;
+                rows.push(super::attn_tiled::QueryRow {
+                    q: &self.q[start..start + hd],
+                    first: (self.first_pos)(p),
+                    last: p,
+                });
+                outs.push(out);
+            }
+        }
+        let kv = super::attn_tiled::KvRows {
+            keys,
+            values,
+            lo: self.lo,
+            hd,
+            hdv,
+        };
+        super::attn_tiled::attend(&rows, &kv, self.shape.scale, &mut scratch.tiled, &mut outs);
+    }
+
     /// `keys`/`values`: the kv head's rows from position `lo` on.
     fn run<E: KvElem>(
         &self,
@@ -595,6 +729,7 @@ impl<F: Fn(usize) -> usize> RunJob<'_, F> {
             scores,
             query,
             acc16,
+            ..
         } = scratch;
         for (t, out_heads_t) in self.tokens.clone().zip(out_heads.iter_mut()) {
             let p = self.pos0 + t;
@@ -605,7 +740,7 @@ impl<F: Fn(usize) -> usize> RunJob<'_, F> {
             let start = t * self.q_row + self.head0 * hd;
             let q_t = &self.q[start..start + self.heads_per_item * hd];
             query.clear();
-            if self.round_query {
+            if self.one_at_a_time {
                 query.extend(q_t.iter().map(|&x| f16::from_f32(x).to_f32()));
             } else {
                 query.extend_from_slice(q_t);
@@ -618,7 +753,7 @@ impl<F: Fn(usize) -> usize> RunJob<'_, F> {
                 let k = &keys[(klo + j) * hd..(klo + j + 1) * hd];
                 for (h0, qs) in query.chunks(MAX_HEADS_AT_ONCE * hd).enumerate() {
                     let n = qs.len() / hd;
-                    E::dot_many(k, qs, &mut dots[..n]);
+                    E::dot_many(k, qs, &mut dots[..n], self.one_at_a_time);
                     for (i, &d) in dots[..n].iter().enumerate() {
                         scores[(h0 * MAX_HEADS_AT_ONCE + i) * n_keys + j] = d * self.shape.scale;
                     }
@@ -626,7 +761,12 @@ impl<F: Fn(usize) -> usize> RunJob<'_, F> {
             }
             for (h, row) in scores.chunks_mut(n_keys).enumerate() {
                 let o = &mut out_heads_t[h * hdv..(h + 1) * hdv];
-                E::attend(row, &values[klo * hdv..khi * hdv], acc16, o);
+                if self.one_at_a_time {
+                    E::attend(row, &values[klo * hdv..khi * hdv], acc16, o);
+                } else {
+                    softmax(row);
+                    E::weighted_sum(row, &values[klo * hdv..khi * hdv], o);
+                }
             }
         }
     }
@@ -634,8 +774,9 @@ impl<F: Fn(usize) -> usize> RunJob<'_, F> {
 
 /// Element types of the KV cache, with the two products attention needs.
 pub trait KvElem: Copy {
-    /// `out[i] = k · qs[i]` for the `out.len()` (at most 4) rows of `qs`.
-    fn dot_many(k: &[Self], qs: &[f32], out: &mut [f32]);
+    /// `out[i] = k · qs[i]` for the `out.len()` (at most 4) rows of `qs`; `ordered`:
+    /// summed in llama.cpp's order.
+    fn dot_many(k: &[Self], qs: &[f32], out: &mut [f32], ordered: bool);
     /// `out = Σ_j w[j] · rows[j]` for the `w.len()` rows of `out.len()` elements.
     fn weighted_sum(w: &[f32], rows: &[Self], out: &mut [f32]);
     /// `out = Σ_j softmax(scores)[j] · values[j]` (`scores` may be overwritten; `acc16`
@@ -648,7 +789,7 @@ pub trait KvElem: Copy {
 }
 
 impl KvElem for f32 {
-    fn dot_many(k: &[f32], qs: &[f32], out: &mut [f32]) {
+    fn dot_many(k: &[f32], qs: &[f32], out: &mut [f32], _ordered: bool) {
         dot_many(k, qs, out);
     }
 
@@ -659,24 +800,33 @@ impl KvElem for f32 {
 
 /// f16 rows are read in place (converted eight at a time with F16C where available).
 impl KvElem for f16 {
-    fn dot_many(k: &[f16], qs: &[f32], out: &mut [f32]) {
+    /// `ordered`: each product summed as llama.cpp's f16 dot (see [`dot_f16_ggml`]).
+    fn dot_many(k: &[f16], qs: &[f32], out: &mut [f32], ordered: bool) {
         let d = k.len();
         #[cfg(target_arch = "x86_64")]
-        if d.is_multiple_of(8) && x86::has_f16c() {
-            if out.len() == 4 {
-                // SAFETY: the CPU supports AVX2, FMA and F16C (checked just above).
-                let r = unsafe { x86::dot4_f16_avx2(k, qs) };
-                out.copy_from_slice(&r);
-            } else {
+        if x86::has_f16c() {
+            if ordered {
+                for (o, q) in out.iter_mut().zip(qs.chunks_exact(d)) {
+                    // SAFETY: the CPU supports AVX2, FMA and F16C (checked just above).
+                    *o = unsafe { x86::dot_f16_ggml_avx2(k, q) };
+                }
+            } else if out.len() == 4 && d.is_multiple_of(8) {
+                // SAFETY: as above.
+                out.copy_from_slice(&unsafe { x86::dot4_f16_avx2(k, qs) });
+            } else if d.is_multiple_of(8) {
                 for (o, q) in out.iter_mut().zip(qs.chunks_exact(d)) {
                     // SAFETY: as above.
                     *o = unsafe { x86::dot_f16_avx2(k, q) };
+                }
+            } else {
+                for (o, q) in out.iter_mut().zip(qs.chunks_exact(d)) {
+                    *o = dot_f16_ggml(k, q);
                 }
             }
             return;
         }
         for (o, q) in out.iter_mut().zip(qs.chunks_exact(d)) {
-            *o = k.iter().zip(q).map(|(a, b)| a.to_f32() * b).sum();
+            *o = dot_f16_ggml(k, q);
         }
     }
 
@@ -724,7 +874,7 @@ impl KvElem for f16 {
                     *a = f16::from_f32(x.to_f32().mul_add(weight, scaled));
                 }
             }
-            sum = sum * rescale + weight;
+            sum = sum.mul_add(rescale, weight);
         }
         let inv = 1.0 / sum;
         for (o, a) in out.iter_mut().zip(acc16.iter()) {
@@ -790,6 +940,26 @@ mod tests {
         }
     }
 
+    /// The AVX2 form of llama.cpp's f16 dot gives the scalar form's bits, with and
+    /// without elements past the last whole 64.
+    #[test]
+    fn ordered_f16_dot_is_the_same_at_every_level() {
+        #[cfg(target_arch = "x86_64")]
+        if x86::has_f16c() {
+            for d in [64, 100, 256, 320] {
+                let k: Vec<f16> = (0..d)
+                    .map(|i| f16::from_f32((i as f32 * 0.71).sin() * 3.0))
+                    .collect();
+                let q: Vec<f32> = (0..d)
+                    .map(|i| f16::from_f32((i as f32 * 0.29).cos() * 7.0).to_f32())
+                    .collect();
+                // SAFETY: F16C, AVX2 and FMA were detected just above.
+                let simd = unsafe { x86::dot_f16_ggml_avx2(&k, &q) };
+                assert_eq!(simd.to_bits(), dot_f16_ggml(&k, &q).to_bits(), "d {d}");
+            }
+        }
+    }
+
     #[test]
     fn f16_rows_give_the_products_of_their_f32_values() {
         for d in [8, 24, 64, 256] {
@@ -798,10 +968,10 @@ mod tests {
                 .collect();
             let k32: Vec<f32> = k16.iter().map(|x| x.to_f32()).collect();
             let qs: Vec<f32> = (0..4 * d).map(|i| (i as f32 * 0.13).cos()).collect();
-            for n in 1..=4 {
+            for (n, ordered) in (1..=4).flat_map(|n| [(n, false), (n, true)]) {
                 let (mut a, mut b) = (vec![0f32; n], vec![0f32; n]);
-                <f16 as KvElem>::dot_many(&k16, &qs[..n * d], &mut a);
-                <f32 as KvElem>::dot_many(&k32, &qs[..n * d], &mut b);
+                <f16 as KvElem>::dot_many(&k16, &qs[..n * d], &mut a, ordered);
+                <f32 as KvElem>::dot_many(&k32, &qs[..n * d], &mut b, ordered);
                 for (x, y) in a.iter().zip(&b) {
                     assert!((x - y).abs() < 1e-4, "d {d} n {n}");
                 }

@@ -251,6 +251,17 @@ impl Backend for CpuBackend {
         Ok(())
     }
 
+    fn keep_last_rows(&mut self, n_keep: usize, acts: &[Act]) -> Result<()> {
+        let n = self.acts.n_tokens;
+        ensure!(n_keep <= n, "{n_keep} rows kept of {n}");
+        for &a in acts {
+            let w = self.acts.widths.of(a);
+            self.acts.bufs[a.index()].copy_within((n - n_keep) * w..n * w, 0);
+        }
+        self.acts.n_tokens = n_keep;
+        Ok(())
+    }
+
     fn project_rows(
         &mut self,
         w: &CpuMatrix,

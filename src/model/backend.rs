@@ -142,6 +142,9 @@ pub trait Backend {
     fn gated_activation(&mut self, gate: Act, up: Act, act: Activation) -> Result<()>;
     /// `dst += src`.
     fn add(&mut self, dst: Act, src: Act) -> Result<()>;
+    /// Moves the last `n_keep` rows of each of `acts` to the front and goes on with a
+    /// batch of `n_keep` tokens (the rows of the last block that logits are wanted of).
+    fn keep_last_rows(&mut self, n_keep: usize, acts: &[Act]) -> Result<()>;
     /// `out = W · src[t]` for the rows `first_row ..` of the batch (`out` holds
     /// `(n_tokens − first_row) × W.rows` floats).
     fn project_rows(

@@ -86,6 +86,19 @@ pub fn forward<H: Backend, D: Backend>(
 
     let mut hidden = Vec::new();
     let n_device = w.device_blocks.len();
+    let last_block = n_device + w.host_blocks.len() - 1;
+    // The last block carries on past its attention with only the rows whose logits are
+    // wanted, as llama.cpp does: less work, and llama.cpp's numbers, since some of its
+    // kernels sum differently for other row counts (see `cpu::kernels::summation`).
+    let n_out = n - first_logit_row;
+    let keep = (first_logit_row > 0).then_some(n_out);
+    let rows_after = |i: usize| {
+        if i == last_block {
+            keep.unwrap_or(n)
+        } else {
+            n
+        }
+    };
     let head_on_device = matches!(w.head, Head::Device { .. });
     if n_device > 0 {
         let dev = device
@@ -101,14 +114,16 @@ pub fn forward<H: Backend, D: Backend>(
             &mut times,
         )?;
         for (i, block) in w.device_blocks.iter().enumerate() {
-            block_forward(dev, hp, i, block, kv, pos0)?;
+            let keep = if i == last_block { keep } else { None };
+            block_forward(dev, hp, i, block, kv, pos0, keep)?;
             clock.lap(dev, times.as_deref_mut().map(|t| push(&mut t.blocks)))?;
         }
-        if !(head_on_device && w.host_blocks.is_empty()) {
+        if !(head_on_device && w.host_blocks.is_empty()) && rows_after(n_device - 1) > 0 {
+            host.begin_batch(rows_after(n_device - 1))?;
             cross(
                 dev,
                 host,
-                n * hp.n_embd,
+                rows_after(n_device - 1) * hp.n_embd,
                 &mut hidden,
                 &mut clock,
                 &mut times,
@@ -116,35 +131,48 @@ pub fn forward<H: Backend, D: Backend>(
         }
     }
     for (j, block) in w.host_blocks.iter().enumerate() {
-        block_forward(host, hp, n_device + j, block, kv, pos0)?;
+        let i = n_device + j;
+        block_forward(
+            host,
+            hp,
+            i,
+            block,
+            kv,
+            pos0,
+            if i == last_block { keep } else { None },
+        )?;
         clock.lap(host, times.as_deref_mut().map(|t| push(&mut t.blocks)))?;
     }
 
+    if n_out == 0 {
+        return Ok(());
+    }
+    // Rows of the batch before the logit rows, where the last block kept them.
+    let first_row = if keep.is_some() { 0 } else { first_logit_row };
     match &w.head {
         Head::Host { norm, output } => {
             host.rms_norm(Act::X, Act::Norm, norm, hp.norm_eps)?;
             let output = output.as_ref().unwrap_or(&w.token_embd);
-            host.project_rows(output, Act::Norm, first_logit_row, logits)?;
+            host.project_rows(output, Act::Norm, first_row, logits)?;
             clock.lap(host, times.as_deref_mut().map(|t| &mut t.head))?;
         }
         Head::Device { norm, output } => {
             let dev = device.context("the output layer is on a GPU but none is open")?;
-            if n_device == 0 {
-                dev.begin_batch(n)?;
-            }
-            // Unless the device blocks just left the hidden state there.
+            // Unless the device blocks just left the hidden state there. (Their work was
+            // submitted when the hidden state left, so a new batch drops nothing.)
             if n_device == 0 || !w.host_blocks.is_empty() {
+                dev.begin_batch(rows_after(last_block))?;
                 cross(
                     host,
                     dev,
-                    n * hp.n_embd,
+                    rows_after(last_block) * hp.n_embd,
                     &mut hidden,
                     &mut clock,
                     &mut times,
                 )?;
             }
             dev.rms_norm(Act::X, Act::Norm, norm, hp.norm_eps)?;
-            dev.project_rows(output, Act::Norm, first_logit_row, logits)?;
+            dev.project_rows(output, Act::Norm, first_row, logits)?;
             clock.lap(dev, times.map(|t| &mut t.head))?;
         }
     }
@@ -201,6 +229,8 @@ impl Clock {
 }
 
 /// One transformer block: attention then gated feed-forward, each with a residual add.
+/// `keep`: after the attention's output projection only the last `keep` rows go on
+/// (none: the block only adds its keys and values to the cache).
 fn block_forward<B: Backend>(
     be: &mut B,
     hp: &Hparams,
@@ -208,6 +238,7 @@ fn block_forward<B: Backend>(
     w: &BlockWeights<B>,
     kv: &mut KvCache,
     pos0: usize,
+    keep: Option<usize>,
 ) -> Result<()> {
     let flags = &hp.flags;
     let params = hp.block_params(i);
@@ -238,6 +269,9 @@ fn block_forward<B: Backend>(
     };
     let block_kv = kv.block_mut(i);
     be.store_kv(block_kv, Act::K, Act::V, pos0)?;
+    if keep == Some(0) {
+        return Ok(());
+    }
     let shape = AttnShape {
         n_head: hp.n_head,
         n_head_kv: hp.n_head_kv,
@@ -248,6 +282,9 @@ fn block_forward<B: Backend>(
     };
     be.attention(block_kv, Act::Q, Act::Attn, pos0, &shape)?;
     be.matmul(&w.wo, Act::Attn, Act::Out)?;
+    if let Some(rows) = keep {
+        be.keep_last_rows(rows, &[Act::Out, Act::X])?;
+    }
     if let Some(norm) = &w.post_attn_norm {
         be.rms_norm(Act::Out, Act::Out, norm, eps)?;
     }

@@ -53,8 +53,12 @@ pub struct Reference<'a> {
     /// Activation rounding before products with quantized weights.
     pub quantize_activations: bool,
     /// An f16 KV cache: keys and values are rounded to f16 as they enter it, and queries
-    /// to f16 for the q·k products (as llama.cpp computes them).
+    /// to f16 for the q·k products with the output accumulated in f16 (as llama.cpp
+    /// computes them for batches below 64 tokens).
     pub f16_cache: bool,
+    /// With `f16_cache`: attention as llama.cpp computes it for batches of 64 tokens or
+    /// more (its tiled path): queries and the output accumulator in full precision.
+    pub tiled_attention: bool,
     /// How near a rounding midpoint (in steps of the rounding: codes, or f16 scales) an
     /// activation must lie for its rounding to count as a tie that f32 cannot settle.
     pub tie_margin: f64,
@@ -65,7 +69,7 @@ pub struct Reference<'a> {
     /// The untouched pass of each position in the last run (see `logits_settling_ties`).
     first_passes: Vec<FirstPass>,
     /// The settings those passes were computed with.
-    first_pass_settings: (bool, bool, f64),
+    first_pass_settings: (bool, bool, bool, f64),
     /// The last quantized activation (format, input, result): q, k and v share one.
     last_quantized: Option<(GgmlType, Vec<f64>, Vec<f64>)>,
     cache: HashMap<String, Mat>,
@@ -133,13 +137,14 @@ impl<'a> Reference<'a> {
                 .unwrap_or(usize::MAX),
             quantize_activations: true,
             f16_cache: false,
+            tiled_attention: false,
             arch,
             tie_margin: 1e-3,
             tie_choices: Vec::new(),
             n_ties: 0,
             last_quantized: None,
             first_passes: Vec::new(),
-            first_pass_settings: (false, false, 0.0),
+            first_pass_settings: (false, false, false, 0.0),
             cache: HashMap::new(),
         }
     }
@@ -378,7 +383,12 @@ impl<'a> Reference<'a> {
         let mut out = Vec::new();
         // The previous call's first passes, reused while this call's history is the same
         // (same tokens, no tie settled differently so far).
-        let settings = (self.quantize_activations, self.f16_cache, self.tie_margin);
+        let settings = (
+            self.quantize_activations,
+            self.f16_cache,
+            self.tiled_attention,
+            self.tie_margin,
+        );
         let mut previous = std::mem::take(&mut self.first_passes);
         if std::mem::replace(&mut self.first_pass_settings, settings) != settings {
             previous.clear();
@@ -526,7 +536,8 @@ impl<'a> Reference<'a> {
                 0
             };
             let mut attn = vec![0f64; nh * hd];
-            if self.f16_cache {
+            let one_at_a_time = self.f16_cache && !self.tiled_attention;
+            if one_at_a_time {
                 q.iter_mut()
                     .for_each(|x| *x = half::f16::from_f64(*x as f32 as f64).to_f64());
             }
@@ -540,7 +551,7 @@ impl<'a> Reference<'a> {
                     })
                     .collect();
                 let out = &mut attn[head * hd..(head + 1) * hd];
-                if self.f16_cache {
+                if one_at_a_time {
                     // llama.cpp's flash attention over an f16 cache: a running
                     // maximum and sum, the output accumulator rounded to f16 at
                     // every rescale and every added value.

@@ -7,8 +7,14 @@ use crate::quant::GgmlType;
 
 use super::act_quant::QuantizedActs;
 
+#[cfg(target_arch = "x86_64")]
+pub mod ordered_avx2;
+#[cfg(target_arch = "x86_64")]
+pub mod ordered_avx512;
+pub mod ordered_panel;
 pub mod panel;
 pub mod portable;
+pub mod summation;
 #[cfg(target_arch = "x86_64")]
 pub mod x86_avx2;
 #[cfg(target_arch = "x86_64")]
@@ -25,9 +31,17 @@ pub struct Acts<'a> {
     pub x: &'a [f32],
     /// Quantized activations (read by the quantized-weight kernels).
     pub q: &'a QuantizedActs,
+    /// Tokens in the whole batch, which picks the summation order of some types (see
+    /// [`summation::BatchPlace`]).
+    pub n_tokens: usize,
 }
 
 impl Acts<'_> {
+    /// Where token `t` stands in the batch.
+    pub fn place(&self, t: usize) -> summation::BatchPlace {
+        summation::BatchPlace::of(t, self.n_tokens)
+    }
+
     /// Asserts that tokens `t0 .. t0 + nt` exist in every array a kernel of `format`
     /// reads (the SIMD kernels read them through raw pointers).
     pub fn check(&self, format: super::act_quant::ActFormat, t0: usize, nt: usize) {
@@ -56,6 +70,25 @@ impl Acts<'_> {
 /// `out[k] = row · activation row (t0 + k)` for `k < nt` (`nt ≤ TILE_TOKENS`).
 pub type RowKernel =
     fn(row: &[u8], acts: &Acts<'_>, t0: usize, nt: usize, out: &mut [f32; TILE_TOKENS]);
+
+/// Most weight rows one [`RowsKernel`] call handles.
+pub const ROWS_AT_ONCE: usize = 4;
+
+/// `out[r][k]` for `r < nr ≤ ROWS_AT_ONCE` rows, `k < nt ≤ TILE_TOKENS` tokens.
+pub type RowsOut = [[f32; TILE_TOKENS]; ROWS_AT_ONCE];
+
+/// A row kernel over several weight rows at once (`rows` holds `nr` rows of `row_bytes`
+/// each), so that rows' independent accumulator chains overlap in the pipeline: for the
+/// types summed in a fixed order, whose chains cannot be split.
+pub type RowsKernel = fn(
+    rows: &[u8],
+    row_bytes: usize,
+    nr: usize,
+    acts: &Acts<'_>,
+    t0: usize,
+    nt: usize,
+    out: &mut RowsOut,
+);
 
 /// An instruction-set level for the CPU kernels.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -148,11 +181,16 @@ impl SimdLevel {
 pub struct KernelTable {
     pub level: SimdLevel,
     kernels: [Option<RowKernel>; GgmlType::ALL.len()],
+    /// Multi-row kernels, where the level has one for the type (used before `kernels`).
+    rows_kernels: [Option<RowsKernel>; GgmlType::ALL.len()],
     /// The prefill panel tile, where the level has one, and the types it takes.
     pub panel_tile: Option<PanelTile>,
     pub panel_supports: fn(GgmlType) -> bool,
     /// The prefill tile for float weights, where the level has one.
     pub float_panel_tile: Option<FloatPanelTile>,
+    /// The prefill tiles of the types summed in llama.cpp's order, where the level has
+    /// them.
+    pub ordered_tile: Option<OrderedTiles>,
     /// Activation quantizers (bit-exact with the portable ones in `act_quant`).
     pub quantize_block32: QuantizeFn<f32>,
     pub quantize_q8k: QuantizeFn<i16>,
@@ -180,6 +218,22 @@ pub type FloatPanelTile = fn(
     usize,
     &mut [[f32; panel::PANEL_ROWS]; panel::FLOAT_PANEL_TOKENS],
 );
+
+/// See [`ordered_avx512::tile`].
+pub type OrderedTile = fn(
+    &ordered_panel::OrderedPanel,
+    &ordered_panel::OrderedActs<'_>,
+    usize,
+    usize,
+    &mut [[f32; panel::PANEL_ROWS]; PANEL_TOKENS],
+);
+
+/// A level's tiles over ordered panels, and how many tokens one call takes per family.
+#[derive(Clone, Copy)]
+pub struct OrderedTiles {
+    pub tile: OrderedTile,
+    pub tokens_per_tile: fn(ordered_panel::Family) -> usize,
+}
 
 /// Tokens per panel tile.
 pub const PANEL_TOKENS: usize = 4;
@@ -216,8 +270,19 @@ impl KernelTable {
                 if level >= SimdLevel::Avx512 {
                     k = x86_avx512::kernel(ty).or(k);
                 }
+                if summation::follows_llama_cpp(ty) {
+                    k = portable::kernel(ty);
+                }
             }
             *slot = k;
+        }
+        #[allow(unused_mut)]
+        let mut rows_kernels = [None; GgmlType::ALL.len()];
+        #[cfg(target_arch = "x86_64")]
+        if level >= SimdLevel::Avx2 {
+            for (slot, ty) in rows_kernels.iter_mut().zip(GgmlType::ALL) {
+                *slot = ordered_avx2::kernel(ty);
+            }
         }
         #[allow(unused_mut)]
         let mut panel_tile: Option<PanelTile> = Some(panel::panel_tile_portable);
@@ -225,6 +290,8 @@ impl KernelTable {
         let mut panel_supports: fn(GgmlType) -> bool = panel::supported;
         #[allow(unused_mut)]
         let mut float_panel_tile: Option<FloatPanelTile> = None;
+        #[allow(unused_mut)]
+        let mut ordered_tile: Option<OrderedTiles> = None;
         #[allow(unused_mut)]
         let mut quantize_block32: QuantizeFn<f32> = super::act_quant::quantize_block32;
         #[allow(unused_mut)]
@@ -241,17 +308,28 @@ impl KernelTable {
                 panel_tile = Some(x86_avx512::panel_tile);
                 panel_supports = panel::supported;
                 float_panel_tile = Some(x86_avx512::float_panel_tile);
+                ordered_tile = Some(OrderedTiles {
+                    tile: ordered_avx512::tile,
+                    tokens_per_tile: ordered_avx512::tokens_per_tile,
+                });
             }
         }
         KernelTable {
             level,
             kernels,
+            rows_kernels,
             panel_tile,
             panel_supports,
             float_panel_tile,
+            ordered_tile,
             quantize_block32,
             quantize_q8k,
         }
+    }
+
+    pub fn rows_kernel(&self, ty: GgmlType) -> Option<RowsKernel> {
+        let index = GgmlType::ALL.iter().position(|t| *t == ty)?;
+        self.rows_kernels[index]
     }
 
     pub fn kernel(&self, ty: GgmlType) -> Option<RowKernel> {

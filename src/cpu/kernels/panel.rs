@@ -21,7 +21,7 @@ pub const PANEL_ROWS: usize = 16;
 /// Columns per scale group for a weight type.
 pub fn group_cols(ty: GgmlType) -> usize {
     match ty {
-        GgmlType::Q2K | GgmlType::Q3K | GgmlType::Q6K => 16,
+        GgmlType::Q2K | GgmlType::Q3K => 16,
         _ => 32,
     }
 }
@@ -30,7 +30,7 @@ pub fn group_cols(ty: GgmlType) -> usize {
 pub fn has_mins(ty: GgmlType) -> bool {
     matches!(
         ty,
-        GgmlType::Q4_1 | GgmlType::Q5_1 | GgmlType::Q2K | GgmlType::Q4K | GgmlType::Q5K
+        GgmlType::Q4_1 | GgmlType::Q5_1 | GgmlType::Q2K | GgmlType::Q5K
     )
 }
 
@@ -38,16 +38,7 @@ pub fn has_mins(ty: GgmlType) -> bool {
 pub fn supported(ty: GgmlType) -> bool {
     matches!(
         ty,
-        GgmlType::Q4_0
-            | GgmlType::Q4_1
-            | GgmlType::Q5_0
-            | GgmlType::Q5_1
-            | GgmlType::Q8_0
-            | GgmlType::Q2K
-            | GgmlType::Q3K
-            | GgmlType::Q4K
-            | GgmlType::Q5K
-            | GgmlType::Q6K
+        GgmlType::Q4_1 | GgmlType::Q5_1 | GgmlType::Q2K | GgmlType::Q3K | GgmlType::Q5K
     )
 }
 
@@ -145,16 +136,11 @@ impl Panel {
             .enumerate()
         {
             match ty {
-                GgmlType::Q4_0 => self.put_legacy(decode_legacy::<0>(block), b, r, out),
                 GgmlType::Q4_1 => self.put_legacy(decode_legacy::<1>(block), b, r, out),
-                GgmlType::Q5_0 => self.put_legacy(decode_legacy::<2>(block), b, r, out),
                 GgmlType::Q5_1 => self.put_legacy(decode_legacy::<3>(block), b, r, out),
-                GgmlType::Q8_0 => self.put_legacy(decode_legacy::<4>(block), b, r, out),
                 GgmlType::Q2K => self.put_k(decode_k::<0>(block), 16, b, r, out),
                 GgmlType::Q3K => self.put_k(decode_k::<1>(block), 16, b, r, out),
-                GgmlType::Q4K => self.put_k(decode_k::<2>(block), 32, b, r, out),
                 GgmlType::Q5K => self.put_k(decode_k::<3>(block), 32, b, r, out),
-                GgmlType::Q6K => self.put_k(decode_k::<4>(block), 16, b, r, out),
                 other => unreachable!("no panel decoding for {other}"),
             }
         }

@@ -16,16 +16,16 @@ pub fn kernel(ty: GgmlType) -> Option<RowKernel> {
         GgmlType::F32 => float_kernel::<4>,
         GgmlType::F16 => float_kernel::<2>,
         GgmlType::BF16 => float_kernel::<3>,
-        GgmlType::Q4_0 => legacy_kernel::<18, 0>,
+        GgmlType::Q4_0 => ordered_kernel::<0>,
         GgmlType::Q4_1 => legacy_kernel::<20, 1>,
-        GgmlType::Q5_0 => legacy_kernel::<22, 2>,
+        GgmlType::Q5_0 => ordered_kernel::<1>,
         GgmlType::Q5_1 => legacy_kernel::<24, 3>,
-        GgmlType::Q8_0 => legacy_kernel::<34, 4>,
+        GgmlType::Q8_0 => ordered_kernel::<2>,
         GgmlType::Q2K => k_kernel::<84, 0>,
         GgmlType::Q3K => k_kernel::<110, 1>,
-        GgmlType::Q4K => k_kernel::<144, 2>,
+        GgmlType::Q4K => ordered_kernel::<3>,
         GgmlType::Q5K => k_kernel::<176, 3>,
-        GgmlType::Q6K => k_kernel::<210, 4>,
+        GgmlType::Q6K => ordered_kernel::<4>,
         GgmlType::Q8_1 | GgmlType::Q8K => return None,
     })
 }
@@ -79,6 +79,50 @@ fn float_kernel<const FMT: usize>(
     }
     for k in 0..nt {
         out[k] = acc[k].iter().sum();
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// Types summed in llama.cpp's order
+
+/// The types of [`ordered_kernel`], by its parameter.
+const ORDERED: [GgmlType; 5] = [
+    GgmlType::Q4_0,
+    GgmlType::Q5_0,
+    GgmlType::Q8_0,
+    GgmlType::Q4K,
+    GgmlType::Q6K,
+];
+
+/// The kernel of a type that follows llama.cpp's summation order: the specification in
+/// [`super::summation::dot`], token by token.
+fn ordered_kernel<const TY: usize>(
+    row: &[u8],
+    acts: &Acts<'_>,
+    t0: usize,
+    nt: usize,
+    out: &mut [f32; TILE_TOKENS],
+) {
+    let ty = ORDERED[TY];
+    let cols = acts.cols;
+    let nb = cols / ty.block_elems();
+    let q = acts.q;
+    for (k, o) in out.iter_mut().enumerate().take(nt) {
+        let t = t0 + k;
+        let bsums = if q.bsums.is_empty() {
+            &[][..]
+        } else {
+            &q.bsums[t * cols / 16..(t + 1) * cols / 16]
+        };
+        *o = super::summation::dot(
+            ty,
+            row,
+            &q.qs[t * cols..(t + 1) * cols],
+            &q.d[t * nb..(t + 1) * nb],
+            bsums,
+            acts.place(t),
+        )
+        .expect("an ordered type");
     }
 }
 

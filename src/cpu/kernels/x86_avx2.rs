@@ -19,16 +19,11 @@ pub fn kernel(ty: GgmlType) -> Option<RowKernel> {
         GgmlType::F32 => f32_kernel,
         GgmlType::F16 => f16_kernel,
         GgmlType::BF16 => bf16_kernel,
-        GgmlType::Q4_0 => q4_0_kernel,
         GgmlType::Q4_1 => q4_1_kernel,
-        GgmlType::Q5_0 => q5_0_kernel,
         GgmlType::Q5_1 => q5_1_kernel,
-        GgmlType::Q8_0 => q8_0_kernel,
         GgmlType::Q2K => q2_k_kernel,
         GgmlType::Q3K => q3_k_kernel,
-        GgmlType::Q4K => q4_k_kernel,
         GgmlType::Q5K => q5_k_kernel,
-        GgmlType::Q6K => q6_k_kernel,
         _ => return None,
     })
 }
@@ -56,16 +51,11 @@ macro_rules! table_entry {
 table_entry!(f32_kernel, f32_avx2, F32);
 table_entry!(f16_kernel, f16_avx2, F32);
 table_entry!(bf16_kernel, bf16_avx2, F32);
-table_entry!(q4_0_kernel, q4_0_avx2, Q8Block32);
 table_entry!(q4_1_kernel, q4_1_avx2, Q8Block32);
-table_entry!(q5_0_kernel, q5_0_avx2, Q8Block32);
 table_entry!(q5_1_kernel, q5_1_avx2, Q8Block32);
-table_entry!(q8_0_kernel, q8_0_avx2, Q8Block32);
 table_entry!(q2_k_kernel, q2_k_avx2, Q8K);
 table_entry!(q3_k_kernel, q3_k_avx2, Q8K);
-table_entry!(q4_k_kernel, q4_k_avx2, Q8K);
 table_entry!(q5_k_kernel, q5_k_avx2, Q8K);
-table_entry!(q6_k_kernel, q6_k_avx2, Q8K);
 
 #[inline(always)]
 unsafe fn hsum(v: __m256) -> f32 {
@@ -269,20 +259,6 @@ unsafe fn legacy_rows<const BYTES: usize>(
 }
 
 #[target_feature(enable = "avx2,fma,f16c")]
-unsafe fn q4_0_avx2<const NT: usize>(
-    row: &[u8],
-    acts: &Acts<'_>,
-    t0: usize,
-    out: &mut [f32; TILE_TOKENS],
-) {
-    let nt = NT;
-    legacy_rows::<18>(row, acts, t0, nt, out, |p| {
-        let d = load_f16(p);
-        (nibbles(p.add(2)), d, -8.0 * d)
-    });
-}
-
-#[target_feature(enable = "avx2,fma,f16c")]
 unsafe fn q4_1_avx2<const NT: usize>(
     row: &[u8],
     acts: &Acts<'_>,
@@ -292,21 +268,6 @@ unsafe fn q4_1_avx2<const NT: usize>(
     let nt = NT;
     legacy_rows::<20>(row, acts, t0, nt, out, |p| {
         (nibbles(p.add(4)), load_f16(p), load_f16(p.add(2)))
-    });
-}
-
-#[target_feature(enable = "avx2,fma,f16c")]
-unsafe fn q5_0_avx2<const NT: usize>(
-    row: &[u8],
-    acts: &Acts<'_>,
-    t0: usize,
-    out: &mut [f32; TILE_TOKENS],
-) {
-    let nt = NT;
-    legacy_rows::<22>(row, acts, t0, nt, out, |p| {
-        let d = load_f16(p);
-        let w = _mm256_or_si256(nibbles(p.add(6)), fifth_bits(p.add(2)));
-        (w, d, -16.0 * d)
     });
 }
 
@@ -322,50 +283,6 @@ unsafe fn q5_1_avx2<const NT: usize>(
         let w = _mm256_or_si256(nibbles(p.add(8)), fifth_bits(p.add(4)));
         (w, load_f16(p), load_f16(p.add(2)))
     });
-}
-
-#[target_feature(enable = "avx2,fma,f16c")]
-unsafe fn q8_0_avx2<const NT: usize>(
-    row: &[u8],
-    acts: &Acts<'_>,
-    t0: usize,
-    out: &mut [f32; TILE_TOKENS],
-) {
-    let nt = NT;
-    let cols = acts.cols;
-    let nb = cols / 32;
-    assert!(row.len() >= nb * 34);
-    let mut acc = [[_mm256_setzero_ps(); TILE_TOKENS]; 2];
-    let q = acts.q;
-    macro_rules! step {
-        ($b:expr, $acc:expr) => {{
-            let b = $b;
-            let p = row.as_ptr().add(b * 34);
-            let d = load_f16(p);
-            let w = _mm256_loadu_si256(p.add(2) as *const __m256i);
-            let w_abs = _mm256_sign_epi8(w, w);
-            for k in 0..nt {
-                let blk = (t0 + k) * nb + b;
-                let x = _mm256_loadu_si256(q.qs.as_ptr().add(blk * 32) as *const __m256i);
-                // |w| · (x with w's sign) = w·x, with the unsigned operand first.
-                let p = _mm256_cvtepi32_ps(dot_u8_i8(w_abs, _mm256_sign_epi8(x, w)));
-                $acc[k] = _mm256_fmadd_ps(p, _mm256_set1_ps(d * *q.d.get_unchecked(blk)), $acc[k]);
-            }
-        }};
-    }
-    let [acc0, acc1] = &mut acc;
-    let mut b = 0;
-    while b + 2 <= nb {
-        step!(b, acc0);
-        step!(b + 1, acc1);
-        b += 2;
-    }
-    if b < nb {
-        step!(b, acc0);
-    }
-    for k in 0..nt {
-        out[k] = hsum(_mm256_add_ps(acc0[k], acc1[k]));
-    }
 }
 
 // ---------------------------------------------------------------------------------------
@@ -461,17 +378,6 @@ unsafe fn _mm256_srlv_epi64_const(v: __m256i, n: usize) -> __m256i {
 }
 
 #[target_feature(enable = "avx2,fma,f16c")]
-unsafe fn q4_k_avx2<const NT: usize>(
-    row: &[u8],
-    acts: &Acts<'_>,
-    t0: usize,
-    out: &mut [f32; TILE_TOKENS],
-) {
-    let nt = NT;
-    q45_k_rows::<144, false>(row, acts, t0, nt, out);
-}
-
-#[target_feature(enable = "avx2,fma,f16c")]
 unsafe fn q5_k_avx2<const NT: usize>(
     row: &[u8],
     acts: &Acts<'_>,
@@ -480,81 +386,6 @@ unsafe fn q5_k_avx2<const NT: usize>(
 ) {
     let nt = NT;
     q45_k_rows::<176, true>(row, acts, t0, nt, out);
-}
-
-#[target_feature(enable = "avx2,fma,f16c")]
-unsafe fn q6_k_avx2<const NT: usize>(
-    row: &[u8],
-    acts: &Acts<'_>,
-    t0: usize,
-    out: &mut [f32; TILE_TOKENS],
-) {
-    let nt = NT;
-    let cols = acts.cols;
-    let nb = cols / 256;
-    assert!(row.len() >= nb * 210);
-    let q = acts.q;
-    let mut acc = [_mm256_setzero_ps(); TILE_TOKENS];
-    let mut offsets = [0f32; TILE_TOKENS];
-    let m4 = _mm256_set1_epi8(15);
-    let m2 = _mm256_set1_epi8(3);
-    for b in 0..nb {
-        let blk = &row[b * 210..(b + 1) * 210];
-        let p = blk.as_ptr();
-        let d = load_f16(p.add(208));
-        let scales: [i8; 16] = std::array::from_fn(|i| blk[192 + i] as i8);
-        // 8 vectors of 32 unsigned 6-bit values, in element order.
-        let mut w = [_mm256_setzero_si256(); 8];
-        for h in 0..2 {
-            let ql0 = _mm256_loadu_si256(p.add(64 * h) as *const __m256i);
-            let ql1 = _mm256_loadu_si256(p.add(64 * h + 32) as *const __m256i);
-            let qh = _mm256_loadu_si256(p.add(128 + 32 * h) as *const __m256i);
-            let hbits = |shift: i32| -> __m256i {
-                let v = match shift {
-                    0 => qh,
-                    2 => _mm256_srli_epi16(qh, 2),
-                    4 => _mm256_srli_epi16(qh, 4),
-                    _ => _mm256_srli_epi16(qh, 6),
-                };
-                _mm256_slli_epi16(_mm256_and_si256(v, m2), 4)
-            };
-            w[4 * h] = _mm256_or_si256(_mm256_and_si256(ql0, m4), hbits(0));
-            w[4 * h + 1] = _mm256_or_si256(_mm256_and_si256(ql1, m4), hbits(2));
-            w[4 * h + 2] =
-                _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(ql0, 4), m4), hbits(4));
-            w[4 * h + 3] =
-                _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(ql1, 4), m4), hbits(6));
-        }
-        // Vector v covers scale groups 2v and 2v+1 (one per 128-bit half).
-        let sc: [__m256i; 8] = std::array::from_fn(|v| {
-            _mm256_set_m128i(
-                _mm_set1_epi16(scales[2 * v + 1] as i16),
-                _mm_set1_epi16(scales[2 * v] as i16),
-            )
-        });
-        for k in 0..nt {
-            let ab = (t0 + k) * nb + b;
-            let x = q.qs.as_ptr().add(ab * 256);
-            let mut isum = _mm256_setzero_si256();
-            for v in 0..8 {
-                let xv = _mm256_loadu_si256(x.add(32 * v) as *const __m256i);
-                let prod = _mm256_maddubs_epi16(w[v], xv);
-                isum = _mm256_add_epi32(isum, _mm256_madd_epi16(prod, sc[v]));
-            }
-            // The −32 offset: 32 · Σ_g scale_g · bsum_g.
-            let bs = &q.bsums[ab * 16..ab * 16 + 16];
-            let mut offset = 0i32;
-            for g in 0..16 {
-                offset += scales[g] as i32 * bs[g] as i32;
-            }
-            let dx = *q.d.get_unchecked(ab);
-            acc[k] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(isum), _mm256_set1_ps(d * dx), acc[k]);
-            offsets[k] += d * dx * (32 * offset) as f32;
-        }
-    }
-    for k in 0..nt {
-        out[k] = hsum(acc[k]) - offsets[k];
-    }
 }
 
 // ---------------------------------------------------------------------------------------
@@ -703,17 +534,7 @@ pub fn panel_row(
     let cols = vals.len();
     let (bb, be) = (ty.block_bytes(), ty.block_elems());
     let groups = cols / super::panel::group_cols(ty);
-    let fast = matches!(
-        ty,
-        GgmlType::Q4_0
-            | GgmlType::Q4_1
-            | GgmlType::Q5_0
-            | GgmlType::Q5_1
-            | GgmlType::Q8_0
-            | GgmlType::Q4K
-            | GgmlType::Q5K
-            | GgmlType::Q6K
-    );
+    let fast = matches!(ty, GgmlType::Q4_1 | GgmlType::Q5_1 | GgmlType::Q5K);
     // The detection result is cached by std: one atomic load per row.
     let avx2 = is_x86_feature_detected!("avx2")
         && is_x86_feature_detected!("fma")
@@ -732,11 +553,11 @@ pub fn panel_row(
     true
 }
 
-/// The legacy formats' panel rows; `KIND`: 0 = Q4_0, 1 = Q4_1, 2 = Q5_0, 3 = Q5_1,
-/// 4 = Q8_0. Callers have checked the lengths (see `panel_row`).
+/// The panel rows of Q4_1 (`FIVE == false`) and Q5_1. Callers have checked the lengths
+/// (see `panel_row`).
 #[inline]
 #[target_feature(enable = "avx2,fma,f16c")]
-unsafe fn legacy_panel_row<const KIND: usize>(
+unsafe fn legacy_panel_row<const FIVE: bool>(
     row: &[u8],
     r: usize,
     vals: &mut [i8],
@@ -744,37 +565,21 @@ unsafe fn legacy_panel_row<const KIND: usize>(
     minv: &mut [f32],
     corr: &mut [i32],
 ) {
-    let bb = [18, 20, 22, 24, 34][KIND];
+    let bb = if FIVE { 24 } else { 20 };
     let out = vals.as_mut_ptr() as *mut __m256i;
     let (sp, mp, cp) = (scale.as_mut_ptr(), minv.as_mut_ptr(), corr.as_mut_ptr());
     for b in 0..vals.len() / 32 {
         let p = row.as_ptr().add(b * bb);
-        let (u, offset) = match KIND {
-            0 => (nibbles(p.add(2)), 8),
-            1 => (nibbles(p.add(4)), 0),
-            2 => (_mm256_or_si256(nibbles(p.add(6)), fifth_bits(p.add(2))), 16),
-            3 => (_mm256_or_si256(nibbles(p.add(8)), fifth_bits(p.add(4))), 0),
-            // Signed bytes: flip to unsigned (+128) for the sum.
-            _ => (
-                _mm256_xor_si256(
-                    _mm256_loadu_si256(p.add(2) as *const __m256i),
-                    _mm256_set1_epi8(-128),
-                ),
-                128,
-            ),
+        let u = if FIVE {
+            _mm256_or_si256(nibbles(p.add(8)), fifth_bits(p.add(4)))
+        } else {
+            nibbles(p.add(4))
         };
-        _mm256_storeu_si256(
-            out.add(b),
-            _mm256_sub_epi8(u, _mm256_set1_epi8(offset as i8)),
-        );
+        _mm256_storeu_si256(out.add(b), u);
         let at = b * PANEL_ROWS + r;
         *sp.add(at) = load_f16(p);
-        *mp.add(at) = if KIND == 1 || KIND == 3 {
-            load_f16(p.add(2))
-        } else {
-            0.0
-        };
-        *cp.add(at) = -128 * (byte_sum(u) - 32 * offset);
+        *mp.add(at) = load_f16(p.add(2));
+        *cp.add(at) = -128 * byte_sum(u);
     }
 }
 
@@ -784,18 +589,6 @@ unsafe fn byte_sum(v: __m256i) -> i32 {
     let s = _mm256_sad_epu8(v, _mm256_setzero_si256());
     let s = _mm_add_epi64(_mm256_castsi256_si128(s), _mm256_extracti128_si256(s, 1));
     (_mm_cvtsi128_si64(s) + _mm_extract_epi64(s, 1)) as i32
-}
-
-/// Σ of each 16-byte half of 32 unsigned bytes.
-#[inline(always)]
-unsafe fn byte_sums_halves(v: __m256i) -> (i32, i32) {
-    let s = _mm256_sad_epu8(v, _mm256_setzero_si256());
-    let lo = _mm256_castsi256_si128(s);
-    let hi = _mm256_extracti128_si256(s, 1);
-    (
-        (_mm_cvtsi128_si64(lo) + _mm_extract_epi64(lo, 1)) as i32,
-        (_mm_cvtsi128_si64(hi) + _mm_extract_epi64(hi, 1)) as i32,
-    )
 }
 
 #[target_feature(enable = "avx2,fma,f16c")]
@@ -809,88 +602,48 @@ unsafe fn panel_row_avx2(
     corr: &mut [i32],
 ) {
     match ty {
-        GgmlType::Q4_0 => return legacy_panel_row::<0>(row, r, vals, scale, minv, corr),
-        GgmlType::Q4_1 => return legacy_panel_row::<1>(row, r, vals, scale, minv, corr),
-        GgmlType::Q5_0 => return legacy_panel_row::<2>(row, r, vals, scale, minv, corr),
-        GgmlType::Q5_1 => return legacy_panel_row::<3>(row, r, vals, scale, minv, corr),
-        GgmlType::Q8_0 => return legacy_panel_row::<4>(row, r, vals, scale, minv, corr),
-        _ => {}
+        GgmlType::Q4_1 => legacy_panel_row::<false>(row, r, vals, scale, minv, corr),
+        GgmlType::Q5_1 => legacy_panel_row::<true>(row, r, vals, scale, minv, corr),
+        _ => q5_k_panel_row(row, r, vals, scale, minv, corr),
     }
-    let (bb, be) = (ty.block_bytes(), ty.block_elems());
+}
+
+/// Q5_K's panel rows (the one K-quant with 32-column groups the panels take).
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+unsafe fn q5_k_panel_row(
+    row: &[u8],
+    r: usize,
+    vals: &mut [i8],
+    scale: &mut [f32],
+    minv: &mut [f32],
+    corr: &mut [i32],
+) {
     let out = vals.as_mut_ptr() as *mut __m256i;
-    for b in 0..vals.len() / be {
-        let p = row.as_ptr().add(b * bb);
-        match ty {
-            GgmlType::Q4K | GgmlType::Q5K => {
-                let five = ty == GgmlType::Q5K;
-                let d = load_f16(p);
-                let dmin = load_f16(p.add(2));
-                let (sc, mn) = k4_scales_mins(&row[b * bb + 4..b * bb + 16]);
-                let mask = _mm256_set1_epi8(15);
-                let one = _mm256_set1_epi8(1);
-                let (qs, qh) = if five {
-                    (p.add(48), _mm256_loadu_si256(p.add(16) as *const __m256i))
-                } else {
-                    (p.add(16), _mm256_setzero_si256())
-                };
-                for c in 0..4 {
-                    let raw = _mm256_loadu_si256(qs.add(32 * c) as *const __m256i);
-                    let mut lo = _mm256_and_si256(raw, mask);
-                    let mut hi = _mm256_and_si256(_mm256_srli_epi16(raw, 4), mask);
-                    if five {
-                        let bit_lo = _mm256_and_si256(_mm256_srlv_epi64_const(qh, 2 * c), one);
-                        let bit_hi = _mm256_and_si256(_mm256_srlv_epi64_const(qh, 2 * c + 1), one);
-                        lo = _mm256_or_si256(lo, _mm256_slli_epi16(bit_lo, 4));
-                        hi = _mm256_or_si256(hi, _mm256_slli_epi16(bit_hi, 4));
-                    }
-                    _mm256_storeu_si256(out.add(8 * b + 2 * c), lo);
-                    _mm256_storeu_si256(out.add(8 * b + 2 * c + 1), hi);
-                    for (j, v) in [(2 * c, lo), (2 * c + 1, hi)] {
-                        let g = 8 * b + j;
-                        scale[g * PANEL_ROWS + r] = d * sc[j] as f32;
-                        minv[g * PANEL_ROWS + r] = -dmin * mn[j] as f32;
-                        corr[g * PANEL_ROWS + r] = -128 * byte_sum(v);
-                    }
-                }
-            }
-            _ => {
-                // Q6_K: values 0..63 minus 32, groups of 16 with i8 scales.
-                let d = load_f16(p.add(208));
-                let m4 = _mm256_set1_epi8(15);
-                let m2 = _mm256_set1_epi8(3);
-                for h in 0..2 {
-                    let ql0 = _mm256_loadu_si256(p.add(64 * h) as *const __m256i);
-                    let ql1 = _mm256_loadu_si256(p.add(64 * h + 32) as *const __m256i);
-                    let qh = _mm256_loadu_si256(p.add(128 + 32 * h) as *const __m256i);
-                    let high = |v: __m256i| _mm256_slli_epi16(_mm256_and_si256(v, m2), 4);
-                    let u = [
-                        _mm256_or_si256(_mm256_and_si256(ql0, m4), high(qh)),
-                        _mm256_or_si256(_mm256_and_si256(ql1, m4), high(_mm256_srli_epi16(qh, 2))),
-                        _mm256_or_si256(
-                            _mm256_and_si256(_mm256_srli_epi16(ql0, 4), m4),
-                            high(_mm256_srli_epi16(qh, 4)),
-                        ),
-                        _mm256_or_si256(
-                            _mm256_and_si256(_mm256_srli_epi16(ql1, 4), m4),
-                            high(_mm256_srli_epi16(qh, 6)),
-                        ),
-                    ];
-                    for (k, u) in u.into_iter().enumerate() {
-                        let v = 4 * h + k;
-                        _mm256_storeu_si256(
-                            out.add(8 * b + v),
-                            _mm256_sub_epi8(u, _mm256_set1_epi8(32)),
-                        );
-                        let (s0, s1) = byte_sums_halves(u);
-                        for (half, sum) in [(0, s0), (1, s1)] {
-                            let g = 16 * b + 2 * v + half;
-                            scale[g * PANEL_ROWS + r] =
-                                d * (row[b * bb + 192 + 2 * v + half] as i8) as f32;
-                            minv[g * PANEL_ROWS + r] = 0.0;
-                            corr[g * PANEL_ROWS + r] = -128 * (sum - 16 * 32);
-                        }
-                    }
-                }
+    for b in 0..vals.len() / 256 {
+        let p = row.as_ptr().add(b * 176);
+        let d = load_f16(p);
+        let dmin = load_f16(p.add(2));
+        let (sc, mn) = k4_scales_mins(&row[b * 176 + 4..b * 176 + 16]);
+        let mask = _mm256_set1_epi8(15);
+        let one = _mm256_set1_epi8(1);
+        let (qs, qh) = (p.add(48), _mm256_loadu_si256(p.add(16) as *const __m256i));
+        for c in 0..4 {
+            let raw = _mm256_loadu_si256(qs.add(32 * c) as *const __m256i);
+            let bit_lo = _mm256_and_si256(_mm256_srlv_epi64_const(qh, 2 * c), one);
+            let bit_hi = _mm256_and_si256(_mm256_srlv_epi64_const(qh, 2 * c + 1), one);
+            let lo = _mm256_or_si256(_mm256_and_si256(raw, mask), _mm256_slli_epi16(bit_lo, 4));
+            let hi = _mm256_or_si256(
+                _mm256_and_si256(_mm256_srli_epi16(raw, 4), mask),
+                _mm256_slli_epi16(bit_hi, 4),
+            );
+            _mm256_storeu_si256(out.add(8 * b + 2 * c), lo);
+            _mm256_storeu_si256(out.add(8 * b + 2 * c + 1), hi);
+            for (j, v) in [(2 * c, lo), (2 * c + 1, hi)] {
+                let g = 8 * b + j;
+                scale[g * PANEL_ROWS + r] = d * sc[j] as f32;
+                minv[g * PANEL_ROWS + r] = -dmin * mn[j] as f32;
+                corr[g * PANEL_ROWS + r] = -128 * byte_sum(v);
             }
         }
     }
@@ -1031,10 +784,11 @@ unsafe fn q3_k_avx2<const NT: usize>(
 // ---------------------------------------------------------------------------------------
 // Prefill panel tile (AVX2 has no vpdpbusd: maddubs + madd instead)
 
-/// Whether the AVX2 panel tile can take this type: `maddubs` adds two u8·i8 products
-/// into an i16, which overflows only for full-range byte weights (Q8_0: 2·255·128).
+/// Whether the AVX2 panel tile can take this type (`maddubs` adds two u8·i8 products
+/// into an i16, which would overflow only for full-range byte weights, none of which
+/// the panels take).
 pub fn panel_supports(ty: GgmlType) -> bool {
-    super::panel::supported(ty) && ty != GgmlType::Q8_0
+    super::panel::supported(ty)
 }
 
 /// The AVX2 version of [`super::x86_avx512::panel_tile`]: same contract.

@@ -13,9 +13,7 @@ use super::{Acts, RowKernel, PANEL_TOKENS, TILE_TOKENS};
 
 pub fn kernel(ty: GgmlType) -> Option<RowKernel> {
     Some(match ty {
-        GgmlType::Q4_0 => q4_0_kernel,
         GgmlType::Q4_1 => q4_1_kernel,
-        GgmlType::Q5_0 => q5_0_kernel,
         GgmlType::Q5_1 => q5_1_kernel,
         _ => return None,
     })
@@ -40,9 +38,7 @@ macro_rules! table_entry {
     };
 }
 
-table_entry!(q4_0_kernel, q4_0_avx512);
 table_entry!(q4_1_kernel, q4_1_avx512);
-table_entry!(q5_0_kernel, q5_0_avx512);
 table_entry!(q5_1_kernel, q5_1_avx512);
 
 /// Two f16 values (at `a` and `b`) as the low two lanes.
@@ -140,23 +136,6 @@ unsafe fn legacy_rows<const NT: usize, const BYTES: usize>(
 }
 
 #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c")]
-unsafe fn q4_0_avx512<const NT: usize>(
-    row: &[u8],
-    acts: &Acts<'_>,
-    t0: usize,
-    out: &mut [f32; TILE_TOKENS],
-) {
-    legacy_rows::<NT, 18>(row, acts, t0, out, |a, b| {
-        let d = f16_pair(a, b);
-        (
-            nibbles2(a.add(2), b.add(2)),
-            d,
-            _mm_mul_ps(d, _mm_set1_ps(-8.0)),
-        )
-    });
-}
-
-#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c")]
 unsafe fn q4_1_avx512<const NT: usize>(
     row: &[u8],
     acts: &Acts<'_>,
@@ -169,23 +148,6 @@ unsafe fn q4_1_avx512<const NT: usize>(
             f16_pair(a, b),
             f16_pair(a.add(2), b.add(2)),
         )
-    });
-}
-
-#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c")]
-unsafe fn q5_0_avx512<const NT: usize>(
-    row: &[u8],
-    acts: &Acts<'_>,
-    t0: usize,
-    out: &mut [f32; TILE_TOKENS],
-) {
-    legacy_rows::<NT, 22>(row, acts, t0, out, |a, b| {
-        let d = f16_pair(a, b);
-        let w = _mm512_or_si512(
-            nibbles2(a.add(6), b.add(6)),
-            fifth_bits2(a.add(2), b.add(2)),
-        );
-        (w, d, _mm_mul_ps(d, _mm_set1_ps(-16.0)))
     });
 }
 

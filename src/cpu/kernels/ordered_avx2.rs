@@ -1,0 +1,364 @@
+//! AVX2 row kernels (decode, and prefill below the AVX-512 level) of the types summed in
+//! llama.cpp's order (see [`super::summation`]): Q4_0, Q5_0 and Q8_0 in eight lanes,
+//! Q6_K in eight lanes per super-block, Q4_K in one chain per output. Each produces the
+//! bits of [`super::summation::dot`].
+
+use std::arch::x86_64::*;
+
+use crate::cpu::act_quant::ActFormat;
+use crate::quant::GgmlType;
+
+use super::{Acts, RowsKernel, RowsOut};
+
+pub fn kernel(ty: GgmlType) -> Option<RowsKernel> {
+    Some(match ty {
+        GgmlType::Q4_0 => q4_0_kernel,
+        GgmlType::Q5_0 => q5_0_kernel,
+        GgmlType::Q8_0 => q8_0_kernel,
+        GgmlType::Q4K => q4_k_kernel,
+        GgmlType::Q6K => q6_k_kernel,
+        _ => return None,
+    })
+}
+
+/// A safe entry for the dispatch table around an AVX2 kernel: `nr` rows of `row_bytes`
+/// each, `nt` tokens, both made constants so the accumulators stay in registers.
+macro_rules! table_entry {
+    ($name:ident, $inner:ident, $format:ident) => {
+        fn $name(
+            rows: &[u8],
+            row_bytes: usize,
+            nr: usize,
+            acts: &Acts<'_>,
+            t0: usize,
+            nt: usize,
+            out: &mut RowsOut,
+        ) {
+            acts.check(ActFormat::$format, t0, nt);
+            assert!(rows.len() >= nr * row_bytes);
+            macro_rules! tokens {
+                ($nr:literal) => {
+                    // SAFETY: the table holds this entry only when AVX2, FMA and F16C were
+                    // detected; the activations and rows were bounds-checked above.
+                    unsafe {
+                        match nt {
+                            1 => $inner::<$nr, 1>(rows, row_bytes, acts, t0, out),
+                            2 => $inner::<$nr, 2>(rows, row_bytes, acts, t0, out),
+                            3 => $inner::<$nr, 3>(rows, row_bytes, acts, t0, out),
+                            _ => $inner::<$nr, 4>(rows, row_bytes, acts, t0, out),
+                        }
+                    }
+                };
+            }
+            match nr {
+                1 => tokens!(1),
+                2 => tokens!(2),
+                3 => tokens!(3),
+                _ => tokens!(4),
+            }
+        }
+    };
+}
+
+table_entry!(q4_0_kernel, q4_0_rows, Q8Block32);
+table_entry!(q5_0_kernel, q5_0_rows, Q8Block32);
+table_entry!(q8_0_kernel, q8_0_rows, Q8Block32);
+table_entry!(q4_k_kernel, q4_k_rows, Q8K);
+table_entry!(q6_k_kernel, q6_k_rows, Q8K);
+
+/// [`super::summation::hsum8`] on a register.
+#[inline(always)]
+pub(super) unsafe fn hsum8(v: __m256) -> f32 {
+    let s = _mm_add_ps(_mm256_extractf128_ps(v, 1), _mm256_castps256_ps128(v));
+    let s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+    let s = _mm_add_ss(s, _mm_movehdup_ps(s));
+    _mm_cvtss_f32(s)
+}
+
+#[inline(always)]
+unsafe fn load_f16(p: *const u8) -> f32 {
+    let bits = std::ptr::read_unaligned(p as *const u16);
+    _mm_cvtss_f32(_mm_cvtph_ps(_mm_cvtsi32_si128(bits as i32)))
+}
+
+/// 16 bytes of packed nibbles → 32 bytes: low nibbles first, then high nibbles.
+#[inline(always)]
+unsafe fn nibbles(p: *const u8) -> __m256i {
+    let raw = _mm_loadu_si128(p as *const __m128i);
+    let mask = _mm_set1_epi8(15);
+    let lo = _mm_and_si128(raw, mask);
+    let hi = _mm_and_si128(_mm_srli_epi16(raw, 4), mask);
+    _mm256_set_m128i(hi, lo)
+}
+
+/// Q5_0's fifth bits as bytes: 0 where the bit is set, −16 (0xF0) where it is clear, so
+/// that `nibble | this` is the signed value `q − 16`.
+#[inline(always)]
+unsafe fn q5_high(p: *const u8) -> __m256i {
+    let bits = std::ptr::read_unaligned(p as *const u32);
+    let v = _mm256_set1_epi32(bits as i32);
+    // Byte i picks the byte of `bits` that holds bit i.
+    let pick = _mm256_set_epi64x(
+        0x0303_0303_0303_0303,
+        0x0202_0202_0202_0202,
+        0x0101_0101_0101_0101,
+        0x0000_0000_0000_0000,
+    );
+    let bytes = _mm256_shuffle_epi8(v, pick);
+    let select = _mm256_set1_epi64x(0x8040_2010_0804_0201u64 as i64);
+    let set = _mm256_cmpeq_epi8(_mm256_and_si256(bytes, select), select);
+    _mm256_andnot_si256(set, _mm256_set1_epi8(0xF0u8 as i8))
+}
+
+/// The eight lane sums of a block: lane `k` = Σ w·x over elements `4k .. 4k+3` (the sign
+/// trick makes the unsigned operand `|w|`; every pair sum fits i16).
+#[inline(always)]
+unsafe fn lanes32(w: __m256i, x: __m256i) -> __m256i {
+    let aw = _mm256_sign_epi8(w, w);
+    let sx = _mm256_sign_epi8(x, w);
+    _mm256_madd_epi16(_mm256_maddubs_epi16(aw, sx), _mm256_set1_epi16(1))
+}
+
+/// The shared loop of Q4_0, Q5_0 and Q8_0: `decode` gives a block's signed values and
+/// scale. One accumulator chain per token, in block order.
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+unsafe fn q8_lane_rows<const NR: usize, const NT: usize, const BYTES: usize>(
+    rows: &[u8],
+    row_bytes: usize,
+    acts: &Acts<'_>,
+    t0: usize,
+    out: &mut RowsOut,
+    decode: impl Fn(*const u8) -> (__m256i, f32),
+) {
+    let nb = acts.cols / 32;
+    assert!(row_bytes >= nb * BYTES);
+    let q = acts.q;
+    let mut acc = [[_mm256_setzero_ps(); NT]; NR];
+    for b in 0..nb {
+        for (r, acc) in acc.iter_mut().enumerate() {
+            let (w, dw) = decode(rows.as_ptr().add(r * row_bytes + b * BYTES));
+            for (k, acc) in acc.iter_mut().enumerate() {
+                let blk = (t0 + k) * nb + b;
+                let x = _mm256_loadu_si256(q.qs.as_ptr().add(blk * 32) as *const __m256i);
+                let d = _mm256_set1_ps(dw * *q.d.get_unchecked(blk));
+                *acc = _mm256_fmadd_ps(d, _mm256_cvtepi32_ps(lanes32(w, x)), *acc);
+            }
+        }
+    }
+    for (o, acc) in out.iter_mut().zip(acc) {
+        for (o, acc) in o.iter_mut().zip(acc) {
+            *o = hsum8(acc);
+        }
+    }
+}
+
+#[target_feature(enable = "avx2,fma,f16c")]
+unsafe fn q4_0_rows<const NR: usize, const NT: usize>(
+    rows: &[u8],
+    row_bytes: usize,
+    acts: &Acts<'_>,
+    t0: usize,
+    out: &mut RowsOut,
+) {
+    q8_lane_rows::<NR, NT, 18>(rows, row_bytes, acts, t0, out, |p| {
+        let w = _mm256_sub_epi8(nibbles(p.add(2)), _mm256_set1_epi8(8));
+        (w, load_f16(p))
+    });
+}
+
+#[target_feature(enable = "avx2,fma,f16c")]
+unsafe fn q5_0_rows<const NR: usize, const NT: usize>(
+    rows: &[u8],
+    row_bytes: usize,
+    acts: &Acts<'_>,
+    t0: usize,
+    out: &mut RowsOut,
+) {
+    q8_lane_rows::<NR, NT, 22>(rows, row_bytes, acts, t0, out, |p| {
+        let w = _mm256_or_si256(nibbles(p.add(6)), q5_high(p.add(2)));
+        (w, load_f16(p))
+    });
+}
+
+#[target_feature(enable = "avx2,fma,f16c")]
+unsafe fn q8_0_rows<const NR: usize, const NT: usize>(
+    rows: &[u8],
+    row_bytes: usize,
+    acts: &Acts<'_>,
+    t0: usize,
+    out: &mut RowsOut,
+) {
+    q8_lane_rows::<NR, NT, 34>(rows, row_bytes, acts, t0, out, |p| {
+        (_mm256_loadu_si256(p.add(2) as *const __m256i), load_f16(p))
+    });
+}
+
+/// Q4_K: per super-block the integer sums `Σ_j sc_j·Σ q·x` and `Σ_j mn_j·Σ x` over its
+/// eight sub-blocks, as one term (a token on its own) or one per pair of sub-blocks (a
+/// token in a whole group of four), fused-multiply-added into two chains.
+#[target_feature(enable = "avx2,fma,f16c")]
+unsafe fn q4_k_rows<const NR: usize, const NT: usize>(
+    rows: &[u8],
+    row_bytes: usize,
+    acts: &Acts<'_>,
+    t0: usize,
+    out: &mut RowsOut,
+) {
+    let nb = acts.cols / 256;
+    assert!(row_bytes >= nb * 144);
+    let q = acts.q;
+    let mut acc = [[(0f32, 0f32); NT]; NR];
+    let mask = _mm256_set1_epi8(15);
+    for b in 0..nb {
+        for (r, acc) in acc.iter_mut().enumerate() {
+            let blk = &rows[r * row_bytes + b * 144..r * row_bytes + (b + 1) * 144];
+            let p = blk.as_ptr();
+            let (d, dmin) = (load_f16(p), load_f16(p.add(2)));
+            let mut sc = [0i16; 8];
+            let mut mn = [0i32; 8];
+            for j in 0..8 {
+                let (s, m) = super::portable::k4_scale_min(&blk[4..16], j);
+                sc[j] = s as i16;
+                mn[j] = m as i32;
+            }
+            let mut w = [_mm256_setzero_si256(); 8];
+            for c in 0..4 {
+                let raw = _mm256_loadu_si256(p.add(16 + 32 * c) as *const __m256i);
+                w[2 * c] = _mm256_and_si256(raw, mask);
+                w[2 * c + 1] = _mm256_and_si256(_mm256_srli_epi16(raw, 4), mask);
+            }
+            for (k, acc) in acc.iter_mut().enumerate() {
+                let t = t0 + k;
+                let ab = t * nb + b;
+                let x = q.qs.as_ptr().add(ab * 256);
+                // Scaled sums of the sub-block pairs 0-1, 2-3, 4-5, 6-7.
+                let mut pairs = [0i32; 4];
+                for (sb, pair) in pairs.iter_mut().enumerate() {
+                    let mut v = _mm256_setzero_si256();
+                    for j in 2 * sb..2 * sb + 2 {
+                        let xv = _mm256_loadu_si256(x.add(32 * j) as *const __m256i);
+                        let prod = _mm256_maddubs_epi16(w[j], xv);
+                        v = _mm256_add_epi32(v, _mm256_madd_epi16(prod, _mm256_set1_epi16(sc[j])));
+                    }
+                    *pair = hsum_i32(v);
+                }
+                let bs = q.bsums.get_unchecked(ab * 16..ab * 16 + 16);
+                let mins: [i32; 4] = std::array::from_fn(|sb| {
+                    (2 * sb..2 * sb + 2)
+                        .map(|j| mn[j] * (bs[2 * j] as i32 + bs[2 * j + 1] as i32))
+                        .sum()
+                });
+                let dx = *q.d.get_unchecked(ab);
+                let (ds, dm) = (d * dx, dmin * dx);
+                if acts.place(t).grouped {
+                    for sb in 0..4 {
+                        acc.0 = (pairs[sb] as f32).mul_add(ds, acc.0);
+                        acc.1 = (mins[sb] as f32).mul_add(dm, acc.1);
+                    }
+                } else {
+                    let s: i32 = pairs.iter().sum();
+                    let m: i32 = mins.iter().sum();
+                    acc.0 = (s as f32).mul_add(ds, acc.0);
+                    acc.1 = (m as f32).mul_add(dm, acc.1);
+                }
+            }
+        }
+    }
+    for (o, acc) in out.iter_mut().zip(acc) {
+        for (o, (a, m)) in o.iter_mut().zip(acc) {
+            *o = a - m;
+        }
+    }
+}
+
+#[inline(always)]
+unsafe fn hsum_i32(v: __m256i) -> i32 {
+    let s = _mm_add_epi32(_mm256_castsi256_si128(v), _mm256_extracti128_si256(v, 1));
+    let s = _mm_add_epi32(s, _mm_shuffle_epi32(s, 0b01_00_11_10));
+    let s = _mm_add_epi32(s, _mm_shuffle_epi32(s, 0b10_11_00_01));
+    _mm_cvtsi128_si32(s)
+}
+
+/// Q6_K as `ggml_vec_dot_q6_K_q8_K` (AVX2): per super-block eight lanes of scaled
+/// products of the unsigned 6-bit values, minus `32·Σ scale·bsum` per lane pair of
+/// groups, fused-multiply-added with `d_x·d_w`.
+#[target_feature(enable = "avx2,fma,f16c")]
+unsafe fn q6_k_rows<const NR: usize, const NT: usize>(
+    rows: &[u8],
+    row_bytes: usize,
+    acts: &Acts<'_>,
+    t0: usize,
+    out: &mut RowsOut,
+) {
+    let nb = acts.cols / 256;
+    assert!(row_bytes >= nb * 210);
+    let q = acts.q;
+    let mut acc = [[_mm256_setzero_ps(); NT]; NR];
+    let m4 = _mm256_set1_epi8(15);
+    let m2 = _mm256_set1_epi8(3);
+    for b in 0..nb {
+        for (r, acc) in acc.iter_mut().enumerate() {
+            let p = rows.as_ptr().add(r * row_bytes + b * 210);
+            let dw = load_f16(p.add(208));
+            let scales = _mm_loadu_si128(p.add(192) as *const __m128i);
+            // 8 vectors of 32 unsigned 6-bit values, in element order.
+            let mut w = [_mm256_setzero_si256(); 8];
+            for h in 0..2 {
+                let ql0 = _mm256_loadu_si256(p.add(64 * h) as *const __m256i);
+                let ql1 = _mm256_loadu_si256(p.add(64 * h + 32) as *const __m256i);
+                let qh = _mm256_loadu_si256(p.add(128 + 32 * h) as *const __m256i);
+                let high = |v: __m256i| _mm256_slli_epi16(_mm256_and_si256(v, m2), 4);
+                w[4 * h] = _mm256_or_si256(_mm256_and_si256(ql0, m4), high(qh));
+                w[4 * h + 1] =
+                    _mm256_or_si256(_mm256_and_si256(ql1, m4), high(_mm256_srli_epi16(qh, 2)));
+                w[4 * h + 2] = _mm256_or_si256(
+                    _mm256_and_si256(_mm256_srli_epi16(ql0, 4), m4),
+                    high(_mm256_srli_epi16(qh, 4)),
+                );
+                w[4 * h + 3] = _mm256_or_si256(
+                    _mm256_and_si256(_mm256_srli_epi16(ql1, 4), m4),
+                    high(_mm256_srli_epi16(qh, 6)),
+                );
+            }
+            // Vector v covers scale groups 2v and 2v+1 (one per 128-bit half).
+            let sc16 = _mm256_cvtepi8_epi16(scales);
+            let sc: [__m256i; 8] = std::array::from_fn(|v| {
+                let s = std::ptr::read_unaligned(p.add(192 + 2 * v) as *const [i8; 2]);
+                _mm256_set_m128i(_mm_set1_epi16(s[1] as i16), _mm_set1_epi16(s[0] as i16))
+            });
+            for (k, acc) in acc.iter_mut().enumerate() {
+                let ab = (t0 + k) * nb + b;
+                let x = q.qs.as_ptr().add(ab * 256);
+                let bsums = _mm256_loadu_si256(q.bsums.as_ptr().add(ab * 16) as *const __m256i);
+                let offset = _mm256_slli_epi32(_mm256_madd_epi16(bsums, sc16), 5);
+                let mut sumi = _mm256_setzero_si256();
+                for v in 0..8 {
+                    let xv = _mm256_loadu_si256(x.add(32 * v) as *const __m256i);
+                    let prod = _mm256_madd_epi16(sc[v], _mm256_maddubs_epi16(w[v], xv));
+                    sumi = _mm256_add_epi32(sumi, prod);
+                }
+                sumi = _mm256_sub_epi32(sumi, offset);
+                let dx = *q.d.get_unchecked(ab);
+                if acts.place(t0 + k).wide {
+                    // Lane 0 carries the rounded running sum (see the summation module).
+                    let total = hsum_i32(sumi) as f32;
+                    let prev = _mm256_cvtss_f32(*acc);
+                    *acc = _mm256_set1_ps((total * dw).mul_add(dx, prev));
+                } else {
+                    let d = _mm256_set1_ps(dx * dw);
+                    *acc = _mm256_fmadd_ps(d, _mm256_cvtepi32_ps(sumi), *acc);
+                }
+            }
+        }
+    }
+    for (o, acc) in out.iter_mut().zip(acc) {
+        for (k, (o, acc)) in o.iter_mut().zip(acc).enumerate() {
+            *o = if acts.place(t0 + k).wide {
+                _mm256_cvtss_f32(acc)
+            } else {
+                hsum8(acc)
+            };
+        }
+    }
+}

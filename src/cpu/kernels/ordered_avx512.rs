@@ -1,0 +1,227 @@
+//! AVX-512 VNNI tiles over [`super::ordered_panel`]s: 16 weight rows × a few tokens,
+//! each output summed exactly as [`super::summation::dot`] specifies.
+
+use std::arch::x86_64::*;
+
+use super::ordered_panel::{Family, OrderedActs, OrderedPanel};
+use super::panel::PANEL_ROWS;
+use super::PANEL_TOKENS;
+
+/// Tokens one tile call takes, per family (what the registers hold: Lanes32 keeps 8
+/// float lanes per token, Q6_K 8 integer and 8 float lanes, Q4_K two chains).
+pub fn tokens_per_tile(family: Family) -> usize {
+    match family {
+        Family::Lanes32 => 2,
+        Family::Q6K => 1,
+        Family::Q4K => PANEL_TOKENS,
+    }
+}
+
+/// `out[k][r] = panel row r · activation row (t0 + k)` for `k < nt ≤
+/// tokens_per_tile(family)`. Callers must have detected the AVX-512 level.
+pub fn tile(
+    panel: &OrderedPanel,
+    acts: &OrderedActs<'_>,
+    t0: usize,
+    nt: usize,
+    out: &mut [[f32; PANEL_ROWS]; PANEL_TOKENS],
+) {
+    let family = Family::of(panel.ty).expect("an ordered type");
+    assert!((1..=tokens_per_tile(family)).contains(&nt));
+    panel.check();
+    let cols = panel.cols;
+    let q = acts.q;
+    assert_eq!(q.cols, cols);
+    assert!(q.qs.len() >= (t0 + nt) * cols);
+    assert!(q.d.len() >= (t0 + nt) * cols / panel.ty.block_elems());
+    match family {
+        Family::Lanes32 => assert!(acts.quad_corr.len() >= (t0 + nt) * cols / 4),
+        _ => assert!(acts.sums.len() >= (t0 + nt) * cols / 32),
+    }
+    // SAFETY (all arms): the AVX-512 level (F, BW, VL, VNNI) was detected before this
+    // function is used (the matmul checks the table's level); the bounds were asserted.
+    unsafe {
+        match (family, nt) {
+            (Family::Lanes32, 1) => lanes32::<1>(panel, acts, t0, out),
+            (Family::Lanes32, _) => lanes32::<2>(panel, acts, t0, out),
+            (Family::Q6K, _) => q6k(panel, acts, t0, out),
+            (Family::Q4K, 1) => q4k::<1>(panel, acts, t0, out),
+            (Family::Q4K, 2) => q4k::<2>(panel, acts, t0, out),
+            (Family::Q4K, 3) => q4k::<3>(panel, acts, t0, out),
+            (Family::Q4K, _) => q4k::<4>(panel, acts, t0, out),
+        }
+    }
+}
+
+#[inline(always)]
+unsafe fn load_i(p: *const i32) -> __m512i {
+    _mm512_loadu_si512(p as *const _)
+}
+
+/// [`super::summation::hsum8`] of eight 16-row lane vectors.
+#[inline(always)]
+unsafe fn hsum8_rows(l: &[__m512; 8]) -> __m512 {
+    let r: [__m512; 4] = std::array::from_fn(|i| _mm512_add_ps(l[i + 4], l[i]));
+    _mm512_add_ps(_mm512_add_ps(r[0], r[2]), _mm512_add_ps(r[1], r[3]))
+}
+
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c")]
+unsafe fn lanes32<const NT: usize>(
+    panel: &OrderedPanel,
+    acts: &OrderedActs<'_>,
+    t0: usize,
+    out: &mut [[f32; PANEL_ROWS]; PANEL_TOKENS],
+) {
+    let cols = panel.cols;
+    let blocks = cols / 32;
+    let quads = cols / 4;
+    let w = panel.w.as_ptr();
+    let x = acts.q.qs.as_ptr().add(t0 * cols);
+    let dx = acts.q.d.as_ptr().add(t0 * blocks);
+    let corr = acts.quad_corr.as_ptr().add(t0 * quads);
+    let mut lanes = [[_mm512_setzero_ps(); 8]; NT];
+    for b in 0..blocks {
+        let dw = _mm512_loadu_ps(panel.d.as_ptr().add(b * PANEL_ROWS));
+        let dv: [__m512; NT] =
+            std::array::from_fn(|t| _mm512_mul_ps(dw, _mm512_set1_ps(*dx.add(t * blocks + b))));
+        for k in 0..8 {
+            let quad = 8 * b + k;
+            let wv = load_i(w.add(quad * PANEL_ROWS) as *const i32);
+            for (t, lanes) in lanes.iter_mut().enumerate() {
+                let xq = std::ptr::read_unaligned(x.add(t * cols + 4 * quad) as *const i32);
+                let init = _mm512_set1_epi32(*corr.add(t * quads + quad));
+                let dot = _mm512_dpbusd_epi32(init, wv, _mm512_set1_epi32(xq));
+                lanes[k] = _mm512_fmadd_ps(dv[t], _mm512_cvtepi32_ps(dot), lanes[k]);
+            }
+        }
+    }
+    for (t, lanes) in lanes.iter().enumerate() {
+        _mm512_storeu_ps(out[t].as_mut_ptr(), hsum8_rows(lanes));
+    }
+}
+
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c")]
+unsafe fn q6k(
+    panel: &OrderedPanel,
+    acts: &OrderedActs<'_>,
+    t0: usize,
+    out: &mut [[f32; PANEL_ROWS]; PANEL_TOKENS],
+) {
+    let cols = panel.cols;
+    let blocks = cols / 256;
+    let w = panel.w.as_ptr();
+    let x = acts.q.qs.as_ptr().add(t0 * cols);
+    let dx = acts.q.d.as_ptr().add(t0 * blocks);
+    let sums = acts.sums.as_ptr().add(t0 * cols / 32);
+    let wide = acts.place(t0).wide;
+    let mut lanes = [_mm512_setzero_ps(); 8];
+    // Batches of 8 tokens or more: one running sum (see the summation module).
+    let mut total = _mm512_setzero_ps();
+    for b in 0..blocks {
+        let mut iacc = [_mm512_setzero_si512(); 8];
+        for j in 0..2 {
+            for v in 0..4 {
+                let base = 64 * b + 32 * j + 8 * v;
+                let g = 16 * b + 8 * j + 2 * v;
+                let sc = [
+                    load_i(panel.sc.as_ptr().add(g * PANEL_ROWS)),
+                    load_i(panel.sc.as_ptr().add((g + 1) * PANEL_ROWS)),
+                ];
+                for (k, acc) in iacc.iter_mut().enumerate() {
+                    let quad = base + k;
+                    let wv = load_i(w.add(quad * PANEL_ROWS) as *const i32);
+                    let xq = std::ptr::read_unaligned(x.add(4 * quad) as *const i32);
+                    let p = _mm512_maddubs_epi16(wv, _mm512_set1_epi32(xq));
+                    *acc = _mm512_dpwssd_epi32(*acc, p, sc[k / 4]);
+                }
+            }
+        }
+        let x_scale = _mm512_set1_ps(*dx.add(b));
+        let dw = _mm512_loadu_ps(panel.d.as_ptr().add(b * PANEL_ROWS));
+        let dv = _mm512_mul_ps(x_scale, dw);
+        let mut exact = _mm512_setzero_si512();
+        for (k, acc) in iacc.iter().enumerate() {
+            let pair = load_i(panel.mn.as_ptr().add((8 * b + k) * PANEL_ROWS));
+            let bs = _mm512_set1_epi32(*sums.add(8 * b + k));
+            let corr = _mm512_dpwssd_epi32(_mm512_setzero_si512(), pair, bs);
+            let lane = _mm512_sub_epi32(*acc, _mm512_slli_epi32(corr, 5));
+            if wide {
+                exact = _mm512_add_epi32(exact, lane);
+            } else {
+                lanes[k] = _mm512_fmadd_ps(dv, _mm512_cvtepi32_ps(lane), lanes[k]);
+            }
+        }
+        if wide {
+            let scaled = _mm512_mul_ps(_mm512_cvtepi32_ps(exact), dw);
+            total = _mm512_fmadd_ps(scaled, x_scale, total);
+        }
+    }
+    let result = if wide { total } else { hsum8_rows(&lanes) };
+    _mm512_storeu_ps(out[0].as_mut_ptr(), result);
+}
+
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c")]
+unsafe fn q4k<const NT: usize>(
+    panel: &OrderedPanel,
+    acts: &OrderedActs<'_>,
+    t0: usize,
+    out: &mut [[f32; PANEL_ROWS]; PANEL_TOKENS],
+) {
+    let cols = panel.cols;
+    let blocks = cols / 256;
+    let subs = cols / 32;
+    let w = panel.w.as_ptr();
+    let x = acts.q.qs.as_ptr().add(t0 * cols);
+    let dx = acts.q.d.as_ptr().add(t0 * blocks);
+    let sums = acts.sums.as_ptr().add(t0 * subs);
+    let grouped: [bool; NT] = std::array::from_fn(|t| acts.place(t0 + t).grouped);
+    let mut acc = [_mm512_setzero_ps(); NT];
+    let mut acc_min = [_mm512_setzero_ps(); NT];
+    for b in 0..blocks {
+        let d = _mm512_loadu_ps(panel.d.as_ptr().add(b * PANEL_ROWS));
+        let dmin = _mm512_loadu_ps(panel.dmin.as_ptr().add(b * PANEL_ROWS));
+        let mut ds = [_mm512_setzero_ps(); NT];
+        let mut dm = [_mm512_setzero_ps(); NT];
+        for t in 0..NT {
+            let x_scale = _mm512_set1_ps(*dx.add(t * blocks + b));
+            ds[t] = _mm512_mul_ps(d, x_scale);
+            dm[t] = _mm512_mul_ps(dmin, x_scale);
+        }
+        let mut scaled = [_mm512_setzero_si512(); NT];
+        let mut mins = [_mm512_setzero_si512(); NT];
+        for j in 0..8 {
+            let sub = 8 * b + j;
+            let sc = load_i(panel.sc.as_ptr().add(sub * PANEL_ROWS));
+            let mn = load_i(panel.mn.as_ptr().add(sub * PANEL_ROWS));
+            let mut dots = [_mm512_setzero_si512(); NT];
+            for qd in 0..8 {
+                let quad = 8 * sub + qd;
+                let wv = load_i(w.add(quad * PANEL_ROWS) as *const i32);
+                for (t, dot) in dots.iter_mut().enumerate() {
+                    let xq = std::ptr::read_unaligned(x.add(t * cols + 4 * quad) as *const i32);
+                    *dot = _mm512_dpbusd_epi32(*dot, wv, _mm512_set1_epi32(xq));
+                }
+            }
+            for t in 0..NT {
+                scaled[t] = _mm512_add_epi32(scaled[t], _mm512_mullo_epi32(dots[t], sc));
+                let xs = _mm512_set1_epi32(*sums.add(t * subs + sub));
+                mins[t] = _mm512_add_epi32(mins[t], _mm512_mullo_epi32(mn, xs));
+                if grouped[t] && j % 2 == 1 {
+                    acc[t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(scaled[t]), ds[t], acc[t]);
+                    acc_min[t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(mins[t]), dm[t], acc_min[t]);
+                    scaled[t] = _mm512_setzero_si512();
+                    mins[t] = _mm512_setzero_si512();
+                }
+            }
+        }
+        for t in 0..NT {
+            if !grouped[t] {
+                acc[t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(scaled[t]), ds[t], acc[t]);
+                acc_min[t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(mins[t]), dm[t], acc_min[t]);
+            }
+        }
+    }
+    for t in 0..NT {
+        _mm512_storeu_ps(out[t].as_mut_ptr(), _mm512_sub_ps(acc[t], acc_min[t]));
+    }
+}
