@@ -9,7 +9,15 @@
 // window > 0, j > pos0 + t - window. Head h reads kv head h / (n_heads / n_kv_heads).
 // head_dim and head_dim_v are at most MAX_HEAD_DIM (the host checks).
 // Bindings 1 and 2 (k and v) and load_k / load_v come from kv_f32.wgsl or kv_f16.wgsl;
-// workgroup_max / workgroup_sum from reduce_subgroup.wgsl or reduce_workgroup.wgsl.
+// workgroup_max / workgroup_sum from reduce_subgroup.wgsl or reduce_workgroup.wgsl;
+// f32_to_f16_bits / f16_bits_to_f32 from f16_pack.wgsl and f16_unpack*.wgsl.
+//
+// With half_accumulator set (the host sets it over an f16 cache for batches of fewer than
+// 64 queries, where llama.cpp's CPU flash attention takes its one-query-at-a-time path),
+// the numbers follow that path: the query rounded to f16, keys taken one at a time in
+// order with the running max, and the output accumulator held in f16 (rounded after
+// every rescale and every fused value·weight add). Without it, keys are weighed a tile at
+// a time against the tile's max with an f32 accumulator (as llama.cpp's tiled path).
 
 struct Params {
     n_tokens: u32,
@@ -21,7 +29,7 @@ struct Params {
     pos0: u32,
     window: u32,
     scale: f32,
-    pad0: u32,
+    half_accumulator: u32,
     pad1: u32,
     pad2: u32,
 }
@@ -48,6 +56,12 @@ var<workgroup> q_tile: array<f32, MAX_HEAD_DIM>;
 var<workgroup> partial: array<f32, TILE * LANES_PER_KEY>;
 // exp(score - running max) of the tile's keys (0 for keys not visible).
 var<workgroup> key_weights: array<f32, TILE>;
+// The tile's scores (half_accumulator only).
+var<workgroup> key_scores: array<f32, TILE>;
+
+fn half_round(v: f32) -> f32 {
+    return f16_bits_to_f32(f32_to_f16_bits(v));
+}
 
 @compute @workgroup_size(64)
 fn main(cin: ComputeIn) {
@@ -65,8 +79,13 @@ fn main(cin: ComputeIn) {
         first = pos + 1u - p.window;
     }
 
+    let half_acc = p.half_accumulator != 0u;
     for (var d = lid; d < p.head_dim; d += WG_SIZE) {
-        q_tile[d] = q[q_base + d];
+        if (half_acc) {
+            q_tile[d] = half_round(q[q_base + d]);
+        } else {
+            q_tile[d] = q[q_base + d];
+        }
     }
     workgroupBarrier();
 
@@ -100,42 +119,74 @@ fn main(cin: ComputeIn) {
             score = dot_qk * p.scale;
         }
 
-        // Online softmax: rescale what came before to the new max.
-        let m_new = max(m, workgroup_max(score, cin));
-        let rescale = exp(m - m_new);
-        var w = 0.0;
-        if (lid < tile_len) {
-            w = exp(score - m_new);
-        }
-        l = l * rescale + workgroup_sum(w, cin);
-        m = m_new;
-        key_weights[lid] = w;
-        workgroupBarrier();
+        if (half_acc) {
+            key_scores[lid] = score;
+            workgroupBarrier();
+            for (var key = 0u; key < tile_len; key += 1u) {
+                let s = key_scores[key];
+                var weight = 1.0;
+                if (s > m) {
+                    let rescale = exp(m - s);
+                    m = s;
+                    l = l * rescale + 1.0;
+                    for (var i = 0u; i < DIMS_PER_INVOCATION; i += 1u) {
+                        acc[i] = half_round(acc[i] * rescale);
+                    }
+                } else {
+                    weight = exp(s - m);
+                    l += weight;
+                }
+                let v_base = v_head + (j0 + key) * p.head_dim_v;
+                for (var i = 0u; i < DIMS_PER_INVOCATION; i += 1u) {
+                    let d = lid + i * WG_SIZE;
+                    if (d < p.head_dim_v) {
+                        acc[i] = half_round(fma(load_v(v_base + d), weight, acc[i]));
+                    }
+                }
+            }
+        } else {
+            // Online softmax: rescale what came before to the new max.
+            let m_new = max(m, workgroup_max(score, cin));
+            let rescale = exp(m - m_new);
+            var w = 0.0;
+            if (lid < tile_len) {
+                w = exp(score - m_new);
+            }
+            l = l * rescale + workgroup_sum(w, cin);
+            m = m_new;
+            key_weights[lid] = w;
+            workgroupBarrier();
 
-        // Each invocation adds sum_j w_j * v_j to its own output dims (reads of one value
-        // row are contiguous across invocations).
-        for (var i = 0u; i < DIMS_PER_INVOCATION; i += 1u) {
-            acc[i] *= rescale;
-        }
-        for (var key = 0u; key < tile_len; key += 1u) {
-            let wk = key_weights[key];
-            let v_base = v_head + (j0 + key) * p.head_dim_v;
+            // Each invocation adds sum_j w_j * v_j to its own output dims (reads of one value
+            // row are contiguous across invocations).
             for (var i = 0u; i < DIMS_PER_INVOCATION; i += 1u) {
-                let d = lid + i * WG_SIZE;
-                if (d < p.head_dim_v) {
-                    acc[i] += wk * load_v(v_base + d);
+                acc[i] *= rescale;
+            }
+            for (var key = 0u; key < tile_len; key += 1u) {
+                let wk = key_weights[key];
+                let v_base = v_head + (j0 + key) * p.head_dim_v;
+                for (var i = 0u; i < DIMS_PER_INVOCATION; i += 1u) {
+                    let d = lid + i * WG_SIZE;
+                    if (d < p.head_dim_v) {
+                        acc[i] += wk * load_v(v_base + d);
+                    }
                 }
             }
         }
         // No barrier needed before the next tile: it writes partial only after this
-        // tile's reductions (whose barriers everyone passed after reading partial), and
-        // key_weights only after its own reductions (reached after this loop).
+        // tile's reductions or key_scores barrier (which everyone passed after reading
+        // partial), and key_weights / key_scores only after its own reductions or
+        // barrier after the scores (reached after this tile's loops).
     }
 
     for (var i = 0u; i < DIMS_PER_INVOCATION; i += 1u) {
         let d = lid + i * WG_SIZE;
         if (d < p.head_dim_v) {
-            out[out_base + d] = acc[i] / l;
+            if (half_acc) {
+                out[out_base + d] = acc[i] * (1.0 / l);
+            } else {
+                out[out_base + d] = acc[i] / l;
+            }
         }
     }
 }

@@ -185,15 +185,22 @@ fn greedy(engine: &mut Engine, prompt: &[u32], n: usize) -> Vec<u32> {
 
 /// The real model's greedy continuation is the same token for token with no block, 9
 /// blocks and every block on the GPU, and with the other placement options.
+///
+/// The prompt is one whose continuation wins every step by a clear margin (at least 0.37
+/// logits on the CPU). "The three primary colors are" (whose CPU output, llama.cpp's to
+/// the bit, is tested in gemma3_engine) cannot serve: its third token wins by 0.023
+/// logits, and the GPU, which sums each dot product in its own order, lands 0.1-0.25
+/// logits away after gemma3's f16 and 8-bit roundings, on either side.
 #[test]
 fn gemma3_greedy_output_is_the_same_on_every_split() {
-    let prompt = [2u32, 818, 1806, 5905, 7913, 659];
-    let want = greedy(&mut gemma3(GpuLayers::None, None, false), &prompt, 12);
-    let bytes = gemma3(GpuLayers::None, None, false)
-        .tokenizer()
-        .decode(&want);
-    let text = String::from_utf8_lossy(&bytes);
-    assert!(text.contains("red") && text.contains("blue"), "{text:?}");
+    let cpu = gemma3(GpuLayers::None, None, false);
+    let prompt = cpu.tokenizer().encode("The quick brown fox", true, false);
+    drop(cpu);
+    let mut engine = gemma3(GpuLayers::None, None, false);
+    let want = greedy(&mut engine, &prompt, 12);
+    let text = String::from_utf8_lossy(&engine.tokenizer().decode(&want)).into_owned();
+    assert!(text.starts_with(" jumps over the lazy dog"), "{text:?}");
+    drop(engine);
     for (layers, output_on, kv_on_cpu) in [
         (GpuLayers::Count(9), None, false),
         (GpuLayers::All, None, false),

@@ -628,6 +628,7 @@ fn attention_matches_reference_with_gqa_causality_and_window() {
                 window,
                 scale: 1.0 / (32f32).sqrt(),
                 kv_f16,
+                half_accumulator: false,
             };
             let k_layout = KvLayout {
                 n_kv_heads: 2,
@@ -733,6 +734,7 @@ fn attention_case(
             window,
             scale: 1.0 / (head_dim as f32).sqrt(),
             kv_f16,
+            half_accumulator: false,
         },
         key_growth: 0.0,
     }
@@ -797,8 +799,86 @@ fn streaming_attention_matches_reference_across_shapes_and_long_contexts() {
                 &want,
                 1e-5,
             );
+            if !p.kv_f16 {
+                continue;
+            }
+            // The same case with llama.cpp's f16 accumulator, against its emulation.
+            let half = AttentionParams {
+                half_accumulator: true,
+                ..*p
+            };
+            let mut batch = gpu.batch();
+            batch.attention(&qb, &kb, &vb, &out, &half).unwrap();
+            batch.submit().unwrap();
+            let y: Vec<f32> = gpu.read(&out).unwrap();
+            let emulated = attention_half_reference(&q, &k, &v, &half);
+            let gap = |a: &[f64], b: &[f64]| {
+                a.iter()
+                    .zip(b)
+                    .fold(0f64, |m, (x, y)| m.max((x - y).abs() / y.abs().max(1.0)))
+            };
+            let got: Vec<f64> = y.iter().map(|&x| x as f64).collect();
+            // The GPU sums each score in its own order, so an accumulator rounds to the
+            // neighbouring half now and then; still it must sit far closer to the
+            // emulation than the f16 roundings move the emulation from the exact result.
+            let (off, drift) = (gap(&got, &emulated), gap(&emulated, &want));
+            assert!(
+                off <= 5e-4 && (drift == 0.0 || off * 3.0 < drift),
+                "f16-accumulated attention {}: {off} from the emulation, which is {drift} \
+                 from the exact result",
+                case.what
+            );
         }
     });
+}
+
+/// llama.cpp's one-query-at-a-time attention over an f16 cache, written plainly: the
+/// query rounded to f16, keys in order with a running max, the output accumulator
+/// rounded to f16 after every rescale and every `value·weight` add, divided by the sum
+/// at the end. Scores are exact sums (the GPU's differ in the last bits).
+fn attention_half_reference(q: &[f32], k: &[f32], v: &[f32], p: &AttentionParams) -> Vec<f64> {
+    let (hd, hdv) = (p.head_dim, p.head_dim_v);
+    let group = p.n_heads / p.n_kv_heads;
+    let half = |x: f32| f16::from_f32(x).to_f32();
+    let mut out = Vec::with_capacity(p.n_tokens * p.n_heads * hdv);
+    for t in 0..p.n_tokens {
+        let pos = p.pos0 + t;
+        let first = if p.window > 0 {
+            (pos + 1).saturating_sub(p.window)
+        } else {
+            0
+        };
+        for h in 0..p.n_heads {
+            let kvh = h / group;
+            let qv: Vec<f32> = q[(t * p.n_heads + h) * hd..][..hd]
+                .iter()
+                .map(|&x| half(x))
+                .collect();
+            let (mut max, mut sum) = (f32::NEG_INFINITY, 0f32);
+            let mut acc = vec![0f32; hdv];
+            for j in first..=pos {
+                let key = &k[(kvh * p.n_ctx + j) * hd..][..hd];
+                let dot: f64 = qv.iter().zip(key).map(|(&a, &b)| a as f64 * b as f64).sum();
+                let s = dot as f32 * p.scale;
+                let mut weight = 1f32;
+                if s > max {
+                    let rescale = (max - s).exp();
+                    max = s;
+                    sum = sum * rescale + 1.0;
+                    acc.iter_mut().for_each(|a| *a = half(*a * rescale));
+                } else {
+                    weight = (s - max).exp();
+                    sum += weight;
+                }
+                let value = &v[(kvh * p.n_ctx + j) * hdv..][..hdv];
+                for (a, &x) in acc.iter_mut().zip(value) {
+                    *a = half(x.mul_add(weight, *a));
+                }
+            }
+            out.extend(acc.iter().map(|&a| (a * (1.0 / sum)) as f64));
+        }
+    }
+    out
 }
 
 #[test]
@@ -815,6 +895,7 @@ fn attention_refuses_bad_shapes() {
         window: 0,
         scale: 1.0,
         kv_f16: false,
+        half_accumulator: false,
     };
     let big = gpu.buffer(4096);
     let mut batch = gpu.batch();

@@ -9,6 +9,7 @@ use std::sync::Arc;
 
 use anyhow::{ensure, Context, Result};
 
+use crate::cpu::attn_tiled::TILED_ATTENTION_MIN_QUERIES;
 use crate::engine::cpu_backend::{dequantize_vector, HostAttention};
 use crate::gguf::{GgufFile, TensorInfo};
 use crate::gpu::batch::activation_rounding_block;
@@ -343,6 +344,7 @@ impl Backend for GpuBackend {
             window: shape.window.unwrap_or(0),
             scale: shape.scale,
             kv_f16: cache.k_layout.f16,
+            half_accumulator: cache.k_layout.f16 && n < TILED_ATTENTION_MIN_QUERIES,
         };
         let batch = self.batch.get_or_insert_with(|| self.gpu.batch());
         batch.attention(
@@ -368,6 +370,23 @@ impl Backend for GpuBackend {
         let len = self.len(dst);
         let (batch, acts) = self.recorder();
         batch.binary_in_place(BinaryOp::Add, &acts[dst.index()], &acts[src.index()], len)
+    }
+
+    fn keep_last_rows(&mut self, n_keep: usize, acts: &[Act]) -> Result<()> {
+        let n = self.n_tokens;
+        ensure!(n_keep > 0 && n_keep <= n, "{n_keep} rows kept of {n}");
+        if n_keep < n {
+            let batch = self.batch.get_or_insert_with(|| self.gpu.batch());
+            for &a in acts {
+                // Through the scratch buffer: a buffer cannot be copied onto itself.
+                let w = self.shape.widths.of(a);
+                let buf = &self.acts[a.index()];
+                batch.copy(buf, (n - n_keep) * w, &self.rounded, 0, n_keep * w)?;
+                batch.copy(&self.rounded, 0, buf, 0, n_keep * w)?;
+            }
+        }
+        self.n_tokens = n_keep;
+        Ok(())
     }
 
     fn project_rows(

@@ -48,6 +48,9 @@ pub struct AttentionParams {
     pub scale: f32,
     /// The k and v caches hold f16 values packed two per element instead of f32.
     pub kv_f16: bool,
+    /// Round the query to f16 and accumulate the output in f16, one key at a time (the
+    /// numbers of llama.cpp's CPU attention over an f16 cache for short batches).
+    pub half_accumulator: bool,
 }
 
 impl AttentionParams {
@@ -627,7 +630,7 @@ impl Batch {
             u32_of(p.pos0, "position")?,
             u32_of(p.window, "window")?,
             p.scale.to_bits(),
-            0,
+            u32::from(p.half_accumulator),
             0,
             0,
         ];

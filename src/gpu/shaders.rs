@@ -277,8 +277,9 @@ impl Kernel {
             }
             Kernel::Rope => parts.push(ROPE),
             Kernel::Attention { f16_kv } => {
+                parts.extend([F16_PACK, f16_unpack]);
                 if f16_kv {
-                    parts.extend([f16_unpack, KV_F16]);
+                    parts.push(KV_F16);
                 } else {
                     parts.push(KV_F32);
                 }
@@ -325,10 +326,9 @@ mod tests {
                 let src = Kernel::Attention { f16_kv }.source(features).unwrap();
                 assert_eq!(src.contains("subgroupMax"), features.subgroup);
                 assert_eq!(src.contains("fn half_at("), f16_kv);
-                assert_eq!(
-                    src.contains("return unpack2x16float("),
-                    f16_kv && features.f16
-                );
+                // Halves are unpacked (the f16 cache, the f16 accumulator) with the
+                // hardware conversion where the device has one.
+                assert_eq!(src.contains("return unpack2x16float("), features.f16);
             }
         }
     }
