@@ -237,8 +237,10 @@ pub fn ggml_v_expf(x: f32) -> f32 {
         .mul_add(b, c(0x3d2b_9f17))
         .mul_add(u, c(0x3e2a_af33).mul_add(b, c(0x3eff_fedb)))
         .mul_add(u, c(0x3f7f_fff6).mul_add(b, 1.0));
-    // `vscalefps`: j·2ⁿ rounded once (exact in f64, then to f32).
-    (j as f64 * 2f64.powi(n as i32)) as f32
+    // `vscalefps`: j·2ⁿ rounded once (exact in f64, then to f32). |n| ≤ 192 here, so
+    // 2ⁿ is a normal f64 built from its exponent bits.
+    let pow2 = f64::from_bits(((n as i64 + 1023) as u64) << 52);
+    (j as f64 * pow2) as f32
 }
 
 #[cfg(test)]

@@ -1,6 +1,6 @@
 //! AVX2 row kernels (decode, and prefill below the AVX-512 level) of the types summed in
-//! llama.cpp's order (see [`super::summation`]): Q4_0, Q5_0 and Q8_0 in eight lanes,
-//! Q6_K in eight lanes per super-block, Q4_K in one chain per output. Each produces the
+//! llama.cpp's order (see [`super::summation`]): Q5_0 and Q8_0 in eight lanes, Q6_K in
+//! eight lanes per super-block, Q4_0 and Q4_K in one chain per output. Each produces the
 //! bits of [`super::summation::dot`].
 
 use std::arch::x86_64::*;
@@ -119,7 +119,7 @@ unsafe fn lanes32(w: __m256i, x: __m256i) -> __m256i {
     _mm256_madd_epi16(_mm256_maddubs_epi16(aw, sx), _mm256_set1_epi16(1))
 }
 
-/// The shared loop of Q4_0, Q5_0 and Q8_0: `decode` gives a block's signed values and
+/// The shared loop of Q5_0 and Q8_0: `decode` gives a block's signed values and
 /// scale. One accumulator chain per token, in block order.
 #[inline]
 #[target_feature(enable = "avx2,fma,f16c")]
@@ -137,7 +137,9 @@ unsafe fn q8_lane_rows<const NR: usize, const NT: usize, const BYTES: usize>(
     let mut acc = [[_mm256_setzero_ps(); NT]; NR];
     for b in 0..nb {
         for (r, acc) in acc.iter_mut().enumerate() {
-            let (w, dw) = decode(rows.as_ptr().add(r * row_bytes + b * BYTES));
+            let p = rows.as_ptr().add(r * row_bytes + b * BYTES);
+            prefetch_ahead(p, NR * row_bytes, BYTES);
+            let (w, dw) = decode(p);
             for (k, acc) in acc.iter_mut().enumerate() {
                 let blk = (t0 + k) * nb + b;
                 let x = _mm256_loadu_si256(q.qs.as_ptr().add(blk * 32) as *const __m256i);
@@ -153,6 +155,8 @@ unsafe fn q8_lane_rows<const NR: usize, const NT: usize, const BYTES: usize>(
     }
 }
 
+/// Q4_0: per block the exact integer dot product of each row, one chain per output.
+/// The rows' lane sums are reduced together, four rows into one vector.
 #[target_feature(enable = "avx2,fma,f16c")]
 unsafe fn q4_0_rows<const NR: usize, const NT: usize>(
     rows: &[u8],
@@ -161,10 +165,42 @@ unsafe fn q4_0_rows<const NR: usize, const NT: usize>(
     t0: usize,
     out: &mut RowsOut,
 ) {
-    q8_lane_rows::<NR, NT, 18>(rows, row_bytes, acts, t0, out, |p| {
-        let w = _mm256_sub_epi8(nibbles(p.add(2)), _mm256_set1_epi8(8));
-        (w, load_f16(p))
-    });
+    let nb = acts.cols / 32;
+    assert!(row_bytes >= nb * 18);
+    let q = acts.q;
+    // Lane r: row r.
+    let mut acc = [_mm_setzero_ps(); NT];
+    for b in 0..nb {
+        let base = rows.as_ptr().add(b * 18);
+        let mut w = [_mm256_setzero_si256(); 4];
+        for (r, w) in w.iter_mut().enumerate().take(NR) {
+            let p = base.add(r * row_bytes);
+            prefetch_ahead(p, NR * row_bytes, 18);
+            *w = _mm256_sub_epi8(nibbles(p.add(2)), _mm256_set1_epi8(8));
+        }
+        let dw = f16_rows4::<NR>(base, row_bytes);
+        for (k, acc) in acc.iter_mut().enumerate() {
+            let blk = (t0 + k) * nb + b;
+            let x = _mm256_loadu_si256(q.qs.as_ptr().add(blk * 32) as *const __m256i);
+            let l: [__m256i; 4] = std::array::from_fn(|r| {
+                if r < NR {
+                    lanes32(w[r], x)
+                } else {
+                    _mm256_setzero_si256()
+                }
+            });
+            let exact = reduce_rows4(l);
+            let d = _mm_mul_ps(dw, _mm_set1_ps(*q.d.get_unchecked(blk)));
+            *acc = _mm_fmadd_ps(_mm_cvtepi32_ps(exact), d, *acc);
+        }
+    }
+    for (k, acc) in acc.iter().enumerate() {
+        let mut lanes = [0f32; 4];
+        _mm_storeu_ps(lanes.as_mut_ptr(), *acc);
+        for (o, v) in out.iter_mut().zip(lanes).take(NR) {
+            o[k] = v;
+        }
+    }
 }
 
 #[target_feature(enable = "avx2,fma,f16c")]
@@ -199,6 +235,140 @@ unsafe fn q8_0_rows<const NR: usize, const NT: usize>(
 /// token in a whole group of four), fused-multiply-added into two chains.
 #[target_feature(enable = "avx2,fma,f16c")]
 unsafe fn q4_k_rows<const NR: usize, const NT: usize>(
+    rows: &[u8],
+    row_bytes: usize,
+    acts: &Acts<'_>,
+    t0: usize,
+    out: &mut RowsOut,
+) {
+    if (t0..t0 + NT).any(|t| acts.place(t).grouped) {
+        q4_k_rows_grouped::<NR, NT>(rows, row_bytes, acts, t0, out)
+    } else {
+        q4_k_rows_single::<NR, NT>(rows, row_bytes, acts, t0, out)
+    }
+}
+
+/// Q4_K's eight 6-bit sub-block scales (bytes 0..8) and mins (bytes 8..16) from the 12
+/// bytes at `p` (llama.cpp's `utmp` shuffle).
+#[inline(always)]
+unsafe fn k4_scales_mins(p: *const u8) -> [u8; 16] {
+    const K1: u32 = 0x3f3f_3f3f;
+    const K2: u32 = 0x0f0f_0f0f;
+    const K3: u32 = 0x0303_0303;
+    let u = |i: usize| std::ptr::read_unaligned(p.add(4 * i) as *const u32);
+    let (u0, u1, u2) = (u(0), u(1), u(2));
+    let packed = [
+        u0 & K1,
+        (u2 & K2) | (((u0 >> 6) & K3) << 4),
+        u1 & K1,
+        ((u2 >> 4) & K2) | (((u1 >> 6) & K3) << 4),
+    ];
+    std::mem::transmute::<[u32; 4], [u8; 16]>(packed.map(u32::to_le))
+}
+
+/// Asks for the `bytes` at `p + ahead` (the same block of the rows after this call's:
+/// the rows of a chunk lie back to back, so a kernel reading rows side by side is not a
+/// stream the hardware prefetcher follows).
+#[inline(always)]
+unsafe fn prefetch_ahead(p: *const u8, ahead: usize, bytes: usize) {
+    let mut at = 0;
+    while at < bytes {
+        // Prefetches never fault; the address may lie past the weights.
+        _mm_prefetch::<_MM_HINT_T0>(p.wrapping_add(ahead + at) as *const i8);
+        at += 64;
+    }
+}
+
+/// Four rows' eight-lane sums reduced to one lane per row.
+#[inline(always)]
+unsafe fn reduce_rows4(v: [__m256i; 4]) -> __m128i {
+    let h = _mm256_hadd_epi32(_mm256_hadd_epi32(v[0], v[1]), _mm256_hadd_epi32(v[2], v[3]));
+    _mm_add_epi32(_mm256_castsi256_si128(h), _mm256_extracti128_si256(h, 1))
+}
+
+/// Four f16 values, one per row at `p + r·row_bytes`, as floats.
+#[inline(always)]
+unsafe fn f16_rows4<const NR: usize>(p: *const u8, row_bytes: usize) -> __m128 {
+    let mut bits = [0i16; 4];
+    for (r, v) in bits.iter_mut().enumerate().take(NR) {
+        *v = std::ptr::read_unaligned(p.add(r * row_bytes) as *const i16);
+    }
+    let [b0, b1, b2, b3] = bits;
+    _mm_cvtph_ps(_mm_set_epi16(0, 0, 0, 0, b3, b2, b1, b0))
+}
+
+/// Q4_K for tokens outside whole groups of four (decode): one exact `Σ sc·Σ q·x` and
+/// one `Σ mn·Σ x` per row and super-block, four rows reduced together.
+#[target_feature(enable = "avx2,fma,f16c")]
+unsafe fn q4_k_rows_single<const NR: usize, const NT: usize>(
+    rows: &[u8],
+    row_bytes: usize,
+    acts: &Acts<'_>,
+    t0: usize,
+    out: &mut RowsOut,
+) {
+    let nb = acts.cols / 256;
+    assert!(row_bytes >= nb * 144);
+    let q = acts.q;
+    let mask = _mm256_set1_epi8(15);
+    // Lane r: row r.
+    let mut acc = [_mm_setzero_ps(); NT];
+    let mut acc_min = [_mm_setzero_ps(); NT];
+    for b in 0..nb {
+        let base = rows.as_ptr().add(b * 144);
+        let d = f16_rows4::<NR>(base, row_bytes);
+        let dmin = f16_rows4::<NR>(base.add(2), row_bytes);
+        for k in 0..NT {
+            let ab = (t0 + k) * nb + b;
+            let x = q.qs.as_ptr().add(ab * 256);
+            let bsums = _mm256_loadu_si256(q.bsums.as_ptr().add(ab * 16) as *const __m256i);
+            let mut scaled = [_mm256_setzero_si256(); 4];
+            let mut mins = [_mm256_setzero_si256(); 4];
+            for r in 0..NR {
+                let p = base.add(r * row_bytes);
+                if k == 0 {
+                    prefetch_ahead(p, NR * row_bytes, 144);
+                }
+                let sm = k4_scales_mins(p.add(4));
+                let m8 = _mm_loadl_epi64(sm.as_ptr().add(8) as *const __m128i);
+                let mins_twice = _mm256_cvtepu8_epi16(_mm_unpacklo_epi8(m8, m8));
+                mins[r] = _mm256_madd_epi16(bsums, mins_twice);
+                let mut sumi = _mm256_setzero_si256();
+                for c in 0..4 {
+                    let raw = _mm256_loadu_si256(p.add(16 + 32 * c) as *const __m256i);
+                    let lo = _mm256_and_si256(raw, mask);
+                    let hi = _mm256_and_si256(_mm256_srli_epi16(raw, 4), mask);
+                    let x0 = _mm256_loadu_si256(x.add(64 * c) as *const __m256i);
+                    let x1 = _mm256_loadu_si256(x.add(64 * c + 32) as *const __m256i);
+                    let s0 = _mm256_set1_epi16(sm[2 * c] as i16);
+                    let s1 = _mm256_set1_epi16(sm[2 * c + 1] as i16);
+                    sumi =
+                        _mm256_add_epi32(sumi, _mm256_madd_epi16(_mm256_maddubs_epi16(lo, x0), s0));
+                    sumi =
+                        _mm256_add_epi32(sumi, _mm256_madd_epi16(_mm256_maddubs_epi16(hi, x1), s1));
+                }
+                scaled[r] = sumi;
+            }
+            let dx = _mm_set1_ps(*q.d.get_unchecked(ab));
+            let s = _mm_cvtepi32_ps(reduce_rows4(scaled));
+            let m = _mm_cvtepi32_ps(reduce_rows4(mins));
+            acc[k] = _mm_fmadd_ps(s, _mm_mul_ps(d, dx), acc[k]);
+            acc_min[k] = _mm_fmadd_ps(m, _mm_mul_ps(dmin, dx), acc_min[k]);
+        }
+    }
+    for k in 0..NT {
+        let mut lanes = [0f32; 4];
+        _mm_storeu_ps(lanes.as_mut_ptr(), _mm_sub_ps(acc[k], acc_min[k]));
+        for (o, v) in out.iter_mut().zip(lanes).take(NR) {
+            o[k] = v;
+        }
+    }
+}
+
+/// Q4_K for calls with tokens in whole groups of four (prefill below AVX-512): terms
+/// per pair of sub-blocks for those tokens.
+#[target_feature(enable = "avx2,fma,f16c")]
+unsafe fn q4_k_rows_grouped<const NR: usize, const NT: usize>(
     rows: &[u8],
     row_bytes: usize,
     acts: &Acts<'_>,
@@ -300,6 +470,7 @@ unsafe fn q6_k_rows<const NR: usize, const NT: usize>(
     for b in 0..nb {
         for (r, acc) in acc.iter_mut().enumerate() {
             let p = rows.as_ptr().add(r * row_bytes + b * 210);
+            prefetch_ahead(p, NR * row_bytes, 210);
             let dw = load_f16(p.add(208));
             let scales = _mm_loadu_si128(p.add(192) as *const __m128i);
             // 8 vectors of 32 unsigned 6-bit values, in element order.

@@ -13,7 +13,7 @@ pub fn tokens_per_tile(family: Family) -> usize {
     match family {
         Family::Lanes32 => 2,
         Family::Q6K => 1,
-        Family::Q4K => PANEL_TOKENS,
+        Family::Q4K | Family::Exact32 => PANEL_TOKENS,
     }
 }
 
@@ -35,8 +35,11 @@ pub fn tile(
     assert!(q.qs.len() >= (t0 + nt) * cols);
     assert!(q.d.len() >= (t0 + nt) * cols / panel.ty.block_elems());
     match family {
-        Family::Lanes32 => assert!(acts.quad_corr.len() >= (t0 + nt) * cols / 4),
-        _ => assert!(acts.sums.len() >= (t0 + nt) * cols / 32),
+        Family::Lanes32 | Family::Exact32 => {
+            assert!(acts.quad_corr.len() >= (t0 + nt) * cols / 4)
+        }
+        Family::Q4K => assert!(acts.sums.len() >= (t0 + nt) * cols / 64),
+        Family::Q6K => assert!(acts.sums.len() >= (t0 + nt) * cols / 32),
     }
     // SAFETY (all arms): the AVX-512 level (F, BW, VL, VNNI) was detected before this
     // function is used (the matmul checks the table's level); the bounds were asserted.
@@ -44,6 +47,10 @@ pub fn tile(
         match (family, nt) {
             (Family::Lanes32, 1) => lanes32::<1>(panel, acts, t0, out),
             (Family::Lanes32, _) => lanes32::<2>(panel, acts, t0, out),
+            (Family::Exact32, 1) => exact32::<1>(panel, acts, t0, out),
+            (Family::Exact32, 2) => exact32::<2>(panel, acts, t0, out),
+            (Family::Exact32, 3) => exact32::<3>(panel, acts, t0, out),
+            (Family::Exact32, _) => exact32::<4>(panel, acts, t0, out),
             (Family::Q6K, _) => q6k(panel, acts, t0, out),
             (Family::Q4K, 1) => q4k::<1>(panel, acts, t0, out),
             (Family::Q4K, 2) => q4k::<2>(panel, acts, t0, out),
@@ -97,6 +104,46 @@ unsafe fn lanes32<const NT: usize>(
     }
     for (t, lanes) in lanes.iter().enumerate() {
         _mm512_storeu_ps(out[t].as_mut_ptr(), hsum8_rows(lanes));
+    }
+}
+
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c")]
+unsafe fn exact32<const NT: usize>(
+    panel: &OrderedPanel,
+    acts: &OrderedActs<'_>,
+    t0: usize,
+    out: &mut [[f32; PANEL_ROWS]; PANEL_TOKENS],
+) {
+    let cols = panel.cols;
+    let blocks = cols / 32;
+    let quads = cols / 4;
+    let w = panel.w.as_ptr();
+    let x = acts.q.qs.as_ptr().add(t0 * cols);
+    let dx = acts.q.d.as_ptr().add(t0 * blocks);
+    let corr = acts.quad_corr.as_ptr().add(t0 * quads);
+    let mut acc = [_mm512_setzero_ps(); NT];
+    for b in 0..blocks {
+        // The block's offset correction starts each exact sum.
+        let mut dots: [__m512i; NT] = std::array::from_fn(|t| {
+            let c = corr.add(t * quads + 8 * b);
+            _mm512_set1_epi32((0..8).map(|k| *c.add(k)).sum())
+        });
+        for k in 0..8 {
+            let quad = 8 * b + k;
+            let wv = load_i(w.add(quad * PANEL_ROWS) as *const i32);
+            for (t, dot) in dots.iter_mut().enumerate() {
+                let xq = std::ptr::read_unaligned(x.add(t * cols + 4 * quad) as *const i32);
+                *dot = _mm512_dpbusd_epi32(*dot, wv, _mm512_set1_epi32(xq));
+            }
+        }
+        let dw = _mm512_loadu_ps(panel.d.as_ptr().add(b * PANEL_ROWS));
+        for (t, acc) in acc.iter_mut().enumerate() {
+            let d = _mm512_mul_ps(dw, _mm512_set1_ps(*dx.add(t * blocks + b)));
+            *acc = _mm512_fmadd_ps(_mm512_cvtepi32_ps(dots[t]), d, *acc);
+        }
+    }
+    for (t, acc) in acc.iter().enumerate() {
+        _mm512_storeu_ps(out[t].as_mut_ptr(), *acc);
     }
 }
 
@@ -160,6 +207,10 @@ unsafe fn q6k(
     _mm512_storeu_ps(out[0].as_mut_ptr(), result);
 }
 
+/// Q4_K: per pair of sub-blocks, each sub-block's exact dot product times its scale
+/// (two independent `vpdpbusd` chains per token), and the pair's mins by one
+/// `vpdpwssd`; a token in a whole group of four adds them per pair, another per
+/// super-block.
 #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c")]
 unsafe fn q4k<const NT: usize>(
     panel: &OrderedPanel,
@@ -169,55 +220,63 @@ unsafe fn q4k<const NT: usize>(
 ) {
     let cols = panel.cols;
     let blocks = cols / 256;
-    let subs = cols / 32;
+    let pairs = cols / 64;
     let w = panel.w.as_ptr();
     let x = acts.q.qs.as_ptr().add(t0 * cols);
     let dx = acts.q.d.as_ptr().add(t0 * blocks);
-    let sums = acts.sums.as_ptr().add(t0 * subs);
+    let sums = acts.sums.as_ptr().add(t0 * pairs);
     let grouped: [bool; NT] = std::array::from_fn(|t| acts.place(t0 + t).grouped);
+    let zero = _mm512_setzero_si512();
     let mut acc = [_mm512_setzero_ps(); NT];
     let mut acc_min = [_mm512_setzero_ps(); NT];
     for b in 0..blocks {
         let d = _mm512_loadu_ps(panel.d.as_ptr().add(b * PANEL_ROWS));
         let dmin = _mm512_loadu_ps(panel.dmin.as_ptr().add(b * PANEL_ROWS));
-        let mut ds = [_mm512_setzero_ps(); NT];
-        let mut dm = [_mm512_setzero_ps(); NT];
-        for t in 0..NT {
-            let x_scale = _mm512_set1_ps(*dx.add(t * blocks + b));
-            ds[t] = _mm512_mul_ps(d, x_scale);
-            dm[t] = _mm512_mul_ps(dmin, x_scale);
-        }
-        let mut scaled = [_mm512_setzero_si512(); NT];
-        let mut mins = [_mm512_setzero_si512(); NT];
-        for j in 0..8 {
-            let sub = 8 * b + j;
-            let sc = load_i(panel.sc.as_ptr().add(sub * PANEL_ROWS));
-            let mn = load_i(panel.mn.as_ptr().add(sub * PANEL_ROWS));
-            let mut dots = [_mm512_setzero_si512(); NT];
+        let mut scaled = [zero; NT];
+        let mut mins = [zero; NT];
+        for p in 0..4 {
+            let (j0, j1) = (8 * b + 2 * p, 8 * b + 2 * p + 1);
+            let mut dot0 = [zero; NT];
+            let mut dot1 = [zero; NT];
             for qd in 0..8 {
-                let quad = 8 * sub + qd;
-                let wv = load_i(w.add(quad * PANEL_ROWS) as *const i32);
-                for (t, dot) in dots.iter_mut().enumerate() {
-                    let xq = std::ptr::read_unaligned(x.add(t * cols + 4 * quad) as *const i32);
-                    *dot = _mm512_dpbusd_epi32(*dot, wv, _mm512_set1_epi32(xq));
+                let (q0, q1) = (8 * j0 + qd, 8 * j1 + qd);
+                let w0 = load_i(w.add(q0 * PANEL_ROWS) as *const i32);
+                let w1 = load_i(w.add(q1 * PANEL_ROWS) as *const i32);
+                for t in 0..NT {
+                    let xt = x.add(t * cols);
+                    let x0 = std::ptr::read_unaligned(xt.add(4 * q0) as *const i32);
+                    let x1 = std::ptr::read_unaligned(xt.add(4 * q1) as *const i32);
+                    dot0[t] = _mm512_dpbusd_epi32(dot0[t], w0, _mm512_set1_epi32(x0));
+                    dot1[t] = _mm512_dpbusd_epi32(dot1[t], w1, _mm512_set1_epi32(x1));
                 }
             }
+            let sc0 = load_i(panel.sc.as_ptr().add(j0 * PANEL_ROWS));
+            let sc1 = load_i(panel.sc.as_ptr().add(j1 * PANEL_ROWS));
+            let mn = load_i(panel.mn.as_ptr().add((4 * b + p) * PANEL_ROWS));
             for t in 0..NT {
-                scaled[t] = _mm512_add_epi32(scaled[t], _mm512_mullo_epi32(dots[t], sc));
-                let xs = _mm512_set1_epi32(*sums.add(t * subs + sub));
-                mins[t] = _mm512_add_epi32(mins[t], _mm512_mullo_epi32(mn, xs));
-                if grouped[t] && j % 2 == 1 {
-                    acc[t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(scaled[t]), ds[t], acc[t]);
-                    acc_min[t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(mins[t]), dm[t], acc_min[t]);
-                    scaled[t] = _mm512_setzero_si512();
-                    mins[t] = _mm512_setzero_si512();
+                let s = _mm512_add_epi32(
+                    _mm512_mullo_epi32(dot0[t], sc0),
+                    _mm512_mullo_epi32(dot1[t], sc1),
+                );
+                let xs = _mm512_set1_epi32(*sums.add(t * pairs + 4 * b + p));
+                let m = _mm512_dpwssd_epi32(zero, mn, xs);
+                if grouped[t] {
+                    let x_scale = _mm512_set1_ps(*dx.add(t * blocks + b));
+                    let (ds, dm) = (_mm512_mul_ps(d, x_scale), _mm512_mul_ps(dmin, x_scale));
+                    acc[t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(s), ds, acc[t]);
+                    acc_min[t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(m), dm, acc_min[t]);
+                } else {
+                    scaled[t] = _mm512_add_epi32(scaled[t], s);
+                    mins[t] = _mm512_add_epi32(mins[t], m);
                 }
             }
         }
         for t in 0..NT {
             if !grouped[t] {
-                acc[t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(scaled[t]), ds[t], acc[t]);
-                acc_min[t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(mins[t]), dm[t], acc_min[t]);
+                let x_scale = _mm512_set1_ps(*dx.add(t * blocks + b));
+                let (ds, dm) = (_mm512_mul_ps(d, x_scale), _mm512_mul_ps(dmin, x_scale));
+                acc[t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(scaled[t]), ds, acc[t]);
+                acc_min[t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(mins[t]), dm, acc_min[t]);
             }
         }
     }

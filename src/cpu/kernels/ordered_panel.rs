@@ -20,8 +20,10 @@ use super::portable::{decode_k, decode_legacy, k4_scale_min};
 /// The three shapes of ordered panels.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Family {
-    /// Q4_0, Q5_0, Q8_0: eight lanes per 32-column block.
+    /// Q5_0, Q8_0: eight lanes per 32-column block.
     Lanes32,
+    /// Q4_0: one exact integer sum per 32-column block (same panel as `Lanes32`).
+    Exact32,
     /// Q4_K: integer sub-block scales and mins, one or four terms per super-block.
     Q4K,
     /// Q6_K: eight lanes per super-block, integer scales per 16 columns.
@@ -31,7 +33,8 @@ pub enum Family {
 impl Family {
     pub fn of(ty: GgmlType) -> Option<Family> {
         match ty {
-            GgmlType::Q4_0 | GgmlType::Q5_0 | GgmlType::Q8_0 => Some(Family::Lanes32),
+            GgmlType::Q4_0 => Some(Family::Exact32),
+            GgmlType::Q5_0 | GgmlType::Q8_0 => Some(Family::Lanes32),
             GgmlType::Q4K => Some(Family::Q4K),
             GgmlType::Q6K => Some(Family::Q6K),
             _ => None,
@@ -55,14 +58,14 @@ pub struct OrderedPanel {
     pub cols: usize,
     /// `[cols/4][16]` quads of unsigned bytes (one u32 each).
     pub w: Vec<u32>,
-    /// Float scale per block (Lanes32), per super-block (Q4K: `d`; Q6K: `d`).
+    /// Float scale per block (Lanes32, Exact32), per super-block (Q4K: `d`; Q6K: `d`).
     pub d: Vec<f32>,
     /// Q4K: `dmin` per super-block.
     pub dmin: Vec<f32>,
     /// Q4K: scale per 32-column sub-block; Q6K: scale of each 16-column group twice,
     /// as two i16 halves (for `vpdpwssd`).
     pub sc: Vec<i32>,
-    /// Q4K: min per sub-block; Q6K: per super-block and lane `k`, the scales of groups
+    /// Q4K: the mins of each pair of sub-blocks as two i16 halves; Q6K: per super-block and lane `k`, the scales of groups
     /// `2k` and `2k+1` as two i16 halves.
     pub mn: Vec<i32>,
     /// Scratch: one row's unsigned bytes.
@@ -89,8 +92,8 @@ impl OrderedPanel {
         let family = Family::of(ty).expect("an ordered type");
         let blocks = cols / ty.block_elems();
         let (dmin, sc, mn) = match family {
-            Family::Lanes32 => (0, 0, 0),
-            Family::Q4K => (blocks, cols / 32, cols / 32),
+            Family::Lanes32 | Family::Exact32 => (0, 0, 0),
+            Family::Q4K => (blocks, cols / 32, cols / 64),
             Family::Q6K => (0, cols / 16, blocks * 8),
         };
         [cols / 4, blocks, dmin, sc, mn].map(|n| n * PANEL_ROWS)
@@ -131,7 +134,7 @@ impl OrderedPanel {
     fn put_block(&mut self, block: Option<&[u8]>, b: usize, r: usize, vals: &mut [u8]) {
         let at = |i: usize| i * PANEL_ROWS + r;
         match Family::of(self.ty).expect("an ordered type") {
-            Family::Lanes32 => {
+            Family::Lanes32 | Family::Exact32 => {
                 let Some(block) = block else {
                     self.d[at(b)] = 0.0;
                     return;
@@ -153,7 +156,9 @@ impl OrderedPanel {
                     self.dmin[at(b)] = 0.0;
                     for j in 0..8 {
                         self.sc[at(8 * b + j)] = 0;
-                        self.mn[at(8 * b + j)] = 0;
+                    }
+                    for p in 0..4 {
+                        self.mn[at(4 * b + p)] = 0;
                     }
                     return;
                 };
@@ -163,10 +168,12 @@ impl OrderedPanel {
                 }
                 self.d[at(b)] = blk.d;
                 self.dmin[at(b)] = blk.dmin;
-                for j in 0..8 {
-                    let (s, m) = k4_scale_min(&block[4..16], j);
-                    self.sc[at(8 * b + j)] = s as i32;
-                    self.mn[at(8 * b + j)] = m as i32;
+                for p in 0..4 {
+                    let (s0, m0) = k4_scale_min(&block[4..16], 2 * p);
+                    let (s1, m1) = k4_scale_min(&block[4..16], 2 * p + 1);
+                    self.sc[at(8 * b + 2 * p)] = s0 as i32;
+                    self.sc[at(8 * b + 2 * p + 1)] = s1 as i32;
+                    self.mn[at(4 * b + p)] = i16_pair(m0 as i32, m1 as i32);
                 }
             }
             Family::Q6K => {
@@ -185,9 +192,7 @@ impl OrderedPanel {
                     *v = (q as i32 + 32) as u8;
                 }
                 self.d[at(b)] = blk.d;
-                let pair = |lo: i32, hi: i32| {
-                    (lo as i16 as u16 as u32 | ((hi as i16 as u16 as u32) << 16)) as i32
-                };
+                let pair = i16_pair;
                 for g in 0..16 {
                     self.sc[at(16 * b + g)] = pair(blk.sc[g], blk.sc[g]);
                 }
@@ -205,9 +210,10 @@ pub struct OrderedActs<'a> {
     pub q: &'a QuantizedActs,
     /// Tokens in the whole batch (see [`super::summation::BatchPlace`]).
     pub n_tokens: usize,
-    /// Lanes32: `−offset·Σx` of each quad, `[token][cols/4]`.
+    /// Lanes32, Exact32: `−offset·Σx` of each quad, `[token][cols/4]`.
     pub quad_corr: Vec<i32>,
-    /// Q4K: `Σx` of each 32-column sub-block, `[token][cols/32]`. Q6K: the group sums
+    /// Q4K: `Σx` of the two 32-column sub-blocks of each pair as two i16 halves,
+    /// `[token][cols/64]`. Q6K: the group sums
     /// `bsums[2k]`, `bsums[2k+1]` of each lane `k` as two i16 halves, `[token][cols/32]`.
     pub sums: Vec<i32>,
 }
@@ -221,7 +227,7 @@ impl<'a> OrderedActs<'a> {
     pub fn new(ty: GgmlType, q: &'a QuantizedActs) -> OrderedActs<'a> {
         let family = Family::of(ty).expect("an ordered type");
         let off = offset(ty);
-        let quad_corr = if family == Family::Lanes32 {
+        let quad_corr = if matches!(family, Family::Lanes32 | Family::Exact32) {
             q.qs.chunks_exact(4)
                 .map(|c| -off * c.iter().map(|&v| v as i32).sum::<i32>())
                 .collect()
@@ -229,16 +235,16 @@ impl<'a> OrderedActs<'a> {
             Vec::new()
         };
         let sums = match family {
-            Family::Lanes32 => Vec::new(),
+            Family::Lanes32 | Family::Exact32 => Vec::new(),
             Family::Q4K => q
                 .bsums
-                .chunks_exact(2)
-                .map(|p| p[0] as i32 + p[1] as i32)
+                .chunks_exact(4)
+                .map(|g| i16_pair(g[0] as i32 + g[1] as i32, g[2] as i32 + g[3] as i32))
                 .collect(),
             Family::Q6K => q
                 .bsums
                 .chunks_exact(2)
-                .map(|p| (p[0] as u16 as u32 | ((p[1] as u16 as u32) << 16)) as i32)
+                .map(|p| i16_pair(p[0] as i32, p[1] as i32))
                 .collect(),
         };
         OrderedActs {
@@ -248,4 +254,9 @@ impl<'a> OrderedActs<'a> {
             sums,
         }
     }
+}
+
+/// Two values that fit i16 packed as the halves of an i32 (low first), for `vpdpwssd`.
+fn i16_pair(lo: i32, hi: i32) -> i32 {
+    (lo as i16 as u16 as u32 | ((hi as i16 as u16 as u32) << 16)) as i32
 }

@@ -11,7 +11,10 @@
 //! So every kernel (portable, AVX2 and AVX-512; row kernels and prefill panels) sums in
 //! one order per type, the order of llama.cpp's x86 kernels, and they all give the same
 //! bits, which are llama.cpp's:
-//! - Q4_0, Q5_0, Q8_0 (Q8_0 activations, `ggml_vec_dot_q*_0_q8_0` and the prefill
+//! - Q4_0 (llama.cpp repacks it into 8-row interleaved blocks on AVX2 machines,
+//!   `ggml_gemv/gemm_q4_0_8x8_q8_0`): one chain per output; per block the exact integer
+//!   dot product `IS`, and `acc = fma(IS, d_w·d_x, acc)`, for decode and prefill alike.
+//! - Q5_0, Q8_0 (Q8_0 activations, `ggml_vec_dot_q*_0_q8_0` and the prefill
 //!   `tinyBLAS_Q0_AVX`): eight lanes; lane `k` of block `b` is the integer sum of the
 //!   products of elements `4k .. 4k+3`, converted to f32 and fused-multiply-added with
 //!   `d_w·d_x` into lane accumulator `k`; the lanes are added by [`hsum8`] at the end.
@@ -186,7 +189,16 @@ pub fn dot(
         hsum8(acc)
     };
     Some(match ty {
-        GgmlType::Q4_0 => legacy(decode_legacy::<0>, 18),
+        GgmlType::Q4_0 => {
+            let mut acc = 0f32;
+            for (b, block) in row.chunks_exact(18).enumerate() {
+                let blk = decode_legacy::<0>(block);
+                let x = &xq[32 * b..32 * b + 32];
+                let exact: i32 = lanes32(&blk.q, x).iter().sum();
+                acc = (exact as f32).mul_add(blk.d * xd[b], acc);
+            }
+            acc
+        }
         GgmlType::Q5_0 => legacy(decode_legacy::<2>, 22),
         GgmlType::Q8_0 => legacy(decode_legacy::<4>, 34),
         GgmlType::Q6K if place.wide => {
