@@ -156,7 +156,9 @@ unsafe fn q8_lane_rows<const NR: usize, const NT: usize, const BYTES: usize>(
 }
 
 /// Q4_0: per block the exact integer dot product of each row, one chain per output.
-/// The rows' lane sums are reduced together, four rows into one vector.
+/// Two rows share a register (one per 128-bit half) against the block's activations
+/// doubled; the unsigned codes' products are corrected by `8·Σx` (the same for every
+/// row), and four rows are reduced into one vector.
 #[target_feature(enable = "avx2,fma,f16c")]
 unsafe fn q4_0_rows<const NR: usize, const NT: usize>(
     rows: &[u8],
@@ -168,28 +170,54 @@ unsafe fn q4_0_rows<const NR: usize, const NT: usize>(
     let nb = acts.cols / 32;
     assert!(row_bytes >= nb * 18);
     let q = acts.q;
+    let mask = _mm256_set1_epi8(15);
+    let ones = _mm256_set1_epi16(1);
+    let eights = _mm256_set1_epi8(8);
     // Lane r: row r.
     let mut acc = [_mm_setzero_ps(); NT];
     for b in 0..nb {
         let base = rows.as_ptr().add(b * 18);
-        let mut w = [_mm256_setzero_si256(); 4];
-        for (r, w) in w.iter_mut().enumerate().take(NR) {
-            let p = base.add(r * row_bytes);
-            prefetch_ahead(p, NR * row_bytes, 18);
-            *w = _mm256_sub_epi8(nibbles(p.add(2)), _mm256_set1_epi8(8));
+        let codes = |r: usize| {
+            if r < NR {
+                let p = base.add(r * row_bytes);
+                prefetch_ahead(p, NR * row_bytes, 18);
+                _mm_loadu_si128(p.add(2) as *const __m128i)
+            } else {
+                _mm_setzero_si128()
+            }
+        };
+        // Rows 2i (low half) and 2i+1 (high half): low nibbles (elements 0..16) and
+        // high nibbles (16..32).
+        let mut low = [_mm256_setzero_si256(); 2];
+        let mut high = [_mm256_setzero_si256(); 2];
+        for i in 0..NR.div_ceil(2) {
+            let raw = _mm256_set_m128i(codes(2 * i + 1), codes(2 * i));
+            low[i] = _mm256_and_si256(raw, mask);
+            high[i] = _mm256_and_si256(_mm256_srli_epi16(raw, 4), mask);
         }
         let dw = f16_rows4::<NR>(base, row_bytes);
         for (k, acc) in acc.iter_mut().enumerate() {
             let blk = (t0 + k) * nb + b;
             let x = _mm256_loadu_si256(q.qs.as_ptr().add(blk * 32) as *const __m256i);
-            let l: [__m256i; 4] = std::array::from_fn(|r| {
-                if r < NR {
-                    lanes32(w[r], x)
-                } else {
-                    _mm256_setzero_si256()
-                }
-            });
-            let exact = reduce_rows4(l);
+            let x_first = _mm256_permute2x128_si256(x, x, 0x00);
+            let x_second = _mm256_permute2x128_si256(x, x, 0x11);
+            let lanes = |l: __m256i, h: __m256i| {
+                let pairs = _mm256_add_epi16(
+                    _mm256_maddubs_epi16(l, x_first),
+                    _mm256_maddubs_epi16(h, x_second),
+                );
+                _mm256_madd_epi16(pairs, ones)
+            };
+            let corr = lanes(eights, eights);
+            let mut two_rows = [_mm256_setzero_si256(); 2];
+            for i in 0..NR.div_ceil(2) {
+                two_rows[i] = _mm256_sub_epi32(lanes(low[i], high[i]), corr);
+            }
+            // Halves: rows (0, 2) low, (1, 3) high, summed pairwise twice.
+            let h = _mm256_hadd_epi32(two_rows[0], two_rows[1]);
+            let h = _mm256_hadd_epi32(h, h);
+            let exact =
+                _mm_unpacklo_epi32(_mm256_castsi256_si128(h), _mm256_extracti128_si256(h, 1));
             let d = _mm_mul_ps(dw, _mm_set1_ps(*q.d.get_unchecked(blk)));
             *acc = _mm_fmadd_ps(_mm_cvtepi32_ps(exact), d, *acc);
         }
