@@ -108,7 +108,7 @@ fn matmul_with(
         if n_tokens > TILE_TOKENS {
             if let Some(family) = Family::of(w.ty) {
                 let acts = OrderedActs::new(w.ty, &quantized);
-                let step = (tiles.tokens_per_tile)(family);
+                let step = (tiles.tokens_per_tile)(family, n_tokens);
                 return run_ordered_panels(pool, tiles.tile, step, w, &acts, n_tokens, y);
             }
         }

@@ -232,7 +232,7 @@ pub type OrderedTile = fn(
 #[derive(Clone, Copy)]
 pub struct OrderedTiles {
     pub tile: OrderedTile,
-    pub tokens_per_tile: fn(ordered_panel::Family) -> usize,
+    pub tokens_per_tile: fn(ordered_panel::Family, usize) -> usize,
 }
 
 /// Tokens per panel tile.

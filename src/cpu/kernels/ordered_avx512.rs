@@ -5,20 +5,22 @@ use std::arch::x86_64::*;
 
 use super::ordered_panel::{Family, OrderedActs, OrderedPanel};
 use super::panel::PANEL_ROWS;
+use super::summation::BatchPlace;
 use super::PANEL_TOKENS;
 
-/// Tokens one tile call takes, per family (what the registers hold: Lanes32 keeps 8
-/// float lanes per token, Q6_K 8 integer and 8 float lanes, Q4_K two chains).
-pub fn tokens_per_tile(family: Family) -> usize {
+/// Tokens one tile call takes, per family, in a batch of `n_tokens` (what the registers
+/// hold: Lanes32 keeps 8 float lanes per token, Q6_K below 8 tokens 8 integer and 8 float
+/// lanes, from 8 tokens on one exact sum; the others two chains).
+pub fn tokens_per_tile(family: Family, n_tokens: usize) -> usize {
     match family {
         Family::Lanes32 => 2,
-        Family::Q6K => 1,
-        Family::Q4K | Family::Exact32 => PANEL_TOKENS,
+        Family::Q6K if !BatchPlace::of(0, n_tokens).wide => 1,
+        Family::Q6K | Family::Q4K | Family::Exact32 => PANEL_TOKENS,
     }
 }
 
 /// `out[k][r] = panel row r · activation row (t0 + k)` for `k < nt ≤
-/// tokens_per_tile(family)`. Callers must have detected the AVX-512 level.
+/// tokens_per_tile(family, n_tokens)`. Callers must have detected the AVX-512 level.
 pub fn tile(
     panel: &OrderedPanel,
     acts: &OrderedActs<'_>,
@@ -27,7 +29,7 @@ pub fn tile(
     out: &mut [[f32; PANEL_ROWS]; PANEL_TOKENS],
 ) {
     let family = Family::of(panel.ty).expect("an ordered type");
-    assert!((1..=tokens_per_tile(family)).contains(&nt));
+    assert!((1..=tokens_per_tile(family, acts.n_tokens)).contains(&nt));
     panel.check();
     let cols = panel.cols;
     let q = acts.q;
@@ -51,7 +53,11 @@ pub fn tile(
             (Family::Exact32, 2) => exact32::<2>(panel, acts, t0, out),
             (Family::Exact32, 3) => exact32::<3>(panel, acts, t0, out),
             (Family::Exact32, _) => exact32::<4>(panel, acts, t0, out),
-            (Family::Q6K, _) => q6k(panel, acts, t0, out),
+            (Family::Q6K, _) if !acts.place(t0).wide => q6k(panel, acts, t0, out),
+            (Family::Q6K, 1) => q6k_wide::<1>(panel, acts, t0, out),
+            (Family::Q6K, 2) => q6k_wide::<2>(panel, acts, t0, out),
+            (Family::Q6K, 3) => q6k_wide::<3>(panel, acts, t0, out),
+            (Family::Q6K, _) => q6k_wide::<4>(panel, acts, t0, out),
             (Family::Q4K, 1) => q4k::<1>(panel, acts, t0, out),
             (Family::Q4K, 2) => q4k::<2>(panel, acts, t0, out),
             (Family::Q4K, 3) => q4k::<3>(panel, acts, t0, out),
@@ -144,6 +150,65 @@ unsafe fn exact32<const NT: usize>(
     }
     for (t, acc) in acc.iter().enumerate() {
         _mm512_storeu_ps(out[t].as_mut_ptr(), *acc);
+    }
+}
+
+/// Q6_K in batches of 8 tokens or more: per super-block one exact integer sum per
+/// token (two `vpdpwssd` chains: even and odd groups), then `fma(IS·d_w, d_x, acc)`.
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c")]
+unsafe fn q6k_wide<const NT: usize>(
+    panel: &OrderedPanel,
+    acts: &OrderedActs<'_>,
+    t0: usize,
+    out: &mut [[f32; PANEL_ROWS]; PANEL_TOKENS],
+) {
+    let cols = panel.cols;
+    let blocks = cols / 256;
+    let w = panel.w.as_ptr();
+    let x = acts.q.qs.as_ptr().add(t0 * cols);
+    let dx = acts.q.d.as_ptr().add(t0 * blocks);
+    let sums = acts.sums.as_ptr().add(t0 * cols / 32);
+    let zero = _mm512_setzero_si512();
+    let mut total = [_mm512_setzero_ps(); NT];
+    for b in 0..blocks {
+        let mut even = [zero; NT];
+        let mut odd = [zero; NT];
+        for g in 0..16 {
+            let sc = load_i(panel.sc.as_ptr().add((16 * b + g) * PANEL_ROWS));
+            for k in 0..4 {
+                let quad = 64 * b + 4 * g + k;
+                let wv = load_i(w.add(quad * PANEL_ROWS) as *const i32);
+                for t in 0..NT {
+                    let xq = std::ptr::read_unaligned(x.add(t * cols + 4 * quad) as *const i32);
+                    let p = _mm512_maddubs_epi16(wv, _mm512_set1_epi32(xq));
+                    if g % 2 == 0 {
+                        even[t] = _mm512_dpwssd_epi32(even[t], p, sc);
+                    } else {
+                        odd[t] = _mm512_dpwssd_epi32(odd[t], p, sc);
+                    }
+                }
+            }
+        }
+        let dw = _mm512_loadu_ps(panel.d.as_ptr().add(b * PANEL_ROWS));
+        for t in 0..NT {
+            // −32·Σ scale·Σx over the groups, as in the lanes version.
+            let mut corr = zero;
+            for k in 0..8 {
+                let pair = load_i(panel.mn.as_ptr().add((8 * b + k) * PANEL_ROWS));
+                let bs = _mm512_set1_epi32(*sums.add(t * cols / 32 + 8 * b + k));
+                corr = _mm512_dpwssd_epi32(corr, pair, bs);
+            }
+            let exact = _mm512_sub_epi32(
+                _mm512_add_epi32(even[t], odd[t]),
+                _mm512_slli_epi32(corr, 5),
+            );
+            let scaled = _mm512_mul_ps(_mm512_cvtepi32_ps(exact), dw);
+            let x_scale = _mm512_set1_ps(*dx.add(t * blocks + b));
+            total[t] = _mm512_fmadd_ps(scaled, x_scale, total[t]);
+        }
+    }
+    for (t, total) in total.iter().enumerate() {
+        _mm512_storeu_ps(out[t].as_mut_ptr(), *total);
     }
 }
 
