@@ -291,7 +291,11 @@ unsafe fn k4_scales_mins(p: *const u8) -> [u8; 16] {
         u1 & K1,
         ((u2 >> 4) & K2) | (((u1 >> 6) & K3) << 4),
     ];
-    std::mem::transmute::<[u32; 4], [u8; 16]>(packed.map(u32::to_le))
+    let mut bytes = [0u8; 16];
+    for (four, v) in bytes.chunks_exact_mut(4).zip(packed) {
+        four.copy_from_slice(&v.to_le_bytes());
+    }
+    bytes
 }
 
 /// Asks for the `bytes` at `p + ahead` (the same block of the rows after this call's:
