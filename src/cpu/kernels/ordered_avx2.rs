@@ -8,6 +8,7 @@ use std::arch::x86_64::*;
 use crate::cpu::act_quant::ActFormat;
 use crate::quant::GgmlType;
 
+use super::x86_avx2::{fifth_bits, hsum, k4_scales_mins, load_f16, nibbles};
 use super::{Acts, RowsKernel, RowsOut};
 
 pub fn kernel(ty: GgmlType) -> Option<RowsKernel> {
@@ -66,50 +67,6 @@ table_entry!(q8_0_kernel, q8_0_rows, Q8Block32);
 table_entry!(q4_k_kernel, q4_k_rows, Q8K);
 table_entry!(q6_k_kernel, q6_k_rows, Q8K);
 
-/// [`super::summation::hsum8`] on a register.
-#[inline(always)]
-pub(super) unsafe fn hsum8(v: __m256) -> f32 {
-    let s = _mm_add_ps(_mm256_extractf128_ps(v, 1), _mm256_castps256_ps128(v));
-    let s = _mm_add_ps(s, _mm_movehl_ps(s, s));
-    let s = _mm_add_ss(s, _mm_movehdup_ps(s));
-    _mm_cvtss_f32(s)
-}
-
-#[inline(always)]
-unsafe fn load_f16(p: *const u8) -> f32 {
-    let bits = std::ptr::read_unaligned(p as *const u16);
-    _mm_cvtss_f32(_mm_cvtph_ps(_mm_cvtsi32_si128(bits as i32)))
-}
-
-/// 16 bytes of packed nibbles → 32 bytes: low nibbles first, then high nibbles.
-#[inline(always)]
-unsafe fn nibbles(p: *const u8) -> __m256i {
-    let raw = _mm_loadu_si128(p as *const __m128i);
-    let mask = _mm_set1_epi8(15);
-    let lo = _mm_and_si128(raw, mask);
-    let hi = _mm_and_si128(_mm_srli_epi16(raw, 4), mask);
-    _mm256_set_m128i(hi, lo)
-}
-
-/// Q5_0's fifth bits as bytes: 0 where the bit is set, −16 (0xF0) where it is clear, so
-/// that `nibble | this` is the signed value `q − 16`.
-#[inline(always)]
-unsafe fn q5_high(p: *const u8) -> __m256i {
-    let bits = std::ptr::read_unaligned(p as *const u32);
-    let v = _mm256_set1_epi32(bits as i32);
-    // Byte i picks the byte of `bits` that holds bit i.
-    let pick = _mm256_set_epi64x(
-        0x0303_0303_0303_0303,
-        0x0202_0202_0202_0202,
-        0x0101_0101_0101_0101,
-        0x0000_0000_0000_0000,
-    );
-    let bytes = _mm256_shuffle_epi8(v, pick);
-    let select = _mm256_set1_epi64x(0x8040_2010_0804_0201u64 as i64);
-    let set = _mm256_cmpeq_epi8(_mm256_and_si256(bytes, select), select);
-    _mm256_andnot_si256(set, _mm256_set1_epi8(0xF0u8 as i8))
-}
-
 /// The eight lane sums of a block: lane `k` = Σ w·x over elements `4k .. 4k+3` (the sign
 /// trick makes the unsigned operand `|w|`; every pair sum fits i16).
 #[inline(always)]
@@ -150,7 +107,7 @@ unsafe fn q8_lane_rows<const NR: usize, const NT: usize, const BYTES: usize>(
     }
     for (o, acc) in out.iter_mut().zip(acc) {
         for (o, acc) in o.iter_mut().zip(acc) {
-            *o = hsum8(acc);
+            *o = hsum(acc);
         }
     }
 }
@@ -223,11 +180,7 @@ unsafe fn q4_0_rows<const NR: usize, const NT: usize>(
         }
     }
     for (k, acc) in acc.iter().enumerate() {
-        let mut lanes = [0f32; 4];
-        _mm_storeu_ps(lanes.as_mut_ptr(), *acc);
-        for (o, v) in out.iter_mut().zip(lanes).take(NR) {
-            o[k] = v;
-        }
+        store_rows4::<NR>(*acc, k, out);
     }
 }
 
@@ -240,7 +193,8 @@ unsafe fn q5_0_rows<const NR: usize, const NT: usize>(
     out: &mut RowsOut,
 ) {
     q8_lane_rows::<NR, NT, 22>(rows, row_bytes, acts, t0, out, |p| {
-        let w = _mm256_or_si256(nibbles(p.add(6)), q5_high(p.add(2)));
+        let q = _mm256_or_si256(nibbles(p.add(6)), fifth_bits(p.add(2)));
+        let w = _mm256_sub_epi8(q, _mm256_set1_epi8(16));
         (w, load_f16(p))
     });
 }
@@ -276,28 +230,6 @@ unsafe fn q4_k_rows<const NR: usize, const NT: usize>(
     }
 }
 
-/// Q4_K's eight 6-bit sub-block scales (bytes 0..8) and mins (bytes 8..16) from the 12
-/// bytes at `p` (llama.cpp's `utmp` shuffle).
-#[inline(always)]
-unsafe fn k4_scales_mins(p: *const u8) -> [u8; 16] {
-    const K1: u32 = 0x3f3f_3f3f;
-    const K2: u32 = 0x0f0f_0f0f;
-    const K3: u32 = 0x0303_0303;
-    let u = |i: usize| std::ptr::read_unaligned(p.add(4 * i) as *const u32);
-    let (u0, u1, u2) = (u(0), u(1), u(2));
-    let packed = [
-        u0 & K1,
-        (u2 & K2) | (((u0 >> 6) & K3) << 4),
-        u1 & K1,
-        ((u2 >> 4) & K2) | (((u1 >> 6) & K3) << 4),
-    ];
-    let mut bytes = [0u8; 16];
-    for (four, v) in bytes.chunks_exact_mut(4).zip(packed) {
-        four.copy_from_slice(&v.to_le_bytes());
-    }
-    bytes
-}
-
 /// Asks for the `bytes` at `p + ahead` (the same block of the rows after this call's:
 /// the rows of a chunk lie back to back, so a kernel reading rows side by side is not a
 /// stream the hardware prefetcher follows).
@@ -316,6 +248,16 @@ unsafe fn prefetch_ahead(p: *const u8, ahead: usize, bytes: usize) {
 unsafe fn reduce_rows4(v: [__m256i; 4]) -> __m128i {
     let h = _mm256_hadd_epi32(_mm256_hadd_epi32(v[0], v[1]), _mm256_hadd_epi32(v[2], v[3]));
     _mm_add_epi32(_mm256_castsi256_si128(h), _mm256_extracti128_si256(h, 1))
+}
+
+/// Token `k`'s outputs of rows `0..NR`, lane r holding row r.
+#[inline(always)]
+unsafe fn store_rows4<const NR: usize>(v: __m128, k: usize, out: &mut RowsOut) {
+    let mut lanes = [0f32; 4];
+    _mm_storeu_ps(lanes.as_mut_ptr(), v);
+    for (o, v) in out.iter_mut().zip(lanes).take(NR) {
+        o[k] = v;
+    }
 }
 
 /// Four f16 values, one per row at `p + r·row_bytes`, as floats.
@@ -361,9 +303,10 @@ unsafe fn q4_k_rows_single<const NR: usize, const NT: usize>(
                 if k == 0 {
                     prefetch_ahead(p, NR * row_bytes, 144);
                 }
-                let sm = k4_scales_mins(p.add(4));
-                let m8 = _mm_loadl_epi64(sm.as_ptr().add(8) as *const __m128i);
-                let mins_twice = _mm256_cvtepu8_epi16(_mm_unpacklo_epi8(m8, m8));
+                let (sc, mn) = k4_scales_mins(std::slice::from_raw_parts(p.add(4), 12));
+                let m8 = _mm_loadu_si128(mn.as_ptr() as *const __m128i);
+                let mins_twice =
+                    _mm256_set_m128i(_mm_unpackhi_epi16(m8, m8), _mm_unpacklo_epi16(m8, m8));
                 mins[r] = _mm256_madd_epi16(bsums, mins_twice);
                 let mut sumi = _mm256_setzero_si256();
                 for c in 0..4 {
@@ -372,8 +315,8 @@ unsafe fn q4_k_rows_single<const NR: usize, const NT: usize>(
                     let hi = _mm256_and_si256(_mm256_srli_epi16(raw, 4), mask);
                     let x0 = _mm256_loadu_si256(x.add(64 * c) as *const __m256i);
                     let x1 = _mm256_loadu_si256(x.add(64 * c + 32) as *const __m256i);
-                    let s0 = _mm256_set1_epi16(sm[2 * c] as i16);
-                    let s1 = _mm256_set1_epi16(sm[2 * c + 1] as i16);
+                    let s0 = _mm256_set1_epi16(sc[2 * c]);
+                    let s1 = _mm256_set1_epi16(sc[2 * c + 1]);
                     sumi =
                         _mm256_add_epi32(sumi, _mm256_madd_epi16(_mm256_maddubs_epi16(lo, x0), s0));
                     sumi =
@@ -389,11 +332,7 @@ unsafe fn q4_k_rows_single<const NR: usize, const NT: usize>(
         }
     }
     for k in 0..NT {
-        let mut lanes = [0f32; 4];
-        _mm_storeu_ps(lanes.as_mut_ptr(), _mm_sub_ps(acc[k], acc_min[k]));
-        for (o, v) in out.iter_mut().zip(lanes).take(NR) {
-            o[k] = v;
-        }
+        store_rows4::<NR>(_mm_sub_ps(acc[k], acc_min[k]), k, out);
     }
 }
 
@@ -417,13 +356,7 @@ unsafe fn q4_k_rows_grouped<const NR: usize, const NT: usize>(
             let blk = &rows[r * row_bytes + b * 144..r * row_bytes + (b + 1) * 144];
             let p = blk.as_ptr();
             let (d, dmin) = (load_f16(p), load_f16(p.add(2)));
-            let mut sc = [0i16; 8];
-            let mut mn = [0i32; 8];
-            for j in 0..8 {
-                let (s, m) = super::portable::k4_scale_min(&blk[4..16], j);
-                sc[j] = s as i16;
-                mn[j] = m as i32;
-            }
+            let (sc, mn) = k4_scales_mins(&blk[4..16]);
             let mut w = [_mm256_setzero_si256(); 8];
             for c in 0..4 {
                 let raw = _mm256_loadu_si256(p.add(16 + 32 * c) as *const __m256i);
@@ -448,7 +381,7 @@ unsafe fn q4_k_rows_grouped<const NR: usize, const NT: usize>(
                 let bs = q.bsums.get_unchecked(ab * 16..ab * 16 + 16);
                 let mins: [i32; 4] = std::array::from_fn(|sb| {
                     (2 * sb..2 * sb + 2)
-                        .map(|j| mn[j] * (bs[2 * j] as i32 + bs[2 * j + 1] as i32))
+                        .map(|j| mn[j] as i32 * (bs[2 * j] as i32 + bs[2 * j + 1] as i32))
                         .sum()
                 });
                 let dx = *q.d.get_unchecked(ab);
@@ -560,7 +493,7 @@ unsafe fn q6_k_rows<const NR: usize, const NT: usize>(
             *o = if acts.place(t0 + k).wide {
                 _mm256_cvtss_f32(acc)
             } else {
-                hsum8(acc)
+                hsum(acc)
             };
         }
     }

@@ -37,9 +37,8 @@ pub fn tile(
     assert!(q.qs.len() >= (t0 + nt) * cols);
     assert!(q.d.len() >= (t0 + nt) * cols / panel.ty.block_elems());
     match family {
-        Family::Lanes32 | Family::Exact32 => {
-            assert!(acts.quad_corr.len() >= (t0 + nt) * cols / 4)
-        }
+        Family::Lanes32 => assert!(acts.corr.len() >= (t0 + nt) * cols / 4),
+        Family::Exact32 => assert!(acts.corr.len() >= (t0 + nt) * cols / 32),
         Family::Q4K => assert!(acts.sums.len() >= (t0 + nt) * cols / 64),
         Family::Q6K => assert!(acts.sums.len() >= (t0 + nt) * cols / 32),
     }
@@ -91,7 +90,7 @@ unsafe fn lanes32<const NT: usize>(
     let w = panel.w.as_ptr();
     let x = acts.q.qs.as_ptr().add(t0 * cols);
     let dx = acts.q.d.as_ptr().add(t0 * blocks);
-    let corr = acts.quad_corr.as_ptr().add(t0 * quads);
+    let corr = acts.corr.as_ptr().add(t0 * quads);
     let mut lanes = [[_mm512_setzero_ps(); 8]; NT];
     for b in 0..blocks {
         let dw = _mm512_loadu_ps(panel.d.as_ptr().add(b * PANEL_ROWS));
@@ -122,18 +121,15 @@ unsafe fn exact32<const NT: usize>(
 ) {
     let cols = panel.cols;
     let blocks = cols / 32;
-    let quads = cols / 4;
     let w = panel.w.as_ptr();
     let x = acts.q.qs.as_ptr().add(t0 * cols);
     let dx = acts.q.d.as_ptr().add(t0 * blocks);
-    let corr = acts.quad_corr.as_ptr().add(t0 * quads);
+    let corr = acts.corr.as_ptr().add(t0 * blocks);
     let mut acc = [_mm512_setzero_ps(); NT];
     for b in 0..blocks {
         // The block's offset correction starts each exact sum.
-        let mut dots: [__m512i; NT] = std::array::from_fn(|t| {
-            let c = corr.add(t * quads + 8 * b);
-            _mm512_set1_epi32((0..8).map(|k| *c.add(k)).sum())
-        });
+        let mut dots: [__m512i; NT] =
+            std::array::from_fn(|t| _mm512_set1_epi32(*corr.add(t * blocks + b)));
         for k in 0..8 {
             let quad = 8 * b + k;
             let wv = load_i(w.add(quad * PANEL_ROWS) as *const i32);

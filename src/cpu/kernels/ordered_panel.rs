@@ -8,8 +8,9 @@
 //!
 //! Weights enter as unsigned bytes `u = q + offset` (Q4_0: 8, Q5_0: 16, Q8_0: 128, the
 //! K-quants: 0) and activations as their signed Q8 codes, so `Σ u·x − offset·Σ x` over
-//! a quad is the quad's exact integer dot product; `offset·Σ x` is per token and quad,
-//! computed once per matmul ([`OrderedActs::quad_corr`]).
+//! a quad is the quad's exact integer dot product; `offset·Σ x` is per token and quad
+//! (per block where the order sums whole blocks), computed once per matmul
+//! ([`OrderedActs::corr`]).
 
 use crate::quant::GgmlType;
 
@@ -210,8 +211,9 @@ pub struct OrderedActs<'a> {
     pub q: &'a QuantizedActs,
     /// Tokens in the whole batch (see [`super::summation::BatchPlace`]).
     pub n_tokens: usize,
-    /// Lanes32, Exact32: `−offset·Σx` of each quad, `[token][cols/4]`.
-    pub quad_corr: Vec<i32>,
+    /// `−offset·Σx`: Lanes32 of each quad, `[token][cols/4]`; Exact32 of each 32-column
+    /// block, `[token][cols/32]`.
+    pub corr: Vec<i32>,
     /// Q4K: `Σx` of the two 32-column sub-blocks of each pair as two i16 halves,
     /// `[token][cols/64]`. Q6K: the group sums
     /// `bsums[2k]`, `bsums[2k+1]` of each lane `k` as two i16 halves, `[token][cols/32]`.
@@ -227,8 +229,13 @@ impl<'a> OrderedActs<'a> {
     pub fn new(ty: GgmlType, q: &'a QuantizedActs) -> OrderedActs<'a> {
         let family = Family::of(ty).expect("an ordered type");
         let off = offset(ty);
-        let quad_corr = if matches!(family, Family::Lanes32 | Family::Exact32) {
-            q.qs.chunks_exact(4)
+        let span = match family {
+            Family::Lanes32 => 4,
+            Family::Exact32 => 32,
+            Family::Q4K | Family::Q6K => 0,
+        };
+        let corr = if span > 0 {
+            q.qs.chunks_exact(span)
                 .map(|c| -off * c.iter().map(|&v| v as i32).sum::<i32>())
                 .collect()
         } else {
@@ -250,7 +257,7 @@ impl<'a> OrderedActs<'a> {
         OrderedActs {
             q,
             n_tokens: q.n_tokens,
-            quad_corr,
+            corr,
             sums,
         }
     }

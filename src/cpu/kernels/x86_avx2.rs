@@ -57,8 +57,10 @@ table_entry!(q2_k_kernel, q2_k_avx2, Q8K);
 table_entry!(q3_k_kernel, q3_k_avx2, Q8K);
 table_entry!(q5_k_kernel, q5_k_avx2, Q8K);
 
+/// The horizontal sum of eight lanes: halves, then pairs, then the last two
+/// ([`super::summation::hsum8`]).
 #[inline(always)]
-unsafe fn hsum(v: __m256) -> f32 {
+pub(super) unsafe fn hsum(v: __m256) -> f32 {
     let s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
     let s = _mm_add_ps(s, _mm_movehl_ps(s, s));
     let s = _mm_add_ss(s, _mm_movehdup_ps(s));
@@ -66,7 +68,7 @@ unsafe fn hsum(v: __m256) -> f32 {
 }
 
 #[inline(always)]
-unsafe fn load_f16(p: *const u8) -> f32 {
+pub(super) unsafe fn load_f16(p: *const u8) -> f32 {
     let bits = std::ptr::read_unaligned(p as *const u16);
     _mm_cvtss_f32(_mm_cvtph_ps(_mm_cvtsi32_si128(bits as i32)))
 }
@@ -174,7 +176,7 @@ unsafe fn bf16_avx2<const NT: usize>(
 
 /// 16 bytes of packed nibbles → 32 bytes: low nibbles first, then high nibbles.
 #[inline(always)]
-unsafe fn nibbles(p: *const u8) -> __m256i {
+pub(super) unsafe fn nibbles(p: *const u8) -> __m256i {
     let raw = _mm_loadu_si128(p as *const __m128i);
     let mask = _mm_set1_epi8(15);
     let lo = _mm_and_si128(raw, mask);
@@ -184,7 +186,7 @@ unsafe fn nibbles(p: *const u8) -> __m256i {
 
 /// Expands 32 bits into 32 bytes: 0x10 where the bit is set, else 0 (Q5's fifth bit).
 #[inline(always)]
-unsafe fn fifth_bits(p: *const u8) -> __m256i {
+pub(super) unsafe fn fifth_bits(p: *const u8) -> __m256i {
     let bits = std::ptr::read_unaligned(p as *const u32);
     let v = _mm256_set1_epi32(bits as i32);
     // Byte i picks the byte of `bits` that holds bit i.
@@ -288,17 +290,26 @@ unsafe fn q5_1_avx2<const NT: usize>(
 // ---------------------------------------------------------------------------------------
 // K-quants × Q8_K
 
-/// The Q4_K/Q5_K scales and mins of a block, as i16 for `madd`.
+/// The eight 6-bit scales and mins of a Q4_K/Q5_K block from its 12 packed bytes `b`,
+/// as i16 for `madd` (llama.cpp's `utmp` shuffle: the values of
+/// [`super::portable::k4_scale_min`] a word at a time).
 #[inline(always)]
-fn k4_scales_mins(b: &[u8]) -> ([i16; 8], [i16; 8]) {
-    let mut sc = [0i16; 8];
-    let mut mn = [0i16; 8];
-    for j in 0..8 {
-        let (s, m) = super::portable::k4_scale_min(b, j);
-        sc[j] = s as i16;
-        mn[j] = m as i16;
-    }
-    (sc, mn)
+pub(super) fn k4_scales_mins(b: &[u8]) -> ([i16; 8], [i16; 8]) {
+    const K1: u32 = 0x3f3f_3f3f;
+    const K2: u32 = 0x0f0f_0f0f;
+    const K3: u32 = 0x0303_0303;
+    let u = |i: usize| u32::from_le_bytes([b[4 * i], b[4 * i + 1], b[4 * i + 2], b[4 * i + 3]]);
+    let (u0, u1, u2) = (u(0), u(1), u(2));
+    let scales = [u0 & K1, (u2 & K2) | (((u0 >> 6) & K3) << 4)];
+    let mins = [u1 & K1, ((u2 >> 4) & K2) | (((u1 >> 6) & K3) << 4)];
+    let widen = |words: [u32; 2]| {
+        let mut v = [0i16; 8];
+        for (j, v) in v.iter_mut().enumerate() {
+            *v = (words[j / 4] >> (8 * (j % 4)) & 0xff) as i16;
+        }
+        v
+    };
+    (widen(scales), widen(mins))
 }
 
 /// Q4_K and Q5_K: `FIVE` adds the fifth bit from qh.
