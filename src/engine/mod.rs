@@ -29,8 +29,11 @@ const DEFAULT_MAX_CTX: usize = 4096;
 /// How to set up an [`Engine`].
 #[derive(Clone, Debug)]
 pub struct EngineOptions {
-    /// Context length; `None`: the model's training context, capped at 4096.
+    /// Cells of the KV cache, shared by the `n_parallel` sequences (each gets an equal
+    /// share); `None`: the model's training context capped at 4096, per sequence.
     pub n_ctx: Option<usize>,
+    /// Sequences the KV cache holds at once (the server's `--parallel`); 1 elsewhere.
+    pub n_parallel: usize,
     /// Most tokens per forward pass during prefill.
     pub n_batch: usize,
     /// Worker threads; `None`: the number of physical cores.
@@ -50,6 +53,7 @@ impl Default for EngineOptions {
     fn default() -> EngineOptions {
         EngineOptions {
             n_ctx: None,
+            n_parallel: 1,
             n_batch: 512,
             n_threads: None,
             cache_type: CacheType::F16,
@@ -58,6 +62,29 @@ impl Default for EngineOptions {
             kv_on_cpu: false,
             gpu_device: None,
         }
+    }
+}
+
+impl EngineOptions {
+    /// Cells of the KV cache these options ask for, for a model of `hp`; refuses a size
+    /// that leaves a sequence no room.
+    pub fn context_cells(&self, hp: &Hparams) -> anyhow::Result<usize> {
+        if self.n_parallel == 0 {
+            bail!("--parallel must be at least 1");
+        }
+        let n_ctx = self
+            .n_ctx
+            .unwrap_or_else(|| hp.n_ctx_train.min(DEFAULT_MAX_CTX) * self.n_parallel);
+        if n_ctx == 0 {
+            bail!("the context size must be at least 1");
+        }
+        if n_ctx < self.n_parallel {
+            bail!(
+                "a context of {n_ctx} cells cannot hold {} sequences; raise -c",
+                self.n_parallel
+            );
+        }
+        Ok(n_ctx)
     }
 }
 
@@ -92,12 +119,7 @@ impl Engine {
                 hp.n_vocab
             );
         }
-        let n_ctx = opts
-            .n_ctx
-            .unwrap_or_else(|| hp.n_ctx_train.min(DEFAULT_MAX_CTX));
-        if n_ctx == 0 {
-            bail!("the context size must be at least 1");
-        }
+        let n_ctx = opts.context_cells(&hp)?;
         if opts.n_batch == 0 {
             bail!("the batch size must be at least 1");
         }
