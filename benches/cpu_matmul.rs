@@ -3,8 +3,9 @@
 //!
 //! Environment: `TANDEM_BENCH_TYPES=q4_0,q8_0` limits the weight types,
 //! `TANDEM_BENCH_TOKENS=128` sets the prefill batch, `TANDEM_BENCH_THREADS=2` the pool,
-//! `TANDEM_CPU_SIMD` the level. `TANDEM_BENCH_RAW=vec|mat` skips criterion and runs that
-//! case of the first selected type on 2048×2048 (or `TANDEM_BENCH_SHAPE=ROWSxCOLS`) for
+//! `TANDEM_CPU_SIMD` the level. `TANDEM_BENCH_RAW=vec|mat|lone` skips criterion and runs
+//! that case (`lone`: the tokens of a batched decode step, each summed as alone) of the
+//! first selected type on 2048×2048 (or `TANDEM_BENCH_SHAPE=ROWSxCOLS`) for
 //! `TANDEM_BENCH_ITERS` iterations (for `perf stat -e task-clock`, which stays
 //! meaningful on a busy machine).
 
@@ -12,7 +13,7 @@ use std::hint::black_box;
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use half::{bf16, f16};
-use tandem::cpu::{matmul, SimdLevel, ThreadPool, WeightRef};
+use tandem::cpu::{matmul, matmul_ordered, RowOrder, SimdLevel, ThreadPool, WeightRef};
 use tandem::quant::GgmlType;
 
 const TYPES: [GgmlType; 13] = [
@@ -123,8 +124,13 @@ fn raw(case: &str) {
     let mut y = vec![0f32; n * rows];
     let iters = env_usize("TANDEM_BENCH_ITERS", 100);
     let start = std::time::Instant::now();
+    let order = if case == "lone" {
+        RowOrder::Lone
+    } else {
+        RowOrder::Batch
+    };
     for _ in 0..iters {
-        matmul(&pool, w, black_box(&x), n, &mut y);
+        matmul_ordered(&pool, w, black_box(&x), n, order, &mut y);
     }
     let per = start.elapsed().as_secs_f64() / iters as f64;
     println!(

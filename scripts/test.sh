@@ -16,3 +16,4 @@ fi
 cargo fmt --check
 cargo clippy --all-targets --release -- -D warnings
 cargo test --release
+scripts/openai-client-check.sh

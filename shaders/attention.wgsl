@@ -4,9 +4,10 @@
 // grows (online softmax), so memory use does not depend on the context length.
 // q: [n_tokens][n_heads][head_dim]; out: [n_tokens][n_heads][head_dim_v];
 // k cache: [n_kv_heads][n_ctx][head_dim], v cache: [n_kv_heads][n_ctx][head_dim_v], the
-// batch's own keys and values already stored at positions pos0 ...
-// Query t sits at position pos0 + t and sees cache positions j <= pos0 + t and, when
-// window > 0, j > pos0 + t - window. Head h reads kv head h / (n_heads / n_kv_heads).
+// batch's own keys and values already stored.
+// Query t sits at position pos = places[2t] of the sequence whose position 0 is cache cell
+// places[2t + 1], and sees that sequence's positions j <= pos and, when window > 0,
+// j > pos - window. Head h reads kv head h / (n_heads / n_kv_heads).
 // head_dim and head_dim_v are at most MAX_HEAD_DIM (the host checks).
 // Bindings 1 and 2 (k and v) and load_k / load_v come from kv_f32.wgsl or kv_f16.wgsl;
 // workgroup_max / workgroup_sum from reduce_subgroup.wgsl or reduce_workgroup.wgsl;
@@ -26,7 +27,7 @@ struct Params {
     head_dim: u32,
     head_dim_v: u32,
     n_ctx: u32,
-    pos0: u32,
+    pad0: u32,
     window: u32,
     scale: f32,
     half_accumulator: u32,
@@ -36,7 +37,8 @@ struct Params {
 
 @group(0) @binding(0) var<storage, read> q: array<f32>;
 @group(0) @binding(3) var<storage, read_write> out: array<f32>;
-@group(0) @binding(4) var<uniform> p: Params;
+@group(0) @binding(4) var<storage, read> places: array<u32>;
+@group(0) @binding(5) var<uniform> p: Params;
 
 const WG_SIZE: u32 = 64u;
 // Keys per tile: one score per invocation.
@@ -71,9 +73,11 @@ fn main(cin: ComputeIn) {
     let kv_head = head / (p.n_heads / p.n_kv_heads);
     let q_base = (t * p.n_heads + head) * p.head_dim;
     let out_base = (t * p.n_heads + head) * p.head_dim_v;
-    let k_head = kv_head * p.n_ctx * p.head_dim;
-    let v_head = kv_head * p.n_ctx * p.head_dim_v;
-    let pos = p.pos0 + t;
+    let pos = places[2u * t];
+    let cell0 = places[2u * t + 1u];
+    // Position 0 of the query's sequence in this kv head.
+    let k_head = (kv_head * p.n_ctx + cell0) * p.head_dim;
+    let v_head = (kv_head * p.n_ctx + cell0) * p.head_dim_v;
     var first = 0u;
     if (p.window > 0u && pos + 1u > p.window) {
         first = pos + 1u - p.window;

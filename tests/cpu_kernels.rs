@@ -345,3 +345,48 @@ fn ordered_types_give_the_specified_bits_at_every_level() {
         }
     }
 }
+
+/// A batched decode step sums every token as a lone one: for every weight type and SIMD
+/// level, each row of a `RowOrder::Lone` product of n tokens has exactly the bits of
+/// that token's product on its own (a batch of one), whatever n and the thread count.
+#[test]
+fn lone_order_gives_every_token_the_bits_of_a_batch_of_one() {
+    use tandem::cpu::{matmul_ordered_at_level, RowOrder};
+    for ty in WEIGHT_TYPES {
+        let (rows, cols) = (37, if ty.block_elems() == 256 { 512 } else { 96 });
+        let mut rng = Rng(0x10e ^ ty.id() as u64);
+        let data = random_weights(ty, rows, cols, &mut rng);
+        let w = WeightRef {
+            ty,
+            data: &data,
+            rows,
+            cols,
+        };
+        let n_tokens = 9;
+        let x: Vec<f32> = (0..n_tokens * cols).map(|_| rng.float() * 4.0).collect();
+        for level in SimdLevel::available() {
+            let alone_pool = ThreadPool::new(1);
+            let mut alone = vec![f32::NAN; n_tokens * rows];
+            for (xt, yt) in x.chunks(cols).zip(alone.chunks_mut(rows)) {
+                matmul_at_level(&alone_pool, level, w, xt, 1, yt);
+            }
+            for threads in [1, 2] {
+                let pool = ThreadPool::new(threads);
+                for n in [2, 3, 5, 7, 9] {
+                    let mut got = vec![f32::NAN; n * rows];
+                    let order = RowOrder::Lone;
+                    matmul_ordered_at_level(&pool, level, w, &x[..n * cols], n, order, &mut got);
+                    for (i, (g, e)) in got.iter().zip(&alone).enumerate() {
+                        assert_eq!(
+                            g.to_bits(),
+                            e.to_bits(),
+                            "{ty} {level:?} threads {threads} tokens {n}: token {} row {}",
+                            i / rows,
+                            i % rows
+                        );
+                    }
+                }
+            }
+        }
+    }
+}

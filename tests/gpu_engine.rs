@@ -256,3 +256,83 @@ fn gemma3_perplexity_on_the_gpu_is_within_half_a_percent_of_the_cpu() {
         "all-GPU PPL {gpu} is not within 0.5% of the CPU's {cpu}"
     );
 }
+
+/// Sequences decoded together across the split give each sequence the logits it gets
+/// alone on the same placement, bit for bit: the GPU's products of up to four tokens
+/// take one per-token reduction whatever the batch, and attention reads each
+/// sequence's own cells (its slot of the cache, or the host's with --kv-on-cpu).
+#[test]
+fn gemma3_sequences_decoded_together_across_the_split_match_each_alone() {
+    let texts = [
+        "The quick brown fox",
+        "Paris is the capital of",
+        "1, 2, 3, 4,",
+    ];
+    let steps = 4;
+    let argmax = |logits: &[f32]| {
+        logits
+            .iter()
+            .enumerate()
+            .fold((0, f32::MIN), |m, (i, &v)| if v > m.1 { (i, v) } else { m })
+            .0 as u32
+    };
+    for (layers, kv_on_cpu) in [(GpuLayers::Count(9), false), (GpuLayers::All, true)] {
+        let opts = |n_parallel: usize| EngineOptions {
+            n_ctx: Some(64 * n_parallel),
+            n_parallel,
+            n_threads: Some(2),
+            gpu_layers: layers,
+            kv_on_cpu,
+            ..EngineOptions::default()
+        };
+        let path = common::gemma3_path();
+        let mut solo = load(&path, opts(1));
+        let prompts: Vec<Vec<u32>> = texts
+            .iter()
+            .map(|t| solo.tokenizer().encode(t, true, false))
+            .collect();
+        let mut want = Vec::new();
+        for p in &prompts {
+            solo.clear();
+            let mut rows = vec![solo.eval(p).unwrap().to_vec()];
+            for _ in 0..steps {
+                let next = argmax(rows.last().unwrap());
+                rows.push(solo.eval(&[next]).unwrap().to_vec());
+            }
+            want.push(rows);
+        }
+        drop(solo);
+        let mut engine = load(&path, opts(texts.len()));
+        let mut got: Vec<Vec<Vec<f32>>> = prompts
+            .iter()
+            .enumerate()
+            .map(|(s, p)| {
+                vec![engine
+                    .eval_seq(s, p, 1, Default::default())
+                    .unwrap()
+                    .to_vec()]
+            })
+            .collect();
+        for _ in 0..steps {
+            let step: Vec<(usize, u32)> = got
+                .iter()
+                .enumerate()
+                .map(|(s, rows)| (s, argmax(rows.last().unwrap())))
+                .collect();
+            let logits = engine.decode(&step).unwrap().to_vec();
+            for (s, row) in logits.chunks(engine.n_vocab()).enumerate() {
+                got[s].push(row.to_vec());
+            }
+        }
+        for (s, (g, w)) in got.iter().zip(&want).enumerate() {
+            for (step, (a, b)) in g.iter().zip(w).enumerate() {
+                let worst = a.iter().zip(b).fold(0f32, |m, (x, y)| m.max((x - y).abs()));
+                assert!(
+                    worst == 0.0,
+                    "--gpu-layers {layers} kv on cpu {kv_on_cpu}: sequence {s} step {step} \
+                     differs from its lone run by up to {worst}"
+                );
+            }
+        }
+    }
+}

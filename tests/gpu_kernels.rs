@@ -534,9 +534,11 @@ fn kv_store_scatters_tokens_into_head_major_cache_and_rounds_f16_like_half() {
             src[..special.len()].copy_from_slice(&special);
             let sb = gpu.upload(&src).unwrap();
             let cache = gpu.buffer(layout.buffer_len());
+            // Positions 3 .. of a sequence whose position 0 is cell 1: cells pos0 ...
+            let places = places_buffer(gpu, &consecutive(pos0 - 1, n_tokens, 1));
             let mut batch = gpu.batch();
             batch
-                .kv_store(&sb, &cache, &layout, pos0, n_tokens)
+                .kv_store(&sb, &cache, &layout, &places, n_tokens)
                 .unwrap();
             batch.submit().unwrap();
             let got = read_cache(gpu, &cache, f16_cache);
@@ -566,12 +568,35 @@ fn kv_store_scatters_tokens_into_head_major_cache_and_rounds_f16_like_half() {
     });
 }
 
-fn attention_reference(q: &[f32], k: &[f32], v: &[f32], p: &AttentionParams) -> Vec<f64> {
+/// `(position, first cell of its sequence)` of each query or stored row.
+type Places = Vec<(usize, usize)>;
+
+/// `n` tokens of one sequence at positions `pos0 ..`, whose position 0 is cell `cell0`.
+fn consecutive(pos0: usize, n: usize, cell0: usize) -> Places {
+    (pos0..pos0 + n).map(|p| (p, cell0)).collect()
+}
+
+/// The places as the kernels read them: u32 pairs.
+fn places_buffer(gpu: &Gpu, places: &Places) -> tandem::gpu::GpuBuffer {
+    let words: Vec<u32> = places
+        .iter()
+        .flat_map(|&(p, c)| [p as u32, c as u32])
+        .collect();
+    gpu.upload(&words).unwrap()
+}
+
+fn attention_reference(
+    q: &[f32],
+    k: &[f32],
+    v: &[f32],
+    p: &AttentionParams,
+    places: &Places,
+) -> Vec<f64> {
     let (hd, hdv) = (p.head_dim, p.head_dim_v);
     let group = p.n_heads / p.n_kv_heads;
     let mut out = vec![0f64; p.n_tokens * p.n_heads * hdv];
     for t in 0..p.n_tokens {
-        let pos = p.pos0 + t;
+        let (pos, cell0) = places[t];
         for h in 0..p.n_heads {
             let kvh = h / group;
             let qv = &q[(t * p.n_heads + h) * hd..][..hd];
@@ -581,7 +606,7 @@ fn attention_reference(q: &[f32], k: &[f32], v: &[f32], p: &AttentionParams) -> 
             let scores: Vec<f64> = visible
                 .iter()
                 .map(|&j| {
-                    let kv = &k[(kvh * p.n_ctx + j) * hd..][..hd];
+                    let kv = &k[(kvh * p.n_ctx + cell0 + j) * hd..][..hd];
                     qv.iter()
                         .zip(kv)
                         .map(|(&a, &b)| a as f64 * b as f64)
@@ -595,7 +620,9 @@ fn attention_reference(q: &[f32], k: &[f32], v: &[f32], p: &AttentionParams) -> 
                 out[(t * p.n_heads + h) * hdv + d] = visible
                     .iter()
                     .zip(&scores)
-                    .map(|(&j, s)| (s - m).exp() / total * v[(kvh * p.n_ctx + j) * hdv + d] as f64)
+                    .map(|(&j, s)| {
+                        (s - m).exp() / total * v[(kvh * p.n_ctx + cell0 + j) * hdv + d] as f64
+                    })
                     .sum();
             }
         }
@@ -624,7 +651,6 @@ fn attention_matches_reference_with_gqa_causality_and_window() {
                 head_dim: 32,
                 head_dim_v: 24,
                 n_ctx: 80,
-                pos0,
                 window,
                 scale: 1.0 / (32f32).sqrt(),
                 kv_f16,
@@ -655,18 +681,76 @@ fn attention_matches_reference_with_gqa_causality_and_window() {
                 gpu.upload(&q).unwrap(),
             );
             let out = gpu.buffer(n_tokens * p.n_heads * p.head_dim_v);
+            let history = places_buffer(gpu, &consecutive(0, kv_len, 0));
+            let places = consecutive(pos0, n_tokens, 0);
+            let query_places = places_buffer(gpu, &places);
             let mut batch = gpu.batch();
-            batch.kv_store(&knb, &kb, &k_layout, 0, kv_len).unwrap();
-            batch.kv_store(&vnb, &vb, &v_layout, 0, kv_len).unwrap();
-            batch.attention(&qb, &kb, &vb, &out, &p).unwrap();
+            batch
+                .kv_store(&knb, &kb, &k_layout, &history, kv_len)
+                .unwrap();
+            batch
+                .kv_store(&vnb, &vb, &v_layout, &history, kv_len)
+                .unwrap();
+            batch
+                .attention(&qb, &kb, &vb, &out, &query_places, &p)
+                .unwrap();
             batch.submit().unwrap();
             let y: Vec<f32> = gpu.read(&out).unwrap();
             // The reference reads the cache contents (f16-rounded where stored so).
             let k = read_cache(gpu, &kb, kv_f16);
             let v = read_cache(gpu, &vb, kv_f16);
-            let want = attention_reference(&q, &k, &v, &p);
+            let want = attention_reference(&q, &k, &v, &p, &places);
             assert_close(
                 &format!("attention t={n_tokens} pos0={pos0} window={window} f16={kv_f16}"),
+                &y,
+                &want,
+                1e-5,
+            );
+        }
+    });
+}
+
+#[test]
+fn attention_of_several_sequences_reads_only_their_own_cells() {
+    on_each_device(|gpu| {
+        let mut rng = Rng(11);
+        for (kv_f16, window) in [(false, 0), (true, 0), (true, 6)] {
+            // Slots of 40 cells: a decode token of the sequence in cells 0.., three
+            // prompt tokens of the one in cells 40.., and a decode token at the last cell
+            // of the slot from 80; the cells between belong to other sequences and hold
+            // random values that must not leak in.
+            let mut places = consecutive(17, 1, 0);
+            places.extend(consecutive(5, 3, 40));
+            places.extend(consecutive(39, 1, 80));
+            let p = AttentionParams {
+                n_tokens: places.len(),
+                n_heads: 4,
+                n_kv_heads: 2,
+                head_dim: 32,
+                head_dim_v: 16,
+                n_ctx: 120,
+                window,
+                scale: 1.0 / (32f32).sqrt(),
+                kv_f16,
+                half_accumulator: false,
+            };
+            let (k, k_words) = host_cache(&mut rng, &p, p.head_dim, |_| 1.0);
+            let (v, v_words) = host_cache(&mut rng, &p, p.head_dim_v, |_| 1.0);
+            let q = rng.vec(p.n_tokens * p.n_heads * p.head_dim);
+            let (kb, vb, qb) = (
+                gpu.upload(&k_words).unwrap(),
+                gpu.upload(&v_words).unwrap(),
+                gpu.upload(&q).unwrap(),
+            );
+            let out = gpu.buffer(p.n_tokens * p.n_heads * p.head_dim_v);
+            let pb = places_buffer(gpu, &places);
+            let mut batch = gpu.batch();
+            batch.attention(&qb, &kb, &vb, &out, &pb, &p).unwrap();
+            batch.submit().unwrap();
+            let y: Vec<f32> = gpu.read(&out).unwrap();
+            let want = attention_reference(&q, &k, &v, &p, &places);
+            assert_close(
+                &format!("attention of 3 sequences (f16 {kv_f16}, window {window})"),
                 &y,
                 &want,
                 1e-5,
@@ -709,6 +793,8 @@ fn host_cache(
 struct AttentionCase {
     what: &'static str,
     p: AttentionParams,
+    /// Position of the first query (the cache holds its sequence from cell 0).
+    pos0: usize,
     /// Keys at position j are scaled by 1 + key_growth * j / n_ctx, so later tiles keep
     /// raising the running max and the earlier sums must be rescaled.
     key_growth: f32,
@@ -730,12 +816,12 @@ fn attention_case(
             head_dim_v,
             // Spare positions past the queries must not be read.
             n_ctx: pos0 + n_tokens + 3,
-            pos0,
             window,
             scale: 1.0 / (head_dim as f32).sqrt(),
             kv_f16,
             half_accumulator: false,
         },
+        pos0,
         key_growth: 0.0,
     }
 }
@@ -788,11 +874,13 @@ fn streaming_attention_matches_reference_across_shapes_and_long_contexts() {
             let vb = gpu.upload(&v_words).unwrap();
             let qb = gpu.upload(&q).unwrap();
             let out = gpu.buffer(p.n_tokens * p.n_heads * p.head_dim_v);
+            let places = consecutive(case.pos0, p.n_tokens, 0);
+            let pb = places_buffer(gpu, &places);
             let mut batch = gpu.batch();
-            batch.attention(&qb, &kb, &vb, &out, p).unwrap();
+            batch.attention(&qb, &kb, &vb, &out, &pb, p).unwrap();
             batch.submit().unwrap();
             let y: Vec<f32> = gpu.read(&out).unwrap();
-            let want = attention_reference(&q, &k, &v, p);
+            let want = attention_reference(&q, &k, &v, p, &places);
             assert_close(
                 &format!("attention {} (f16 cache: {})", case.what, p.kv_f16),
                 &y,
@@ -808,10 +896,10 @@ fn streaming_attention_matches_reference_across_shapes_and_long_contexts() {
                 ..*p
             };
             let mut batch = gpu.batch();
-            batch.attention(&qb, &kb, &vb, &out, &half).unwrap();
+            batch.attention(&qb, &kb, &vb, &out, &pb, &half).unwrap();
             batch.submit().unwrap();
             let y: Vec<f32> = gpu.read(&out).unwrap();
-            let emulated = attention_half_reference(&q, &k, &v, &half);
+            let emulated = attention_half_reference(&q, &k, &v, &half, &places);
             let gap = |a: &[f64], b: &[f64]| {
                 a.iter()
                     .zip(b)
@@ -836,13 +924,19 @@ fn streaming_attention_matches_reference_across_shapes_and_long_contexts() {
 /// query rounded to f16, keys in order with a running max, the output accumulator
 /// rounded to f16 after every rescale and every `value·weight` add, divided by the sum
 /// at the end. Scores are exact sums (the GPU's differ in the last bits).
-fn attention_half_reference(q: &[f32], k: &[f32], v: &[f32], p: &AttentionParams) -> Vec<f64> {
+fn attention_half_reference(
+    q: &[f32],
+    k: &[f32],
+    v: &[f32],
+    p: &AttentionParams,
+    places: &Places,
+) -> Vec<f64> {
     let (hd, hdv) = (p.head_dim, p.head_dim_v);
     let group = p.n_heads / p.n_kv_heads;
     let half = |x: f32| f16::from_f32(x).to_f32();
     let mut out = Vec::with_capacity(p.n_tokens * p.n_heads * hdv);
     for t in 0..p.n_tokens {
-        let pos = p.pos0 + t;
+        let (pos, cell0) = places[t];
         let first = if p.window > 0 {
             (pos + 1).saturating_sub(p.window)
         } else {
@@ -857,7 +951,7 @@ fn attention_half_reference(q: &[f32], k: &[f32], v: &[f32], p: &AttentionParams
             let (mut max, mut sum) = (f32::NEG_INFINITY, 0f32);
             let mut acc = vec![0f32; hdv];
             for j in first..=pos {
-                let key = &k[(kvh * p.n_ctx + j) * hd..][..hd];
+                let key = &k[(kvh * p.n_ctx + cell0 + j) * hd..][..hd];
                 let dot: f64 = qv.iter().zip(key).map(|(&a, &b)| a as f64 * b as f64).sum();
                 let s = dot as f32 * p.scale;
                 let mut weight = 1f32;
@@ -870,7 +964,7 @@ fn attention_half_reference(q: &[f32], k: &[f32], v: &[f32], p: &AttentionParams
                     weight = (s - max).exp();
                     sum += weight;
                 }
-                let value = &v[(kvh * p.n_ctx + j) * hdv..][..hdv];
+                let value = &v[(kvh * p.n_ctx + cell0 + j) * hdv..][..hdv];
                 for (a, &x) in acc.iter_mut().zip(value) {
                     *a = half(x.mul_add(weight, *a));
                 }
@@ -891,21 +985,24 @@ fn attention_refuses_bad_shapes() {
         head_dim: 8,
         head_dim_v: 8,
         n_ctx: 10,
-        pos0: 3,
         window: 0,
         scale: 1.0,
         kv_f16: false,
         half_accumulator: false,
     };
     let big = gpu.buffer(4096);
+    let places = gpu.buffer(4);
     let mut batch = gpu.batch();
     assert!(batch
-        .attention(&big, &big, &big, &gpu.buffer(64), &p)
+        .attention(&big, &big, &big, &gpu.buffer(64), &places, &p)
         .is_ok());
+    // A place short for the second query.
+    assert!(batch
+        .attention(&big, &big, &big, &gpu.buffer(64), &gpu.buffer(3), &p)
+        .is_err());
     let refused = [
         AttentionParams { n_kv_heads: 3, ..p },
         AttentionParams { n_tokens: 0, ..p },
-        AttentionParams { pos0: 9, ..p },
         AttentionParams { head_dim: 0, ..p },
         AttentionParams {
             head_dim_v: AttentionParams::MAX_HEAD_DIM + 1,
@@ -913,12 +1010,12 @@ fn attention_refuses_bad_shapes() {
         },
     ];
     for bad in refused {
-        let err = batch.attention(&big, &big, &big, &gpu.buffer(4096), &bad);
+        let err = batch.attention(&big, &big, &big, &gpu.buffer(4096), &big, &bad);
         assert!(err.is_err(), "{bad:?} was accepted");
     }
     // An output one element short.
     assert!(batch
-        .attention(&big, &big, &big, &gpu.buffer(63), &p)
+        .attention(&big, &big, &big, &gpu.buffer(63), &places, &p)
         .is_err());
 }
 

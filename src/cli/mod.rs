@@ -5,12 +5,14 @@ use clap::{Parser, Subcommand};
 pub mod bench;
 pub mod chat;
 pub mod devices;
+pub mod embed;
 pub mod info;
 pub mod perplexity;
 pub mod placement_args;
 pub mod quantize;
 pub mod run;
 pub mod sampling_args;
+pub mod serve;
 pub mod synth;
 pub mod tokenize;
 
@@ -40,6 +42,10 @@ pub enum Command {
     Perplexity(perplexity::PerplexityArgs),
     /// Measure prompt processing and generation speed, as llama-bench does
     Bench(bench::BenchArgs),
+    /// Serve the OpenAI API over HTTP, batching concurrent requests
+    Serve(serve::ServeArgs),
+    /// Print the embedding of a text, as llama-embedding does
+    Embed(embed::EmbedArgs),
     /// List the GPU adapters (index for --gpu-device, limits, features)
     Devices(devices::DevicesArgs),
 }
@@ -55,6 +61,8 @@ pub fn dispatch(cli: Cli) -> anyhow::Result<()> {
         Command::Chat(a) => chat::run(a),
         Command::Perplexity(a) => perplexity::run(a),
         Command::Bench(a) => bench::run(a),
+        Command::Serve(a) => serve::run(a),
+        Command::Embed(a) => embed::run(a),
         Command::Devices(a) => devices::run(a),
     }
 }

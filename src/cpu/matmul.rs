@@ -49,7 +49,39 @@ impl WeightRef<'_> {
 /// `y[t][r] = Σ_c W[r][c] · x[t][c]` for `n_tokens` rows of `x` (`n_tokens × cols`),
 /// writing `y` (`n_tokens × rows`), with the kernels of [`SimdLevel::selected`].
 pub fn matmul(pool: &ThreadPool, w: WeightRef<'_>, x: &[f32], n_tokens: usize, y: &mut [f32]) {
-    matmul_with(pool, KernelTable::selected(), w, x, n_tokens, y);
+    matmul_with(
+        pool,
+        KernelTable::selected(),
+        w,
+        x,
+        n_tokens,
+        RowOrder::Batch,
+        y,
+    );
+}
+
+/// How the tokens of a matmul are summed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RowOrder {
+    /// As llama.cpp sums a batch of that many tokens (its order for some types depends
+    /// on the batch size and a token's place in it).
+    Batch,
+    /// Every token as a batch of one would be: each row gets the bits it gets alone
+    /// (the rows of a batched decode step, one per sequence). The weights are still
+    /// read once for every [`TILE_TOKENS`] tokens.
+    Lone,
+}
+
+/// [`matmul`] with the tokens summed in `order`.
+pub fn matmul_ordered(
+    pool: &ThreadPool,
+    w: WeightRef<'_>,
+    x: &[f32],
+    n_tokens: usize,
+    order: RowOrder,
+    y: &mut [f32],
+) {
+    matmul_with(pool, KernelTable::selected(), w, x, n_tokens, order, y);
 }
 
 /// [`matmul`] with the kernels of a given level (for tests and benchmarks). Panics if
@@ -62,7 +94,37 @@ pub fn matmul_at_level(
     n_tokens: usize,
     y: &mut [f32],
 ) {
-    matmul_with(pool, KernelTable::for_level(level), w, x, n_tokens, y);
+    matmul_with(
+        pool,
+        KernelTable::for_level(level),
+        w,
+        x,
+        n_tokens,
+        RowOrder::Batch,
+        y,
+    );
+}
+
+/// [`matmul_ordered`] with the kernels of a given level (for tests). Panics if the
+/// machine lacks `level`.
+pub fn matmul_ordered_at_level(
+    pool: &ThreadPool,
+    level: SimdLevel,
+    w: WeightRef<'_>,
+    x: &[f32],
+    n_tokens: usize,
+    order: RowOrder,
+    y: &mut [f32],
+) {
+    matmul_with(
+        pool,
+        KernelTable::for_level(level),
+        w,
+        x,
+        n_tokens,
+        order,
+        y,
+    );
 }
 
 fn matmul_with(
@@ -71,6 +133,7 @@ fn matmul_with(
     w: WeightRef<'_>,
     x: &[f32],
     n_tokens: usize,
+    order: RowOrder,
     y: &mut [f32],
 ) {
     assert_eq!(x.len(), n_tokens * w.cols, "activation length");
@@ -89,8 +152,12 @@ fn matmul_with(
         return naive_parallel(pool, w, x, n_tokens, y);
     };
     let format = ActFormat::for_weight(w.ty);
+    // Panels and tiles take many tokens at once, in the orders of wide and grouped
+    // batches; tokens summed as lone ones take the row kernels, TILE_TOKENS at a time.
+    let lone = order == RowOrder::Lone;
+    let many = n_tokens > TILE_TOKENS && !lone;
     if let Some(tile) = table.float_panel_tile {
-        if n_tokens > TILE_TOKENS && format == ActFormat::F32 && !w.ty.is_quantized() {
+        if many && format == ActFormat::F32 && !w.ty.is_quantized() {
             return run_float_panels(pool, tile, w, x, n_tokens, y);
         }
     }
@@ -100,12 +167,12 @@ fn matmul_with(
         quantize_parallel(pool, table, format, x, n_tokens, w.cols)
     };
     if let Some(tile) = table.panel_tile {
-        if n_tokens > TILE_TOKENS && (table.panel_supports)(w.ty) {
+        if many && (table.panel_supports)(w.ty) {
             return run_panels(pool, tile, w, &mut quantized, n_tokens, y);
         }
     }
     if let Some(tiles) = table.ordered_tile {
-        if n_tokens > TILE_TOKENS {
+        if many {
             if let Some(family) = Family::of(w.ty) {
                 let acts = OrderedActs::new(w.ty, &quantized);
                 let step = (tiles.tokens_per_tile)(family, n_tokens);
@@ -118,6 +185,7 @@ fn matmul_with(
         x,
         q: &quantized,
         n_tokens,
+        lone,
     };
     match table.rows_kernel(w.ty) {
         Some(rows_kernel) => run_row_groups(pool, rows_kernel, w, &acts, n_tokens, y),

@@ -15,5 +15,7 @@ pub mod pool;
 pub mod reference;
 
 pub use kernels::SimdLevel;
-pub use matmul::{matmul, matmul_at_level, WeightRef};
+pub use matmul::{
+    matmul, matmul_at_level, matmul_ordered, matmul_ordered_at_level, RowOrder, WeightRef,
+};
 pub use pool::ThreadPool;

@@ -6,7 +6,7 @@ use std::sync::Mutex;
 use half::f16;
 
 use crate::kv::{CpuKv, KvRows};
-use crate::model::{AttnShape, RopePairing, RopeParams};
+use crate::model::{AttnShape, RopePairing, RopeParams, SeqRun};
 
 use super::attn_tiled::TILED_ATTENTION_MIN_QUERIES;
 use super::ThreadPool;
@@ -582,17 +582,16 @@ pub fn weighted_sum(w: &[f32], rows: &[f32], out: &mut [f32]) {
 /// stay in cache for all its tokens and query heads.
 const ATTN_TOKENS_PER_ITEM: usize = 16;
 
-/// Causal attention of `n_tokens` queries (`q`: n_tokens × n_head × head_dim, token t at
-/// position pos0 + t) over the positions of `kv`, writing `out`
-/// (n_tokens × n_head × head_dim_v). Query head h reads kv head h / (n_head / n_head_kv).
-#[allow(clippy::too_many_arguments)]
+/// Causal attention of the batch's queries (`q`: rows × n_head × head_dim, the rows of
+/// `runs` in order, each row seeing the cells of its own sequence up to its position)
+/// over `kv`, writing `out` (rows × n_head × head_dim_v). Query head h reads kv head
+/// h / (n_head / n_head_kv).
 pub fn attention(
     pool: &ThreadPool,
     scratch: &[Mutex<AttnScratch>],
     kv: &CpuKv,
     q: &[f32],
-    n_tokens: usize,
-    pos0: usize,
+    runs: &[SeqRun],
     shape: &AttnShape,
     out: &mut [f32],
 ) {
@@ -600,23 +599,44 @@ pub fn attention(
     let (hd, hdv) = (shape.head_dim, shape.head_dim_v);
     let q_row = shape.n_head * hd;
     let out_row = shape.n_head * hdv;
-    let runs = n_tokens.div_ceil(ATTN_TOKENS_PER_ITEM);
+    // Chunks of at most ATTN_TOKENS_PER_ITEM rows of one run: (run index, first row of
+    // the run, rows of the chunk).
+    let mut chunks = Vec::new();
+    let mut row0 = 0;
+    for (r, run) in runs.iter().enumerate() {
+        for t0 in (0..run.len).step_by(ATTN_TOKENS_PER_ITEM) {
+            let t1 = (t0 + ATTN_TOKENS_PER_ITEM).min(run.len);
+            chunks.push((r, row0, row0 + t0..row0 + t1));
+        }
+        row0 += run.len;
+    }
+    let n_chunks = chunks.len();
     // Few tokens (decode): split a group's query heads across threads too, at the cost of
     // reading the group's keys once per head instead of once per group.
-    let heads_per_item = if runs * shape.n_head_kv >= pool.n_threads() {
+    let heads_per_item = if n_chunks * shape.n_head_kv >= pool.n_threads() {
         group
     } else {
         1
     };
     let splits = group / heads_per_item;
-    let n_items = runs * shape.n_head_kv * splits;
-    let item_of = |t: usize, head: usize| (head / heads_per_item) * runs + t / ATTN_TOKENS_PER_ITEM;
+    let n_items = n_chunks * shape.n_head_kv * splits;
+    // Item (head block, chunk); the chunk of row t is found by a scan (few chunks).
+    let chunk_of_row = |t: usize| {
+        chunks
+            .iter()
+            .position(|(_, _, rows)| rows.contains(&t))
+            .expect("every row lies in a chunk")
+    };
     // Each item writes the outputs of its tokens' heads; those slices are disjoint, so
     // each item gets its slices behind an uncontended lock.
     let mut outs: Vec<Vec<&mut [f32]>> = (0..n_items).map(|_| Vec::new()).collect();
-    for (t, row) in out.chunks_mut(out_row).take(n_tokens).enumerate() {
+    let mut chunk = 0;
+    for (t, row) in out.chunks_mut(out_row).take(row0).enumerate() {
+        if !chunks[chunk].2.contains(&t) {
+            chunk = chunk_of_row(t);
+        }
         for (i, heads) in row.chunks_mut(heads_per_item * hdv).enumerate() {
-            outs[item_of(t, i * heads_per_item)].push(heads);
+            outs[i * n_chunks + chunk].push(heads);
         }
     }
     let outs: Vec<Mutex<Vec<&mut [f32]>>> = outs.into_iter().map(Mutex::new).collect();
@@ -624,36 +644,40 @@ pub fn attention(
         Some(w) => (p + 1).saturating_sub(w),
         None => 0,
     };
-    // llama.cpp's CPU flash attention over an f16 cache takes two paths, both reproduced
-    // bit for bit: below 64 queries per batch (decode, short prompts) one query at a time,
-    // the query converted to f16 and the output accumulated in f16 (`KvElem::attend`);
-    // from 64 queries on, tiles of keys in f32 (`attn_tiled`).
-    let one_at_a_time = kv.is_f16() && n_tokens < TILED_ATTENTION_MIN_QUERIES;
-    let tiled = kv.is_f16() && !one_at_a_time;
     pool.run(|ti, nt| {
         let mut guard = scratch[ti].lock().unwrap_or_else(|e| e.into_inner());
         for item in (ti..n_items).step_by(nt) {
-            let (head_block, run) = (item / runs, item % runs);
+            let (head_block, c) = (item / n_chunks, item % n_chunks);
+            let (r, run_row0, ref rows) = chunks[c];
+            let run = &runs[r];
+            // llama.cpp's CPU flash attention over an f16 cache takes two paths, both
+            // reproduced bit for bit, chosen by the queries of the batch (here: of the
+            // run, which is the batch the sequence would be alone): below 64 queries one
+            // query at a time, the query converted to f16 and the output accumulated in
+            // f16 (`KvElem::attend`); from 64 on, tiles of keys in f32 (`attn_tiled`).
+            let one_at_a_time = kv.is_f16() && run.len < TILED_ATTENTION_MIN_QUERIES;
+            let tiled = kv.is_f16() && !one_at_a_time;
             let head0 = head_block * heads_per_item;
             let g = head0 / group;
-            let t0 = run * ATTN_TOKENS_PER_ITEM;
-            let t1 = (t0 + ATTN_TOKENS_PER_ITEM).min(n_tokens);
-            let lo = first_pos(pos0 + t0);
-            let hi = pos0 + t1;
+            let pos_of = |t: usize| run.pos0 + (t - run_row0);
+            let lo = first_pos(pos_of(rows.start));
+            let hi = pos_of(rows.end - 1) + 1;
             let job = RunJob {
                 q,
                 q_row,
                 head0,
                 heads_per_item,
-                tokens: t0..t1,
-                pos0,
+                tokens: rows.clone(),
+                pos0: run.pos0,
+                row0: run_row0,
                 lo,
                 first_pos: &first_pos,
                 shape,
                 one_at_a_time,
             };
             let mut out_heads = outs[item].lock().unwrap_or_else(|e| e.into_inner());
-            match (kv.keys(g, lo, hi), kv.values(g, lo, hi)) {
+            let (clo, chi) = (run.cell0 + lo, run.cell0 + hi);
+            match (kv.keys(g, clo, chi), kv.values(g, clo, chi)) {
                 (KvRows::F32(k), KvRows::F32(v)) => job.run(k, v, &mut guard, &mut out_heads),
                 (KvRows::F16(k), KvRows::F16(v)) if tiled => {
                     job.run_tiled(k, v, &mut guard, &mut out_heads)
@@ -671,8 +695,11 @@ struct RunJob<'a, F: Fn(usize) -> usize> {
     q_row: usize,
     head0: usize,
     heads_per_item: usize,
+    /// Rows of the batch.
     tokens: std::ops::Range<usize>,
+    /// Row `row0` of the batch is at position `pos0` of its sequence (the run's start).
     pos0: usize,
+    row0: usize,
     /// First position of `keys`/`values`.
     lo: usize,
     /// First position a query at position p sees.
@@ -695,7 +722,7 @@ impl<F: Fn(usize) -> usize> RunJob<'_, F> {
         let mut rows = Vec::with_capacity(self.tokens.len() * self.heads_per_item);
         let mut outs = Vec::with_capacity(rows.capacity());
         for (t, out_t) in self.tokens.clone().zip(out_heads.iter_mut()) {
-            let p = self.pos0 + t;
+            let p = self.pos0 + (t - self.row0);
             for (h, out) in out_t.chunks_mut(hdv).enumerate() {
                 let start = t * self.q_row + (self.head0 + h) * hd;
                 rows.push(super::attn_tiled::QueryRow {
@@ -732,7 +759,7 @@ impl<F: Fn(usize) -> usize> RunJob<'_, F> {
             ..
         } = scratch;
         for (t, out_heads_t) in self.tokens.clone().zip(out_heads.iter_mut()) {
-            let p = self.pos0 + t;
+            let p = self.pos0 + (t - self.row0);
             let (klo, khi) = ((self.first_pos)(p) - self.lo, p + 1 - self.lo);
             let n_keys = khi - klo;
             // The queries of this item's heads, side by side (rounded to f16 where the cache

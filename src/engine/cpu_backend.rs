@@ -4,11 +4,12 @@ use std::sync::{Arc, Mutex};
 
 use anyhow::{bail, ensure, Result};
 
+use crate::cpu::matmul::{matmul_ordered, RowOrder};
 use crate::cpu::ops::{self, AttnScratch};
-use crate::cpu::{matmul, ThreadPool, WeightRef};
+use crate::cpu::{ThreadPool, WeightRef};
 use crate::gguf::{GgufFile, TensorInfo};
 use crate::kv::{BlockKv, CpuKv, KvStorage};
-use crate::model::{Act, ActWidths, Activation, AttnShape, Backend, RopeParams};
+use crate::model::{Act, ActWidths, Activation, AttnShape, Backend, RopeParams, SeqRun};
 use crate::quant::GgmlType;
 
 /// A matrix read in place from the memory-mapped file.
@@ -56,6 +57,7 @@ impl CpuBackend {
                 widths,
                 bufs,
                 n_tokens: 0,
+                runs: Vec::new(),
             },
             rope_cache: RopeCache::default(),
         }
@@ -71,11 +73,12 @@ impl CpuBackend {
     }
 }
 
-/// The activation buffers and the size of the current micro-batch.
+/// The activation buffers and the rows of the current micro-batch.
 struct Buffers {
     widths: ActWidths,
     bufs: Vec<Vec<f32>>,
     n_tokens: usize,
+    runs: Vec<SeqRun>,
 }
 
 impl Buffers {
@@ -124,13 +127,18 @@ impl Backend for CpuBackend {
         Ok(dequantize_vector(file, info))
     }
 
-    fn begin_batch(&mut self, n_tokens: usize) -> Result<()> {
+    fn begin_batch(&mut self, runs: &[SeqRun]) -> Result<()> {
+        let n_tokens = SeqRun::rows(runs);
         let capacity = self.acts.bufs[Act::X.index()].len() / self.acts.widths.n_embd;
         ensure!(
             n_tokens <= capacity,
             "a batch of {n_tokens} tokens is larger than the buffers ({capacity})"
         );
         self.acts.n_tokens = n_tokens;
+        if self.acts.runs != runs {
+            self.acts.runs = runs.to_vec();
+            self.rope_cache.entries.clear();
+        }
         Ok(())
     }
 
@@ -155,11 +163,10 @@ impl Backend for CpuBackend {
     }
 
     fn matmul(&mut self, w: &CpuMatrix, src: Act, dst: Act) -> Result<()> {
-        let n = self.acts.n_tokens;
+        let runs = std::mem::take(&mut self.acts.runs);
         let (x, y) = self.acts.src_dst(src, dst);
-        // Field borrow: the pool is not part of the buffers.
-        let pool = &self.pool;
-        matmul(pool, w.weight(), x, n, y);
+        run_matmul(&self.pool, w, &runs, x, y);
+        self.acts.runs = runs;
         Ok(())
     }
 
@@ -186,10 +193,9 @@ impl Backend for CpuBackend {
         Ok(())
     }
 
-    fn rope(&mut self, buf: Act, head_dim: usize, rope: &RopeParams, pos0: usize) -> Result<()> {
+    fn rope(&mut self, buf: Act, head_dim: usize, rope: &RopeParams) -> Result<()> {
         let width = self.acts.widths.of(buf);
-        let n_tokens = self.acts.n_tokens;
-        let angles = self.rope_cache.angles(rope, pos0, n_tokens);
+        let angles = self.rope_cache.angles(rope, &self.acts.runs);
         let half = rope.n_dims / 2;
         let data = self.acts.buf_mut(buf);
         ops::par_rows(&self.pool, data, width, |t, row| {
@@ -206,28 +212,23 @@ impl Backend for CpuBackend {
         Ok(())
     }
 
-    fn store_kv(&mut self, kv: &mut BlockKv, k: Act, v: Act, pos0: usize) -> Result<()> {
+    fn store_kv(&mut self, kv: &mut BlockKv, k: Act, v: Act) -> Result<()> {
         let KvStorage::Cpu(cpu) = &mut kv.storage else {
             bail!("a CPU block's K/V must be in host memory");
         };
-        cpu.write_batch(self.acts.buf(k), self.acts.buf(v), self.acts.n_tokens, pos0);
+        let cells = cells_of(&self.acts.runs);
+        cpu.write_batch(self.acts.buf(k), self.acts.buf(v), &cells);
         Ok(())
     }
 
-    fn attention(
-        &mut self,
-        kv: &BlockKv,
-        q: Act,
-        dst: Act,
-        pos0: usize,
-        shape: &AttnShape,
-    ) -> Result<()> {
+    fn attention(&mut self, kv: &BlockKv, q: Act, dst: Act, shape: &AttnShape) -> Result<()> {
         let KvStorage::Cpu(cpu) = &kv.storage else {
             bail!("a CPU block's K/V must be in host memory");
         };
-        let n = self.acts.n_tokens;
+        let runs = std::mem::take(&mut self.acts.runs);
         let (qb, out) = self.acts.src_dst(q, dst);
-        self.host_attention.run(cpu, qb, n, pos0, shape, out);
+        self.host_attention.run(cpu, qb, &runs, shape, out);
+        self.acts.runs = runs;
         Ok(())
     }
 
@@ -259,6 +260,7 @@ impl Backend for CpuBackend {
             self.acts.bufs[a.index()].copy_within((n - n_keep) * w..n * w, 0);
         }
         self.acts.n_tokens = n_keep;
+        self.acts.runs = SeqRun::last_rows(&self.acts.runs, n_keep);
         Ok(())
     }
 
@@ -270,9 +272,9 @@ impl Backend for CpuBackend {
         out: &mut [f32],
     ) -> Result<()> {
         let width = self.acts.widths.of(src);
-        let n = self.acts.n_tokens - first_row;
         let x = &self.acts.buf(src)[first_row * width..];
-        matmul(&self.pool, w.weight(), x, n, out);
+        let runs = SeqRun::last_rows(&self.acts.runs, self.acts.n_tokens - first_row);
+        run_matmul(&self.pool, w, &runs, x, out);
         Ok(())
     }
 
@@ -293,6 +295,32 @@ impl Backend for CpuBackend {
     fn sync(&mut self) -> Result<()> {
         Ok(())
     }
+}
+
+/// `y = W · x` for the rows of `runs`, each row summed as in a batch of its run alone:
+/// one matmul for one run or for runs of one token each (a batched decode step), one
+/// per run otherwise.
+fn run_matmul(pool: &ThreadPool, w: &CpuMatrix, runs: &[SeqRun], x: &[f32], y: &mut [f32]) {
+    let weight = w.weight();
+    let n = SeqRun::rows(runs);
+    if runs.len() <= 1 {
+        return matmul_ordered(pool, weight, x, n, RowOrder::Batch, y);
+    }
+    if runs.iter().all(|r| r.len == 1) {
+        return matmul_ordered(pool, weight, x, n, RowOrder::Lone, y);
+    }
+    let (mut xs, mut ys) = (x, y);
+    for r in runs {
+        let (xr, x_rest) = xs.split_at(r.len * weight.cols);
+        let (yr, y_rest) = ys.split_at_mut(r.len * weight.rows);
+        matmul_ordered(pool, weight, xr, r.len, RowOrder::Batch, yr);
+        (xs, ys) = (x_rest, y_rest);
+    }
+}
+
+/// The K/V cache cell of every row of `runs`.
+pub fn cells_of(runs: &[SeqRun]) -> Vec<usize> {
+    SeqRun::places(runs).map(|(p, cell0)| cell0 + p).collect()
 }
 
 /// A vector tensor as f32 values (norm weights and biases are small).
@@ -317,21 +345,14 @@ impl HostAttention {
         HostAttention { pool, scratch }
     }
 
-    pub fn run(
-        &self,
-        kv: &CpuKv,
-        q: &[f32],
-        n_tokens: usize,
-        pos0: usize,
-        shape: &AttnShape,
-        out: &mut [f32],
-    ) {
-        ops::attention(&self.pool, &self.scratch, kv, q, n_tokens, pos0, shape, out);
+    pub fn run(&self, kv: &CpuKv, q: &[f32], runs: &[SeqRun], shape: &AttnShape, out: &mut [f32]) {
+        ops::attention(&self.pool, &self.scratch, kv, q, runs, shape, out);
     }
 }
 
 /// Rope angles of the current batch: q and k of every block with the same rope settings
-/// share them, so they are computed once per batch and setting (gemma3 has two).
+/// share them, so they are computed once per batch and setting (gemma3 has two). The
+/// backend empties it when the batch's rows change.
 #[derive(Default)]
 struct RopeCache {
     entries: Vec<(RopeKey, AngleTable)>,
@@ -342,8 +363,6 @@ type AngleTable = Arc<Vec<(f32, f32)>>;
 
 #[derive(Clone, Copy, PartialEq)]
 struct RopeKey {
-    pos0: usize,
-    n_tokens: usize,
     n_dims: usize,
     freq_base: f32,
     freq_scale: f32,
@@ -351,11 +370,9 @@ struct RopeKey {
 }
 
 impl RopeCache {
-    /// (cos, sin) of the `n_dims / 2` angles of each token, token-major.
-    fn angles(&mut self, rope: &RopeParams, pos0: usize, n_tokens: usize) -> AngleTable {
+    /// (cos, sin) of the `n_dims / 2` angles of each row of `runs`, token-major.
+    fn angles(&mut self, rope: &RopeParams, runs: &[SeqRun]) -> AngleTable {
         let key = RopeKey {
-            pos0,
-            n_tokens,
             n_dims: rope.n_dims,
             freq_base: rope.freq_base,
             freq_scale: rope.freq_scale,
@@ -365,14 +382,11 @@ impl RopeCache {
             return Arc::clone(a);
         }
         let half = rope.n_dims / 2;
-        let mut table = vec![(1.0, 0.0); n_tokens * half];
-        for (t, cs) in table.chunks_mut(half.max(1)).enumerate() {
-            ops::rope_angles(rope, pos0 + t, cs);
+        let mut table = vec![(1.0, 0.0); SeqRun::rows(runs) * half];
+        for (cs, (pos, _)) in table.chunks_mut(half.max(1)).zip(SeqRun::places(runs)) {
+            ops::rope_angles(rope, pos, cs);
         }
         let table = Arc::new(table);
-        // Entries of other batches are stale: keep the cache small.
-        self.entries
-            .retain(|(k, _)| k.pos0 == pos0 && k.n_tokens == n_tokens);
         self.entries.push((key, Arc::clone(&table)));
         table
     }

@@ -10,14 +10,16 @@ use std::sync::Arc;
 use anyhow::{ensure, Context, Result};
 
 use crate::cpu::attn_tiled::TILED_ATTENTION_MIN_QUERIES;
-use crate::engine::cpu_backend::{dequantize_vector, HostAttention};
+use crate::engine::cpu_backend::{cells_of, dequantize_vector, HostAttention};
 use crate::gguf::{GgufFile, TensorInfo};
 use crate::gpu::batch::activation_rounding_block;
 use crate::gpu::{
     AttentionParams, Batch, BinaryOp, Gpu, GpuBuffer, GpuWeight, Readback, RopeParams as GpuRope,
 };
 use crate::kv::{BlockKv, KvStorage};
-use crate::model::{Act, ActWidths, Activation, AttnShape, Backend, RopePairing, RopeParams};
+use crate::model::{
+    Act, ActWidths, Activation, AttnShape, Backend, RopePairing, RopeParams, SeqRun,
+};
 
 /// Rows of logits computed and read back per submission: bounds the output buffer
 /// (rows × n_vocab floats) whatever the batch size.
@@ -39,6 +41,12 @@ pub struct GpuBackend {
     shape: GpuBackendShape,
     acts: Vec<GpuBuffer>,
     n_tokens: usize,
+    /// The rows of the batch, and what of them the kernels read: each row's position
+    /// (i32, rope) and `(position, first cell of its sequence)` (u32 pairs, K/V store and
+    /// attention), uploaded when the batch starts.
+    runs: Vec<SeqRun>,
+    positions: GpuBuffer,
+    places: GpuBuffer,
     batch: Option<Batch>,
     token_ids: GpuBuffer,
     /// Input and output of the output projection, [`HEAD_ROWS_PER_PASS`] rows at a time.
@@ -81,6 +89,9 @@ impl GpuBackend {
         Ok(GpuBackend {
             rounded: gpu.try_buffer(n * widest, "rounded activations")?,
             token_ids: gpu.try_buffer(n, "token ids")?,
+            positions: gpu.try_buffer(n, "token positions")?,
+            places: gpu.try_buffer(2 * n, "token places")?,
+            runs: Vec::new(),
             head_in: gpu.try_buffer(
                 HEAD_ROWS_PER_PASS.min(n) * shape.widths.n_embd,
                 "output rows",
@@ -148,7 +159,7 @@ impl GpuBackend {
     }
 
     /// Stores K and V of a GPU block whose cache is in host memory.
-    fn store_kv_on_host(&mut self, kv: &mut BlockKv, k: Act, v: Act, pos0: usize) -> Result<()> {
+    fn store_kv_on_host(&mut self, kv: &mut BlockKv, k: Act, v: Act) -> Result<()> {
         let KvStorage::Cpu(cpu) = &mut kv.storage else {
             unreachable!("called for host caches only");
         };
@@ -157,7 +168,7 @@ impl GpuBackend {
         values.resize(self.len(v), 0.0);
         self.read_back(k, &mut keys)?;
         self.read_back(v, &mut values)?;
-        cpu.write_batch(&keys, &values, self.n_tokens, pos0);
+        cpu.write_batch(&keys, &values, &cells_of(&self.runs));
         self.host_rows = [keys, values, Vec::new()];
         Ok(())
     }
@@ -167,7 +178,6 @@ impl GpuBackend {
         kv: &BlockKv,
         q: Act,
         dst: Act,
-        pos0: usize,
         shape: &AttnShape,
     ) -> Result<()> {
         let KvStorage::Cpu(cpu) = &kv.storage else {
@@ -181,11 +191,39 @@ impl GpuBackend {
             .host_attention
             .as_ref()
             .context("this GPU backend has no host attention for K/V kept in host memory")?;
-        host.run(cpu, &queries, self.n_tokens, pos0, shape, &mut out);
+        host.run(cpu, &queries, &self.runs, shape, &mut out);
         self.gpu.write(self.act(dst), 0, &out)?;
         self.host_rows = [a, b, queries];
         Ok(())
     }
+}
+
+/// What the kernels read of each row of `runs`: its position (rope) and its
+/// `(position, first cell of its sequence)` pair (K/V store, attention).
+fn token_places(runs: &[SeqRun]) -> Result<(Vec<i32>, Vec<u32>)> {
+    let mut positions = Vec::with_capacity(SeqRun::rows(runs));
+    let mut places = Vec::with_capacity(2 * positions.capacity());
+    for (pos, cell0) in SeqRun::places(runs) {
+        positions.push(i32::try_from(pos).context("a position beyond the GPU kernels' range")?);
+        places.push(u32::try_from(pos).context("a position beyond the GPU kernels' range")?);
+        places.push(u32::try_from(cell0).context("a cache cell beyond the GPU kernels' range")?);
+    }
+    Ok((positions, places))
+}
+
+/// Refuses rows whose cells lie outside a cache of `n_ctx` cells (the kernels do not
+/// check).
+fn check_cells(runs: &[SeqRun], n_ctx: usize) -> Result<()> {
+    for r in runs {
+        ensure!(
+            r.cell0 + r.pos0 + r.len <= n_ctx,
+            "positions {}..{} from cell {} do not fit a cache of {n_ctx} cells",
+            r.pos0,
+            r.pos0 + r.len,
+            r.cell0
+        );
+    }
+    Ok(())
 }
 
 /// The input of a product through `w`: `x` itself for float weights, else `x` rounded
@@ -225,7 +263,8 @@ impl Backend for GpuBackend {
         Ok(buf)
     }
 
-    fn begin_batch(&mut self, n_tokens: usize) -> Result<()> {
+    fn begin_batch(&mut self, runs: &[SeqRun]) -> Result<()> {
+        let n_tokens = SeqRun::rows(runs);
         ensure!(
             n_tokens > 0 && n_tokens <= self.shape.n_batch,
             "a batch of {n_tokens} tokens does not fit the GPU buffers ({})",
@@ -234,6 +273,13 @@ impl Backend for GpuBackend {
         // Work left from a pass that failed half-way is stale.
         self.batch = None;
         self.n_tokens = n_tokens;
+        if self.runs != runs {
+            // Nothing is recorded, and queue writes land before the next submission.
+            let (positions, places) = token_places(runs)?;
+            self.gpu.write(&self.positions, 0, &positions)?;
+            self.gpu.write(&self.places, 0, &places)?;
+            self.runs = runs.to_vec();
+        }
         Ok(())
     }
 
@@ -285,7 +331,7 @@ impl Backend for GpuBackend {
         }
     }
 
-    fn rope(&mut self, buf: Act, head_dim: usize, rope: &RopeParams, pos0: usize) -> Result<()> {
+    fn rope(&mut self, buf: Act, head_dim: usize, rope: &RopeParams) -> Result<()> {
         let factors = match &rope.freq_factors {
             Some(f) => Some(self.freq_factor_buffer(f)?),
             None => None,
@@ -298,11 +344,16 @@ impl Backend for GpuBackend {
             freq_base: rope.freq_base,
             freq_scale: rope.freq_scale,
             neox: rope.pairing == RopePairing::Neox,
-            pos0,
+            pos0: 0,
         };
         let batch = self.batch.get_or_insert_with(|| self.gpu.batch());
         let factors = factors.map(|i| &self.freq_factors[i].1);
-        batch.rope(&self.acts[buf.index()], None, factors, &params)
+        batch.rope(
+            &self.acts[buf.index()],
+            Some(&self.positions),
+            factors,
+            &params,
+        )
     }
 
     fn scale(&mut self, buf: Act, s: f32) -> Result<()> {
@@ -311,28 +362,26 @@ impl Backend for GpuBackend {
         batch.scale(&acts[buf.index()], s, len)
     }
 
-    fn store_kv(&mut self, kv: &mut BlockKv, k: Act, v: Act, pos0: usize) -> Result<()> {
+    fn store_kv(&mut self, kv: &mut BlockKv, k: Act, v: Act) -> Result<()> {
         let n = self.n_tokens;
         let KvStorage::Gpu(cache) = &kv.storage else {
-            return self.store_kv_on_host(kv, k, v, pos0);
+            return self.store_kv_on_host(kv, k, v);
         };
-        let (batch, acts) = self.recorder();
-        batch.kv_store(&acts[k.index()], &cache.k, &cache.k_layout, pos0, n)?;
-        batch.kv_store(&acts[v.index()], &cache.v, &cache.v_layout, pos0, n)
+        check_cells(&self.runs, cache.k_layout.n_ctx)?;
+        let batch = self.batch.get_or_insert_with(|| self.gpu.batch());
+        let (acts, places) = (&self.acts, &self.places);
+        batch.kv_store(&acts[k.index()], &cache.k, &cache.k_layout, places, n)?;
+        batch.kv_store(&acts[v.index()], &cache.v, &cache.v_layout, places, n)
     }
 
-    fn attention(
-        &mut self,
-        kv: &BlockKv,
-        q: Act,
-        dst: Act,
-        pos0: usize,
-        shape: &AttnShape,
-    ) -> Result<()> {
+    fn attention(&mut self, kv: &BlockKv, q: Act, dst: Act, shape: &AttnShape) -> Result<()> {
         let KvStorage::Gpu(cache) = &kv.storage else {
-            return self.attention_on_host(kv, q, dst, pos0, shape);
+            return self.attention_on_host(kv, q, dst, shape);
         };
+        check_cells(&self.runs, cache.k_layout.n_ctx)?;
         let n = self.n_tokens;
+        // llama.cpp's path is chosen by the queries of a sequence's batch (a run).
+        let longest_run = self.runs.iter().map(|r| r.len).max().unwrap_or(0);
         let params = AttentionParams {
             n_tokens: n,
             n_heads: shape.n_head,
@@ -340,11 +389,10 @@ impl Backend for GpuBackend {
             head_dim: shape.head_dim,
             head_dim_v: shape.head_dim_v,
             n_ctx: cache.k_layout.n_ctx,
-            pos0,
             window: shape.window.unwrap_or(0),
             scale: shape.scale,
             kv_f16: cache.k_layout.f16,
-            half_accumulator: cache.k_layout.f16 && n < TILED_ATTENTION_MIN_QUERIES,
+            half_accumulator: cache.k_layout.f16 && longest_run < TILED_ATTENTION_MIN_QUERIES,
         };
         let batch = self.batch.get_or_insert_with(|| self.gpu.batch());
         batch.attention(
@@ -352,6 +400,7 @@ impl Backend for GpuBackend {
             &cache.k,
             &cache.v,
             &self.acts[dst.index()],
+            &self.places,
             &params,
         )
     }
@@ -386,6 +435,9 @@ impl Backend for GpuBackend {
             }
         }
         self.n_tokens = n_keep;
+        // The kernels' place buffers still describe the first rows, which is harmless:
+        // nothing after the last block's attention reads them.
+        self.runs = SeqRun::last_rows(&self.runs, n_keep);
         Ok(())
     }
 

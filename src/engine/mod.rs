@@ -9,7 +9,8 @@ use anyhow::{bail, Context};
 use crate::gguf::GgufFile;
 use crate::gpu::{Gpu, GpuOptions, GpuOutOfMemory};
 use crate::kv::{KvCache, KvShape};
-use crate::model::{forward, Batch, Hparams, ModelWeights, Sides, Split, StageTimes};
+use crate::model::{forward, Batch, Hparams, ModelWeights, SeqRun, Sides, Split, StageTimes};
+pub use crate::model::{Output, Pooling};
 use crate::tokenizer::Tokenizer;
 
 pub mod cpu_backend;
@@ -123,14 +124,18 @@ impl Engine {
         if opts.n_batch == 0 {
             bail!("the batch size must be at least 1");
         }
-        let n_batch = opts.n_batch.min(n_ctx);
+        let n_batch = opts.n_batch.min(n_ctx / opts.n_parallel);
+        // Rows of the activation buffers: a prefill micro-batch, or one token of every
+        // sequence in a decode step.
+        let n_rows = n_batch.max(opts.n_parallel);
         let n_threads = opts.n_threads.unwrap_or_else(physical_cores).max(1);
         let widths = hp.act_widths();
-        let mut backend = CpuBackend::new(n_threads, n_batch, widths);
+        let mut backend = CpuBackend::new(n_threads, n_rows, widths);
         let split = placement::split(hp.n_layer, opts.gpu_layers, opts.output_on);
         let kv_shape = KvShape {
             n_layer: hp.n_layer,
             n_ctx,
+            n_seq: opts.n_parallel,
             n_head_kv: hp.n_head_kv,
             head_dim: hp.head_dim,
             head_dim_v: hp.head_dim_v,
@@ -145,7 +150,7 @@ impl Engine {
                     )
                 })?;
                 let shape = GpuBackendShape {
-                    n_batch,
+                    n_batch: n_rows,
                     widths,
                     head_rows: if split.head_on_device { hp.n_vocab } else { 0 },
                 };
@@ -213,13 +218,26 @@ impl Engine {
         &self.hp
     }
 
+    /// The context of a sequence: the most tokens it holds (all of the cache's cells
+    /// when it holds one sequence, an equal share of them otherwise).
     pub fn n_ctx(&self) -> usize {
-        self.kv.n_ctx()
+        self.kv.seq_capacity()
     }
 
-    /// Positions already in the KV cache.
+    /// Positions already in the KV cache (of the first sequence, the only one outside
+    /// the server).
     pub fn n_past(&self) -> usize {
-        self.kv.n_past()
+        self.kv.seq_len(0)
+    }
+
+    /// Cells of the KV cache in use, over all sequences.
+    pub fn kv_cells_used(&self) -> usize {
+        self.kv.cells_used()
+    }
+
+    /// Cells of the KV cache, all sequences together.
+    pub fn kv_cells(&self) -> usize {
+        self.kv.n_ctx()
     }
 
     pub fn n_vocab(&self) -> usize {
@@ -307,98 +325,226 @@ impl Engine {
     /// (`n_last × n_vocab`); the vocabulary projection is skipped for the others, which
     /// perplexity (scoring only the second half of each chunk) uses to halve that cost.
     pub fn eval_last_logits(&mut self, tokens: &[u32], n_last: usize) -> anyhow::Result<&[f32]> {
-        self.run(tokens, n_last, None)?;
-        Ok(&self.logits)
+        self.eval_seq(0, tokens, n_last, Output::Logits)
+    }
+
+    /// Appends `tokens` and returns the hidden state of every token after the output
+    /// norm (`tokens.len() × n_embd`), which embeddings are pooled from; no logits.
+    pub fn eval_embeddings(&mut self, tokens: &[u32]) -> anyhow::Result<&[f32]> {
+        self.eval_seq(0, tokens, tokens.len(), Output::NormedHidden)
     }
 
     /// As [`Engine::eval`], timing each stage (each then waits for its device); the
     /// times add up over the micro-batches.
     pub fn eval_timed(&mut self, tokens: &[u32]) -> anyhow::Result<StageTimes> {
         let mut times = StageTimes::default();
-        self.run(tokens, 1, Some(&mut times))?;
+        self.prefill(0, tokens, 1, Output::Logits, Some(&mut times))?;
         Ok(times)
     }
 
-    fn run(
+    /// Sequences the KV cache holds at once (`EngineOptions::n_parallel`).
+    pub fn n_seq(&self) -> usize {
+        self.kv.n_seq()
+    }
+
+    /// Most tokens one sequence holds (its share of the cache's cells).
+    pub fn seq_capacity(&self) -> usize {
+        self.kv.seq_capacity()
+    }
+
+    /// Tokens in sequence `seq`'s cache.
+    pub fn seq_len(&self, seq: usize) -> usize {
+        self.kv.seq_len(seq)
+    }
+
+    /// Keeps the first `n` tokens of sequence `seq` (0 empties it).
+    pub fn seq_truncate(&mut self, seq: usize, n: usize) {
+        self.kv.truncate(seq, n);
+    }
+
+    /// Appends `tokens` to sequence `seq` (prefill in micro-batches of `n_batch`) and
+    /// returns the output of the last `n_last` tokens (rows of `n_vocab` logits, or of
+    /// `n_embd` for [`Output::NormedHidden`]).
+    pub fn eval_seq(
         &mut self,
+        seq: usize,
         tokens: &[u32],
         n_last: usize,
+        output: Output,
+    ) -> anyhow::Result<&[f32]> {
+        self.prefill(seq, tokens, n_last, output, None)?;
+        Ok(&self.logits)
+    }
+
+    /// Appends one token to each of the listed sequences (distinct) in one forward pass,
+    /// so the weights are read once for all, and returns their logits, one row of
+    /// `n_vocab` per step, in order. Each row has the bits its sequence gets decoded
+    /// alone: the kernels whose summation order depends on the batch sum every row as a
+    /// batch of one.
+    pub fn decode(&mut self, steps: &[(usize, u32)]) -> anyhow::Result<&[f32]> {
+        if steps.is_empty() {
+            bail!("a decode step needs at least one sequence");
+        }
+        let mut runs = Vec::with_capacity(steps.len());
+        for (i, &(seq, token)) in steps.iter().enumerate() {
+            self.check(seq, &[token])?;
+            if steps[..i].iter().any(|&(s, _)| s == seq) {
+                bail!("sequence {seq} appears twice in one decode step");
+            }
+            runs.push(SeqRun {
+                len: 1,
+                pos0: self.kv.seq_len(seq),
+                cell0: self.kv.seq_cell0(seq),
+            });
+        }
+        let tokens: Vec<u32> = steps.iter().map(|&(_, t)| t).collect();
+        self.logits.resize(steps.len() * self.hp.n_vocab, 0.0);
+        self.forward(&tokens, &runs, 0, Output::Logits, None)?;
+        for &(seq, _) in steps {
+            self.kv.advance(seq, 1);
+        }
+        Ok(&self.logits)
+    }
+
+    /// Evaluates `tokens` at the end of sequence `seq` in micro-batches, writing the
+    /// output of the last `n_last` into `self.logits`.
+    fn prefill(
+        &mut self,
+        seq: usize,
+        tokens: &[u32],
+        n_last: usize,
+        output: Output,
         mut times: Option<&mut StageTimes>,
     ) -> anyhow::Result<()> {
-        self.check(tokens)?;
+        self.check(seq, tokens)?;
         if n_last == 0 || n_last > tokens.len() {
             bail!(
-                "logits of the last {n_last} of {} tokens were asked for",
+                "outputs of the last {n_last} of {} tokens were asked for",
                 tokens.len()
             );
         }
-        let n_vocab = self.hp.n_vocab;
+        let width = match output {
+            Output::Logits => self.hp.n_vocab,
+            Output::NormedHidden => self.hp.n_embd,
+        };
         let first_out = tokens.len() - n_last;
-        self.logits.resize(n_last * n_vocab, 0.0);
-        for (c, chunk) in tokens.chunks(self.n_batch).enumerate() {
-            let start = c * self.n_batch;
-            let end = start + chunk.len();
-            let pos0 = self.kv.n_past();
-            let (first_row, out): (usize, &mut [f32]) = if end > first_out {
-                let from = start.max(first_out);
-                let at = (from - first_out) * n_vocab;
-                (
-                    from - start,
-                    &mut self.logits[at..at + (end - from) * n_vocab],
-                )
-            } else {
-                (chunk.len(), &mut [])
-            };
-            let mut chunk_times = times.as_ref().map(|_| StageTimes::default());
-            forward(
-                Sides {
-                    host: &mut self.backend,
-                    device: self.gpu.as_mut(),
-                },
-                &self.hp,
-                &self.weights,
-                &mut self.kv,
-                Batch {
-                    tokens: chunk,
-                    pos0,
-                    first_logit_row: first_row,
-                },
-                out,
-                chunk_times.as_mut(),
-            )?;
-            if let (Some(total), Some(t)) = (times.as_deref_mut(), chunk_times) {
-                total.add(&t);
+        let mut out = std::mem::take(&mut self.logits);
+        out.resize(n_last * width, 0.0);
+        let n_batch = self.n_batch;
+        let result = (|| {
+            for (c, chunk) in tokens.chunks(n_batch).enumerate() {
+                let start = c * n_batch;
+                let end = start + chunk.len();
+                let (first_row, rows): (usize, &mut [f32]) = if end > first_out {
+                    let from = start.max(first_out);
+                    let at = (from - first_out) * width;
+                    (from - start, &mut out[at..at + (end - from) * width])
+                } else {
+                    (chunk.len(), &mut [])
+                };
+                let runs = [SeqRun {
+                    len: chunk.len(),
+                    pos0: self.kv.seq_len(seq),
+                    cell0: self.kv.seq_cell0(seq),
+                }];
+                let mut chunk_times = times.as_ref().map(|_| StageTimes::default());
+                self.forward_into(chunk, &runs, first_row, output, rows, chunk_times.as_mut())?;
+                if let (Some(total), Some(t)) = (times.as_deref_mut(), chunk_times) {
+                    total.add(&t);
+                }
+                self.kv.advance(seq, chunk.len());
             }
-            self.kv.advance(chunk.len());
-        }
-        Ok(())
+            Ok(())
+        })();
+        self.logits = out;
+        result
     }
 
-    /// Empties the KV cache.
+    /// One forward pass writing its output rows into `self.logits`.
+    fn forward(
+        &mut self,
+        tokens: &[u32],
+        runs: &[SeqRun],
+        first_row: usize,
+        output: Output,
+        times: Option<&mut StageTimes>,
+    ) -> anyhow::Result<()> {
+        let mut out = std::mem::take(&mut self.logits);
+        let result = self.forward_into(tokens, runs, first_row, output, &mut out, times);
+        self.logits = out;
+        result
+    }
+
+    fn forward_into(
+        &mut self,
+        tokens: &[u32],
+        runs: &[SeqRun],
+        first_row: usize,
+        output: Output,
+        out: &mut [f32],
+        times: Option<&mut StageTimes>,
+    ) -> anyhow::Result<()> {
+        forward(
+            Sides {
+                host: &mut self.backend,
+                device: self.gpu.as_mut(),
+            },
+            &self.hp,
+            &self.weights,
+            &mut self.kv,
+            Batch {
+                tokens,
+                runs,
+                first_logit_row: first_row,
+                output,
+            },
+            out,
+            times,
+        )
+    }
+
+    /// Empties the KV cache (every sequence).
     pub fn clear(&mut self) {
         self.kv.clear();
     }
 
-    /// Keeps the first `n` positions of the KV cache.
+    /// Keeps the first `n` positions of the first sequence.
     pub fn truncate(&mut self, n: usize) {
-        self.kv.truncate(n);
+        self.kv.truncate(0, n);
     }
 
-    /// Refuses, before any work, what the context or the vocabulary cannot take.
-    fn check(&self, tokens: &[u32]) -> anyhow::Result<()> {
+    /// Refuses, before any work, what sequence `seq`'s context or the vocabulary cannot
+    /// take.
+    fn check(&self, seq: usize, tokens: &[u32]) -> anyhow::Result<()> {
+        if seq >= self.kv.n_seq() {
+            bail!(
+                "sequence {seq} does not exist (the cache holds {})",
+                self.kv.n_seq()
+            );
+        }
         if tokens.is_empty() {
             bail!("no tokens to evaluate");
         }
-        let (n_past, n_ctx) = (self.kv.n_past(), self.kv.n_ctx());
+        let (n_past, n_ctx) = (self.kv.seq_len(seq), self.kv.seq_capacity());
         if n_past + tokens.len() > n_ctx {
+            let advice = if self.kv.n_seq() > 1 {
+                format!(
+                    " (each of the {} sequences has {n_ctx} of the {} cells); raise -c or \
+                     lower --parallel",
+                    self.kv.n_seq(),
+                    self.kv.n_ctx()
+                )
+            } else {
+                "; raise -c".to_string()
+            };
             if n_past == 0 {
                 bail!(
-                    "prompt has {} tokens but the context is {n_ctx}; raise -c",
+                    "prompt has {} tokens but the context is {n_ctx}{advice}",
                     tokens.len()
                 );
             }
             bail!(
-                "{} more tokens after {n_past} would exceed the context of {n_ctx}; raise -c",
+                "{} more tokens after {n_past} would exceed the context of {n_ctx}{advice}",
                 tokens.len()
             );
         }

@@ -39,10 +39,8 @@ pub struct AttentionParams {
     pub n_kv_heads: usize,
     pub head_dim: usize,
     pub head_dim_v: usize,
-    /// Positions the cache holds per kv head (its capacity).
+    /// Cells the cache holds per kv head (its capacity, all sequences).
     pub n_ctx: usize,
-    /// Position of the batch's first query; its keys are at pos0 ... in the cache.
-    pub pos0: usize,
     /// Sliding window (keys j > pos - window are visible); 0 = unlimited.
     pub window: usize,
     pub scale: f32,
@@ -575,16 +573,19 @@ impl Batch {
     }
 
     /// Attention of q (`[n_tokens][n_heads][head_dim]`) over the k cache
-    /// (`[n_kv_heads][n_ctx][head_dim]`) and v cache (`[n_kv_heads][n_ctx][head_dim_v]`),
-    /// whose positions 0 .. pos0 + n_tokens are filled; out is
-    /// `[n_tokens][n_heads][head_dim_v]`. The kernel streams keys in tiles with an
-    /// online softmax, so it needs no scratch and no score matrix however long the context.
+    /// (`[n_kv_heads][n_ctx][head_dim]`) and v cache (`[n_kv_heads][n_ctx][head_dim_v]`);
+    /// out is `[n_tokens][n_heads][head_dim_v]`. `places` holds `(position, first cell of
+    /// its sequence)` per query (u32 pairs): query t sees the cells
+    /// of its sequence up to its position, which must be filled and inside the cache
+    /// (the caller checks). The kernel streams keys in tiles with an online softmax, so
+    /// it needs no scratch and no score matrix however long the context.
     pub fn attention(
         &mut self,
         q: &GpuBuffer,
         k: &GpuBuffer,
         v: &GpuBuffer,
         out: &GpuBuffer,
+        places: &GpuBuffer,
         p: &AttentionParams,
     ) -> anyhow::Result<()> {
         ensure!(
@@ -601,11 +602,10 @@ impl Batch {
             p.head_dim,
             p.head_dim_v
         );
-        let kv_len = p.pos0 + p.n_tokens;
         ensure!(
-            kv_len <= p.n_ctx,
-            "queries up to position {kv_len} do not fit a cache of {} positions",
-            p.n_ctx
+            places.len() >= 2 * p.n_tokens,
+            "attention needs a place for each of {} queries",
+            p.n_tokens
         );
         let cache = |dim: usize| KvLayout {
             n_kv_heads: p.n_kv_heads,
@@ -627,7 +627,7 @@ impl Batch {
             u32_of(p.head_dim, "head_dim")?,
             u32_of(p.head_dim_v, "head_dim_v")?,
             u32_of(p.n_ctx, "n_ctx")?,
-            u32_of(p.pos0, "position")?,
+            0,
             u32_of(p.window, "window")?,
             p.scale.to_bits(),
             u32::from(p.half_accumulator),
@@ -640,20 +640,21 @@ impl Batch {
         );
         self.dispatch(
             Kernel::Attention { f16_kv: p.kv_f16 },
-            &[q.into(), k.into(), v.into(), out.into()],
+            &[q.into(), k.into(), v.into(), out.into(), places.into()],
             &params,
             (params[1], params[0], 1),
         )
     }
 
     /// Appends a batch's keys or values, src = `[n_tokens][n_kv_heads][dim]` f32, to the
-    /// cache at positions pos0 .. pos0 + n_tokens (f16 caches round to nearest even).
+    /// cache, row t at cell `places[2t + 1] + places[2t]` (the
+    /// caller checks the cells lie in the cache). f16 caches round to nearest even.
     pub fn kv_store(
         &mut self,
         src: &GpuBuffer,
         cache: &GpuBuffer,
         layout: &KvLayout,
-        pos0: usize,
+        places: &GpuBuffer,
         n_tokens: usize,
     ) -> anyhow::Result<()> {
         ensure!(
@@ -662,14 +663,9 @@ impl Batch {
             layout.dim
         );
         ensure!(
-            pos0 + n_tokens <= layout.n_ctx,
-            "positions {pos0}..{} do not fit a cache of {}",
-            pos0 + n_tokens,
-            layout.n_ctx
-        );
-        ensure!(
             src.len() >= n_tokens * layout.n_kv_heads * layout.dim
-                && cache.len() >= layout.buffer_len(),
+                && cache.len() >= layout.buffer_len()
+                && places.len() >= 2 * n_tokens,
             "KV store buffers are too small"
         );
         let params = [
@@ -677,7 +673,7 @@ impl Batch {
             u32_of(layout.n_kv_heads, "kv heads")?,
             u32_of(layout.dim, "dim")?,
             u32_of(layout.n_ctx, "n_ctx")?,
-            u32_of(pos0, "position")?,
+            0,
             0,
             0,
             0,
@@ -686,7 +682,7 @@ impl Batch {
         let (gx, gy) = spread(pairs.div_ceil(256));
         self.dispatch(
             Kernel::KvStore { f16_kv: layout.f16 },
-            &[src.into(), cache.into()],
+            &[src.into(), cache.into(), places.into()],
             &params,
             (gx, gy, 1),
         )

@@ -190,8 +190,9 @@ impl Kernel {
                 &[ReadWrite, Read]
             }
             Kernel::Rope => &[ReadWrite, Read, Read],
-            Kernel::Attention { .. } => &[Read, Read, Read, ReadWrite],
-            Kernel::KvStore { .. } | Kernel::ActQuant { .. } => &[Read, ReadWrite],
+            Kernel::Attention { .. } => &[Read, Read, Read, ReadWrite, Read],
+            Kernel::KvStore { .. } => &[Read, ReadWrite, Read],
+            Kernel::ActQuant { .. } => &[Read, ReadWrite],
         }
     }
 

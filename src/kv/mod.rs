@@ -5,9 +5,11 @@
 //! read (and lets f16 rows be converted in one slice call); appending a batch writes
 //! `n_head_kv` short runs, which is cheap by comparison.
 //!
-//! Every block keeps all `n_ctx` positions, sliding-window blocks included (their
+//! The cells of a block are split into equal slots, one per sequence (see [`KvCache`]).
+//! Every block keeps all positions of a slot, sliding-window blocks included (their
 //! attention masks positions outside the window; a ring buffer of W positions would save
-//! memory and is not done yet). One `n_past` counts the positions of all blocks.
+//! memory and is not done yet). One length per sequence counts its positions in all
+//! blocks.
 //!
 //! Each block's K/V live with the block's device: host memory for CPU blocks, GPU
 //! buffers (same layout, see [`gpu`]) for GPU blocks, unless the caller keeps them all
@@ -113,42 +115,43 @@ impl CpuKv {
         self.head_dim_v
     }
 
-    /// Stores the batch's keys (`n_tokens` rows of `n_head_kv × head_dim`) and values
-    /// at positions `pos0 ..`.
-    pub fn write_batch(&mut self, keys: &[f32], values: &[f32], n_tokens: usize, pos0: usize) {
+    /// Stores the batch's keys (rows of `n_head_kv × head_dim`) and values, each row at
+    /// its cell (`cells` holds one per row).
+    pub fn write_batch(&mut self, keys: &[f32], values: &[f32], cells: &[usize]) {
+        let n_tokens = cells.len();
         let (kw, vw) = (keys.len() / n_tokens, values.len() / n_tokens);
-        for t in 0..n_tokens {
+        for (t, &cell) in cells.iter().enumerate() {
             for (h, row) in keys[t * kw..(t + 1) * kw].chunks(self.head_dim).enumerate() {
-                self.write_k(h, pos0 + t, row);
+                self.write_k(h, cell, row);
             }
             for (h, row) in values[t * vw..(t + 1) * vw]
                 .chunks(self.head_dim_v)
                 .enumerate()
             {
-                self.write_v(h, pos0 + t, row);
+                self.write_v(h, cell, row);
             }
         }
     }
 
-    /// Stores the key row of kv head `head` at `pos`.
-    pub fn write_k(&mut self, head: usize, pos: usize, row: &[f32]) {
-        let at = (head * self.n_ctx + pos) * self.head_dim;
+    /// Stores the key row of kv head `head` at `cell`.
+    pub fn write_k(&mut self, head: usize, cell: usize, row: &[f32]) {
+        let at = (head * self.n_ctx + cell) * self.head_dim;
         self.k.write(at, row);
     }
 
-    pub fn write_v(&mut self, head: usize, pos: usize, row: &[f32]) {
-        let at = (head * self.n_ctx + pos) * self.head_dim_v;
+    pub fn write_v(&mut self, head: usize, cell: usize, row: &[f32]) {
+        let at = (head * self.n_ctx + cell) * self.head_dim_v;
         self.v.write(at, row);
     }
 
-    /// Keys of kv head `head` at positions `lo..hi`, `(hi − lo) × head_dim` elements.
+    /// Keys of kv head `head` in cells `lo..hi`, `(hi − lo) × head_dim` elements.
     pub fn keys(&self, head: usize, lo: usize, hi: usize) -> KvRows<'_> {
         let base = head * self.n_ctx;
         self.k
             .rows((base + lo) * self.head_dim..(base + hi) * self.head_dim)
     }
 
-    /// Values of kv head `head` at positions `lo..hi`, `(hi − lo) × head_dim_v` elements.
+    /// Values of kv head `head` in cells `lo..hi`, `(hi − lo) × head_dim_v` elements.
     pub fn values(&self, head: usize, lo: usize, hi: usize) -> KvRows<'_> {
         let base = head * self.n_ctx;
         self.v
@@ -167,11 +170,17 @@ pub struct BlockKv {
     pub storage: KvStorage,
 }
 
-/// The cache of all blocks with one position count.
+/// The cache of all blocks, holding `n_seq` sequences with a position count each.
+///
+/// The `n_ctx` cells are split into `n_seq` equal slots of consecutive cells, one per
+/// sequence (as llama-server splits its context between `--parallel` slots): each
+/// sequence's keys stay contiguous, so attention reads them as one linear run, exactly
+/// as for a single sequence.
 pub struct KvCache {
     blocks: Vec<BlockKv>,
     n_ctx: usize,
-    n_past: usize,
+    seq_capacity: usize,
+    seq_len: Vec<usize>,
     cache_type: CacheType,
 }
 
@@ -179,20 +188,29 @@ pub struct KvCache {
 #[derive(Clone, Copy, Debug)]
 pub struct KvShape {
     pub n_layer: usize,
+    /// Cells per block, shared by the sequences.
     pub n_ctx: usize,
+    /// Sequences held at once (each gets `n_ctx / n_seq` cells).
+    pub n_seq: usize,
     pub n_head_kv: usize,
     pub head_dim: usize,
     pub head_dim_v: usize,
 }
 
 impl KvCache {
-    /// A cache for `shape.n_ctx` positions of every block; with `gpu = Some((gpu, n))`
+    /// A cache for `shape.n_ctx` cells of every block; with `gpu = Some((gpu, n))`
     /// the K/V of blocks `0 .. n` are GPU buffers.
     pub fn new(
         shape: KvShape,
         cache_type: CacheType,
         gpu: Option<(&crate::gpu::Gpu, usize)>,
     ) -> anyhow::Result<KvCache> {
+        anyhow::ensure!(
+            shape.n_seq > 0 && shape.n_ctx >= shape.n_seq,
+            "{} cells cannot hold {} sequences",
+            shape.n_ctx,
+            shape.n_seq
+        );
         let n_gpu = gpu.map_or(0, |(_, n)| n.min(shape.n_layer));
         let mut blocks = Vec::with_capacity(shape.n_layer);
         for i in 0..shape.n_layer {
@@ -213,7 +231,8 @@ impl KvCache {
         Ok(KvCache {
             blocks,
             n_ctx: shape.n_ctx,
-            n_past: 0,
+            seq_capacity: shape.n_ctx / shape.n_seq,
+            seq_len: vec![0; shape.n_seq],
             cache_type,
         })
     }
@@ -224,32 +243,57 @@ impl KvCache {
         (values * cache_type.bytes()) as u64
     }
 
+    /// Cells per block (all sequences).
     pub fn n_ctx(&self) -> usize {
         self.n_ctx
     }
 
-    /// Positions filled.
-    pub fn n_past(&self) -> usize {
-        self.n_past
+    pub fn n_seq(&self) -> usize {
+        self.seq_len.len()
+    }
+
+    /// Cells of one sequence: the most positions it holds.
+    pub fn seq_capacity(&self) -> usize {
+        self.seq_capacity
+    }
+
+    /// Positions filled in sequence `seq`.
+    pub fn seq_len(&self, seq: usize) -> usize {
+        self.seq_len[seq]
+    }
+
+    /// Cells in use, over all sequences.
+    pub fn cells_used(&self) -> usize {
+        self.seq_len.iter().sum()
+    }
+
+    /// The cell of position 0 of sequence `seq`.
+    pub fn seq_cell0(&self, seq: usize) -> usize {
+        assert!(seq < self.n_seq(), "sequence {seq} of {}", self.n_seq());
+        seq * self.seq_capacity
     }
 
     pub fn cache_type(&self) -> CacheType {
         self.cache_type
     }
 
-    /// Records that `n` more positions were written to every block.
-    pub fn advance(&mut self, n: usize) {
-        assert!(self.n_past + n <= self.n_ctx, "KV cache overflow");
-        self.n_past += n;
+    /// Records that `n` more positions of sequence `seq` were written to every block.
+    pub fn advance(&mut self, seq: usize, n: usize) {
+        assert!(
+            self.seq_len[seq] + n <= self.seq_capacity,
+            "KV cache overflow"
+        );
+        self.seq_len[seq] += n;
     }
 
-    /// Keeps the first `n` positions (later writes overwrite the rest).
-    pub fn truncate(&mut self, n: usize) {
-        self.n_past = self.n_past.min(n);
+    /// Keeps the first `n` positions of sequence `seq` (later writes overwrite the rest).
+    pub fn truncate(&mut self, seq: usize, n: usize) {
+        self.seq_len[seq] = self.seq_len[seq].min(n);
     }
 
+    /// Empties every sequence.
     pub fn clear(&mut self) {
-        self.n_past = 0;
+        self.seq_len.iter_mut().for_each(|l| *l = 0);
     }
 
     pub fn block(&self, i: usize) -> &BlockKv {

@@ -76,6 +76,51 @@ impl ActWidths {
     }
 }
 
+/// Consecutive rows of a batch that belong to one sequence, at consecutive positions of
+/// it. A batch is a list of runs covering its rows in order: one run for a prefill, one
+/// run of one token per sequence for a batched decode step.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SeqRun {
+    /// Rows (tokens) of the run.
+    pub len: usize,
+    /// Position in its sequence of the run's first token.
+    pub pos0: usize,
+    /// The K/V cache cell of the sequence's position 0: position p is at cell `cell0 + p`.
+    pub cell0: usize,
+}
+
+impl SeqRun {
+    /// Rows of all `runs`.
+    pub fn rows(runs: &[SeqRun]) -> usize {
+        runs.iter().map(|r| r.len).sum()
+    }
+
+    /// `(position, cell0)` of every row of `runs`, in row order.
+    pub fn places(runs: &[SeqRun]) -> impl Iterator<Item = (usize, usize)> + '_ {
+        runs.iter()
+            .flat_map(|r| (r.pos0..r.pos0 + r.len).map(move |p| (p, r.cell0)))
+    }
+
+    /// The runs of the last `n_keep` rows of `runs`.
+    pub fn last_rows(runs: &[SeqRun], n_keep: usize) -> Vec<SeqRun> {
+        let mut skip = SeqRun::rows(runs).saturating_sub(n_keep);
+        let mut kept = Vec::new();
+        for r in runs {
+            if skip >= r.len {
+                skip -= r.len;
+                continue;
+            }
+            kept.push(SeqRun {
+                len: r.len - skip,
+                pos0: r.pos0 + skip,
+                cell0: r.cell0,
+            });
+            skip = 0;
+        }
+        kept
+    }
+}
+
 /// Shape of an attention operation.
 #[derive(Clone, Copy, Debug)]
 pub struct AttnShape {
@@ -90,7 +135,11 @@ pub struct AttnShape {
 }
 
 /// The operations of a forward pass. Every operation works on the first `n_tokens` rows
-/// of its buffers, `n_tokens` being set by [`Backend::begin_batch`].
+/// of its buffers, the rows of the runs given to [`Backend::begin_batch`].
+///
+/// A batch of several runs gives each row the bits it would get in a batch of its run
+/// alone (the server's batched decode must give every sequence the text it gets alone),
+/// which the kernels whose summation order depends on the batch size take care of.
 ///
 /// A backend may record operations and run them later (the GPU records a whole segment
 /// into one submission): errors of an operation may surface at a later call, at the
@@ -106,8 +155,8 @@ pub trait Backend {
     /// Binds a vector tensor of `file` (already shape-checked by the caller).
     fn bind_vector(&mut self, file: &Arc<GgufFile>, info: &TensorInfo) -> Result<Self::Vector>;
 
-    /// Starts a micro-batch of `n_tokens` tokens.
-    fn begin_batch(&mut self, n_tokens: usize) -> Result<()>;
+    /// Starts a micro-batch whose rows are those of `runs`, in order.
+    fn begin_batch(&mut self, runs: &[SeqRun]) -> Result<()>;
     /// `dst[t] = table[tokens[t]] · scale` (rows of the embedding matrix).
     fn embed(
         &mut self,
@@ -123,27 +172,22 @@ pub trait Backend {
     /// RMS-normalizes every `weight.len()`-wide group of `src` into `dst` (which may be
     /// `src`) and multiplies it by `weight`: a whole row, or each head of a row.
     fn rms_norm(&mut self, src: Act, dst: Act, weight: &Self::Vector, eps: f32) -> Result<()>;
-    /// Rotates each `head_dim`-wide head of `buf`; token t is at position `pos0 + t`.
-    fn rope(&mut self, buf: Act, head_dim: usize, rope: &RopeParams, pos0: usize) -> Result<()>;
+    /// Rotates each `head_dim`-wide head of `buf` by its row's position.
+    fn rope(&mut self, buf: Act, head_dim: usize, rope: &RopeParams) -> Result<()>;
     /// `buf *= s`.
     fn scale(&mut self, buf: Act, s: f32) -> Result<()>;
-    /// Writes the batch's keys and values into `kv` at positions `pos0 ..`.
-    fn store_kv(&mut self, kv: &mut BlockKv, k: Act, v: Act, pos0: usize) -> Result<()>;
-    /// Causal attention of the queries (token t at position `pos0 + t`) over `kv`.
-    fn attention(
-        &mut self,
-        kv: &BlockKv,
-        q: Act,
-        dst: Act,
-        pos0: usize,
-        shape: &AttnShape,
-    ) -> Result<()>;
+    /// Writes each row's key and value into `kv` at its cell.
+    fn store_kv(&mut self, kv: &mut BlockKv, k: Act, v: Act) -> Result<()>;
+    /// Causal attention of each row's query over the cells of its sequence in `kv`, up
+    /// to its own position.
+    fn attention(&mut self, kv: &BlockKv, q: Act, dst: Act, shape: &AttnShape) -> Result<()>;
     /// `gate = act(gate) ⊙ up`.
     fn gated_activation(&mut self, gate: Act, up: Act, act: Activation) -> Result<()>;
     /// `dst += src`.
     fn add(&mut self, dst: Act, src: Act) -> Result<()>;
     /// Moves the last `n_keep` rows of each of `acts` to the front and goes on with a
-    /// batch of `n_keep` tokens (the rows of the last block that logits are wanted of).
+    /// batch of those rows (the rows of the last block that logits are wanted of; their
+    /// runs are [`SeqRun::last_rows`]).
     fn keep_last_rows(&mut self, n_keep: usize, acts: &[Act]) -> Result<()>;
     /// `out = W · src[t]` for the rows `first_row ..` of the batch (`out` holds
     /// `(n_tokens − first_row) × W.rows` floats).

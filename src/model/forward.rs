@@ -8,20 +8,32 @@
 
 use std::time::{Duration, Instant};
 
-use anyhow::{Context, Result};
+use anyhow::{ensure, Context, Result};
 
 use crate::kv::KvCache;
 
-use super::backend::{Act, AttnShape, Backend};
+use super::backend::{Act, AttnShape, Backend, SeqRun};
 use super::hparams::Hparams;
 use super::weights::{BlockWeights, Head, ModelWeights};
 
-/// A micro-batch: `tokens` at positions `pos0 ..`, wanting the logits of the rows
-/// `first_logit_row ..`.
+/// A micro-batch: `tokens`, sitting in their sequences as `runs` say, wanting the output
+/// of the rows `first_logit_row ..`.
 pub struct Batch<'a> {
     pub tokens: &'a [u32],
-    pub pos0: usize,
+    pub runs: &'a [SeqRun],
     pub first_logit_row: usize,
+    pub output: Output,
+}
+
+/// What a forward pass gives for its output rows.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Output {
+    /// Logits (`n_vocab` per row).
+    #[default]
+    Logits,
+    /// The hidden state after the output norm, before the vocabulary projection
+    /// (`n_embd` per row): what embeddings are pooled from, as llama.cpp does.
+    NormedHidden,
 }
 
 /// Where the time of a forward pass went, when asked for (each stage then waits for
@@ -57,8 +69,9 @@ pub struct Sides<'a, H, D> {
     pub device: Option<&'a mut D>,
 }
 
-/// Runs a batch through the model; writes the logits of the batch rows
-/// `first_logit_row ..` into `logits` (`(tokens.len() − first_logit_row) × n_vocab`).
+/// Runs a batch through the model; writes the output of the batch rows
+/// `first_logit_row ..` into `logits` (`(tokens.len() − first_logit_row)` rows of
+/// `n_vocab`, or of `n_embd` for [`Output::NormedHidden`]).
 pub fn forward<H: Backend, D: Backend>(
     sides: Sides<'_, H, D>,
     hp: &Hparams,
@@ -70,14 +83,20 @@ pub fn forward<H: Backend, D: Backend>(
 ) -> Result<()> {
     let Batch {
         tokens,
-        pos0,
+        runs,
         first_logit_row,
+        output,
     } = batch;
     let Sides { host, mut device } = sides;
     let n = tokens.len();
+    ensure!(
+        SeqRun::rows(runs) == n,
+        "the runs of a batch of {n} tokens cover {} rows",
+        SeqRun::rows(runs)
+    );
     let mut clock = Clock::new(times.is_some());
 
-    host.begin_batch(n)?;
+    host.begin_batch(runs)?;
     host.embed(&w.token_embd, tokens, hp.flags.embed_scale, Act::X)?;
     clock.lap(host, times.as_deref_mut().map(|t| &mut t.embed))?;
     if let Some(t) = times.as_deref_mut() {
@@ -92,19 +111,19 @@ pub fn forward<H: Backend, D: Backend>(
     // kernels sum differently for other row counts (see `cpu::kernels::summation`).
     let n_out = n - first_logit_row;
     let keep = (first_logit_row > 0).then_some(n_out);
-    let rows_after = |i: usize| {
-        if i == last_block {
-            keep.unwrap_or(n)
-        } else {
-            n
-        }
+    // The runs of the rows that go on after block i.
+    let kept_runs = keep.map(|k| SeqRun::last_rows(runs, k));
+    let runs_after = |i: usize| match &kept_runs {
+        Some(kept) if i == last_block => kept.as_slice(),
+        _ => runs,
     };
+    let rows_after = |i: usize| SeqRun::rows(runs_after(i));
     let head_on_device = matches!(w.head, Head::Device { .. });
     if n_device > 0 {
         let dev = device
             .as_deref_mut()
             .context("parts of the model are on a GPU but none is open")?;
-        dev.begin_batch(n)?;
+        dev.begin_batch(runs)?;
         cross(
             host,
             dev,
@@ -115,11 +134,11 @@ pub fn forward<H: Backend, D: Backend>(
         )?;
         for (i, block) in w.device_blocks.iter().enumerate() {
             let keep = if i == last_block { keep } else { None };
-            block_forward(dev, hp, i, block, kv, pos0, keep)?;
+            block_forward(dev, hp, i, block, kv, keep)?;
             clock.lap(dev, times.as_deref_mut().map(|t| push(&mut t.blocks)))?;
         }
         if !(head_on_device && w.host_blocks.is_empty()) && rows_after(n_device - 1) > 0 {
-            host.begin_batch(rows_after(n_device - 1))?;
+            host.begin_batch(runs_after(n_device - 1))?;
             cross(
                 dev,
                 host,
@@ -138,7 +157,6 @@ pub fn forward<H: Backend, D: Backend>(
             i,
             block,
             kv,
-            pos0,
             if i == last_block { keep } else { None },
         )?;
         clock.lap(host, times.as_deref_mut().map(|t| push(&mut t.blocks)))?;
@@ -149,11 +167,19 @@ pub fn forward<H: Backend, D: Backend>(
     }
     // Rows of the batch before the logit rows, where the last block kept them.
     let first_row = if keep.is_some() { 0 } else { first_logit_row };
+    let wanted = output;
     match &w.head {
         Head::Host { norm, output } => {
             host.rms_norm(Act::X, Act::Norm, norm, hp.norm_eps)?;
-            let output = output.as_ref().unwrap_or(&w.token_embd);
-            host.project_rows(output, Act::Norm, first_row, logits)?;
+            match wanted {
+                Output::Logits => {
+                    let output = output.as_ref().unwrap_or(&w.token_embd);
+                    host.project_rows(output, Act::Norm, first_row, logits)?;
+                }
+                Output::NormedHidden => {
+                    download_rows(host, first_row, hp.n_embd, &mut hidden, logits)?
+                }
+            }
             clock.lap(host, times.as_deref_mut().map(|t| &mut t.head))?;
         }
         Head::Device { norm, output } => {
@@ -161,7 +187,7 @@ pub fn forward<H: Backend, D: Backend>(
             // Unless the device blocks just left the hidden state there. (Their work was
             // submitted when the hidden state left, so a new batch drops nothing.)
             if n_device == 0 || !w.host_blocks.is_empty() {
-                dev.begin_batch(rows_after(last_block))?;
+                dev.begin_batch(runs_after(last_block))?;
                 cross(
                     host,
                     dev,
@@ -172,10 +198,29 @@ pub fn forward<H: Backend, D: Backend>(
                 )?;
             }
             dev.rms_norm(Act::X, Act::Norm, norm, hp.norm_eps)?;
-            dev.project_rows(output, Act::Norm, first_row, logits)?;
+            match wanted {
+                Output::Logits => dev.project_rows(output, Act::Norm, first_row, logits)?,
+                Output::NormedHidden => {
+                    download_rows(dev, first_row, hp.n_embd, &mut hidden, logits)?
+                }
+            }
             clock.lap(dev, times.map(|t| &mut t.head))?;
         }
     }
+    Ok(())
+}
+
+/// Copies the normalized hidden state of the rows `first_row ..` into `out`.
+fn download_rows<B: Backend>(
+    be: &mut B,
+    first_row: usize,
+    width: usize,
+    scratch: &mut Vec<f32>,
+    out: &mut [f32],
+) -> Result<()> {
+    scratch.resize(first_row * width + out.len(), 0.0);
+    be.download_act(Act::Norm, scratch)?;
+    out.copy_from_slice(&scratch[first_row * width..]);
     Ok(())
 }
 
@@ -237,7 +282,6 @@ fn block_forward<B: Backend>(
     i: usize,
     w: &BlockWeights<B>,
     kv: &mut KvCache,
-    pos0: usize,
     keep: Option<usize>,
 ) -> Result<()> {
     let flags = &hp.flags;
@@ -258,8 +302,8 @@ fn block_forward<B: Backend>(
         be.rms_norm(Act::Q, Act::Q, q_norm, eps)?;
         be.rms_norm(Act::K, Act::K, k_norm, eps)?;
     }
-    be.rope(Act::Q, hp.head_dim, &params.rope, pos0)?;
-    be.rope(Act::K, hp.head_dim, &params.rope, pos0)?;
+    be.rope(Act::Q, hp.head_dim, &params.rope)?;
+    be.rope(Act::K, hp.head_dim, &params.rope)?;
     let scale = match flags.q_scale {
         Some(s) => {
             be.scale(Act::Q, s)?;
@@ -268,7 +312,7 @@ fn block_forward<B: Backend>(
         None => 1.0 / (hp.head_dim as f32).sqrt(),
     };
     let block_kv = kv.block_mut(i);
-    be.store_kv(block_kv, Act::K, Act::V, pos0)?;
+    be.store_kv(block_kv, Act::K, Act::V)?;
     if keep == Some(0) {
         return Ok(());
     }
@@ -280,7 +324,7 @@ fn block_forward<B: Backend>(
         scale,
         window: params.window,
     };
-    be.attention(block_kv, Act::Q, Act::Attn, pos0, &shape)?;
+    be.attention(block_kv, Act::Q, Act::Attn, &shape)?;
     be.matmul(&w.wo, Act::Attn, Act::Out)?;
     if let Some(rows) = keep {
         be.keep_last_rows(rows, &[Act::Out, Act::X])?;

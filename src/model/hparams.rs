@@ -107,6 +107,53 @@ pub struct Hparams {
     pub rope: RopeParams,
     /// Sliding-window attention, when the model uses it.
     pub swa: Option<SlidingWindow>,
+    /// How the model's metadata says to pool token embeddings into one vector
+    /// (`{arch}.pooling_type`); `None` when it says nothing.
+    pub pooling: Option<Pooling>,
+}
+
+/// Pooling of per-token embeddings into one vector (llama.cpp's `pooling_type`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Pooling {
+    /// The mean of every token's normalized hidden state.
+    Mean,
+    /// The first token's (BERT-style classifier token).
+    Cls,
+    /// The last token's.
+    Last,
+}
+
+impl Pooling {
+    /// The GGUF code (`0` none, `1` mean, `2` cls, `3` last); others are not supported.
+    pub fn from_code(code: usize) -> anyhow::Result<Option<Pooling>> {
+        Ok(match code {
+            0 => None,
+            1 => Some(Pooling::Mean),
+            2 => Some(Pooling::Cls),
+            3 => Some(Pooling::Last),
+            other => bail!("pooling type {other} is not supported (mean, cls or last)"),
+        })
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Pooling::Mean => "mean",
+            Pooling::Cls => "cls",
+            Pooling::Last => "last",
+        }
+    }
+}
+
+impl std::str::FromStr for Pooling {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Pooling, String> {
+        match s.trim().to_ascii_lowercase().as_str() {
+            "mean" => Ok(Pooling::Mean),
+            "cls" => Ok(Pooling::Cls),
+            "last" => Ok(Pooling::Last),
+            _ => Err(format!("`{s}` is not a pooling (mean, cls or last)")),
+        }
+    }
 }
 
 /// Sliding-window attention (gemma3): block i uses a window when `i % period < period - 1`.
@@ -218,7 +265,12 @@ impl Hparams {
             }),
             _ => None,
         };
+        let pooling = match md.opt_usize(&key("pooling_type"))? {
+            Some(code) => Pooling::from_code(code)?,
+            None => None,
+        };
         Ok(Hparams {
+            pooling,
             arch,
             n_vocab,
             n_embd,

@@ -6,7 +6,9 @@ pub mod forward;
 pub mod hparams;
 pub mod weights;
 
-pub use backend::{Act, ActWidths, AttnShape, Backend};
-pub use forward::{forward, Batch, Sides, StageTimes};
-pub use hparams::{Activation, Arch, BlockFlags, BlockParams, Hparams, RopePairing, RopeParams};
+pub use backend::{Act, ActWidths, AttnShape, Backend, SeqRun};
+pub use forward::{forward, Batch, Output, Sides, StageTimes};
+pub use hparams::{
+    Activation, Arch, BlockFlags, BlockParams, Hparams, Pooling, RopePairing, RopeParams,
+};
 pub use weights::{BlockWeights, Head, ModelWeights, Split};

@@ -34,12 +34,19 @@ pub struct Acts<'a> {
     /// Tokens in the whole batch, which picks the summation order of some types (see
     /// [`summation::BatchPlace`]).
     pub n_tokens: usize,
+    /// Every token is summed as a batch of one would be (the rows of a batched decode
+    /// step, each of its own sequence).
+    pub lone: bool,
 }
 
 impl Acts<'_> {
     /// Where token `t` stands in the batch.
     pub fn place(&self, t: usize) -> summation::BatchPlace {
-        summation::BatchPlace::of(t, self.n_tokens)
+        if self.lone {
+            summation::BatchPlace::LONE
+        } else {
+            summation::BatchPlace::of(t, self.n_tokens)
+        }
     }
 
     /// Asserts that tokens `t0 .. t0 + nt` exist in every array a kernel of `format`

@@ -44,6 +44,12 @@ pub struct BatchPlace {
 }
 
 impl BatchPlace {
+    /// A token alone in its batch (decode).
+    pub const LONE: BatchPlace = BatchPlace {
+        grouped: false,
+        wide: false,
+    };
+
     /// Token `t` of a batch of `n_tokens`.
     pub fn of(t: usize, n_tokens: usize) -> BatchPlace {
         BatchPlace {
