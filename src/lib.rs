@@ -15,6 +15,7 @@ pub mod gguf;
 pub mod gpu;
 pub mod kv;
 pub mod model;
+pub mod plan;
 pub mod quant;
 pub mod sampling;
 pub mod serve;

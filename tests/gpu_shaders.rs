@@ -74,3 +74,24 @@ fn subgroup_kernels_are_refused_without_the_subgroup_capability() {
     );
     assert!(validator.validate(&module).is_err());
 }
+
+/// The planner's speed probes validate too (they need no optional feature).
+#[test]
+fn the_speed_probe_validates() {
+    let source = tandem::gpu::probe::PROBE_SOURCE;
+    let module = naga::front::wgsl::parse_str(source)
+        .unwrap_or_else(|e| panic!("parse: {}", e.emit_to_string(source)));
+    let mut validator = naga::valid::Validator::new(
+        naga::valid::ValidationFlags::all(),
+        naga::valid::Capabilities::empty(),
+    );
+    validator
+        .validate(&module)
+        .unwrap_or_else(|e| panic!("validate: {}", e.emit_to_string(source)));
+    let entries: Vec<&str> = module
+        .entry_points
+        .iter()
+        .map(|e| e.name.as_str())
+        .collect();
+    assert_eq!(entries, ["copy", "fma_chains"]);
+}

@@ -147,9 +147,10 @@ pub fn run(args: BenchArgs) -> anyhow::Result<()> {
             .split(',')
             .map(|v| v.parse().map_err(|e: String| anyhow::anyhow!("-ngl: {e}")))
             .collect::<anyhow::Result<_>>()?,
-        None => vec![GpuLayers::None],
+        None => vec![GpuLayers::Auto],
     };
     let mut per_layer_reports = Vec::new();
+    let mut prediction_lines = Vec::new();
 
     let mut results: Vec<BenchResult> = Vec::new();
     let mut weight_bytes: Vec<WeightPlacement> = Vec::new();
@@ -175,6 +176,8 @@ pub fn run(args: BenchArgs) -> anyhow::Result<()> {
             )?;
             let model = summarize(&engine, &file)?;
             let placed = WeightPlacement::of(&file, &engine);
+            let predicted = predict(&engine, &file, n_threads)?;
+            let mut measured = (None, None);
             let specs = prompts
                 .iter()
                 .map(|&p| (p, 0))
@@ -203,9 +206,21 @@ pub fn run(args: BenchArgs) -> anyhow::Result<()> {
                     result.mean_ts(),
                     result.stdev_ts()
                 );
+                if n_gen == 0 && measured.0.is_none() {
+                    measured.0 = Some(result.mean_ts());
+                } else if n_prompt == 0 && measured.1.is_none() {
+                    measured.1 = Some(result.mean_ts());
+                }
                 weight_bytes.push(placed);
                 results.push(result);
             }
+            prediction_lines.push(prediction_line(
+                &model.description,
+                gpu_layers,
+                &engine,
+                predicted,
+                measured,
+            ));
             if args.per_layer {
                 let n_prompt = prompts.first().copied().unwrap_or(0);
                 per_layer_reports.push(per_layer(
@@ -219,6 +234,8 @@ pub fn run(args: BenchArgs) -> anyhow::Result<()> {
     }
 
     let mut bandwidth_lines = bandwidth_report(&results, &weight_bytes, args.bandwidth_mib);
+    bandwidth_lines.push(String::new());
+    bandwidth_lines.extend(prediction_lines);
     for report in per_layer_reports {
         bandwidth_lines.push(String::new());
         bandwidth_lines.extend(report.lines().map(str::to_string));
@@ -241,6 +258,70 @@ pub fn run(args: BenchArgs) -> anyhow::Result<()> {
         }
     }
     Ok(())
+}
+
+/// The planner's predicted (pp, tg) for the engine's placement, from the devices'
+/// measured (cached) speeds.
+fn predict(engine: &Engine, file: &GgufFile, threads: usize) -> anyhow::Result<(f64, f64)> {
+    use crate::plan::{memory::Sizing, plan, ModelShape, PlanRequest};
+    let shape = ModelShape::of_file(file)?;
+    let split = engine.split();
+    let request = PlanRequest {
+        sizing: Sizing {
+            n_ctx: engine.kv_cells(),
+            n_parallel: 1,
+            n_rows: engine.n_batch(),
+            cache_type: crate::engine::CacheType::F16,
+            kv_on_cpu: engine.kv_on_cpu(),
+        },
+        gpu_layers: GpuLayers::Count(split.device_blocks),
+        output_on: Some(if split.head_on_device {
+            OutputOn::Gpu
+        } else {
+            OutputOn::Cpu
+        }),
+        budget: None,
+    };
+    let mut planned = plan(&shape, &request);
+    let cpu = crate::plan::speed::cpu_speed(threads, shape.main_type(), false);
+    let gpu = match engine.gpu_device() {
+        Some(device) => Some(crate::plan::speed::gpu_speed(device, false)?),
+        None => None,
+    };
+    planned.predict(&shape, cpu, gpu);
+    Ok((
+        planned.predicted_pp.unwrap_or(f64::NAN),
+        planned.predicted_tg.unwrap_or(f64::NAN),
+    ))
+}
+
+/// `predicted against measured` for one model and placement.
+fn prediction_line(
+    model: &str,
+    asked: GpuLayers,
+    engine: &Engine,
+    (pp, tg): (f64, f64),
+    (measured_pp, measured_tg): (Option<f64>, Option<f64>),
+) -> String {
+    let split = engine.split();
+    let against = |predicted: f64, measured: Option<f64>| match measured {
+        Some(m) => format!(
+            "{predicted:.1} t/s predicted, {m:.1} measured ({:+.0}%)",
+            100.0 * (predicted / m - 1.0)
+        ),
+        None => format!("{predicted:.1} t/s predicted"),
+    };
+    format!(
+        "plan: {model} ngl={asked} ({} blocks{} on the GPU): pp {}; tg {}",
+        split.device_blocks,
+        if split.head_on_device {
+            " and the output"
+        } else {
+            ""
+        },
+        against(pp, measured_pp),
+        against(tg, measured_tg)
+    )
 }
 
 /// Bytes of weights read per generated token on each side of the split.

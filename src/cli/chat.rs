@@ -97,6 +97,7 @@ pub fn run(args: ChatArgs) -> anyhow::Result<()> {
             ..args.placement.apply(EngineOptions::default())
         },
     )?;
+    super::placement_args::report_auto_plan(&engine);
     if let Some(placement) = engine.placement_summary() {
         eprintln!("{placement}");
     }

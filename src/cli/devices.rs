@@ -59,7 +59,7 @@ fn describe(a: &AdapterSummary) -> String {
         "[{}] {}{}\n    backend: {}, type: {}\n    driver: {} ({})\n    \
          max storage binding: {}, max buffer: {}\n    \
          workgroup storage: {} bytes, invocations per workgroup: {}\n    \
-         f16: {}, subgroup: {} (size {}..{})",
+         f16: {}, subgroup: {} (size {}..{})\n    memory: {}",
         a.index,
         a.name,
         if a.is_default { " (default)" } else { "" },
@@ -75,7 +75,17 @@ fn describe(a: &AdapterSummary) -> String {
         yes_no(a.has_subgroup),
         a.subgroup_min_size,
         a.subgroup_max_size,
+        memory(a),
     )
+}
+
+fn memory(a: &AdapterSummary) -> String {
+    let gib = |b: u64| format!("{:.2} GiB", b as f64 / (1u64 << 30) as f64);
+    match (a.memory.total, a.memory.free) {
+        (Some(total), Some(free)) => format!("{} device-local, {} free", gib(total), gib(free)),
+        (Some(total), None) => format!("{} device-local (free memory not reported)", gib(total)),
+        _ => "not reported by the driver".to_string(),
+    }
 }
 
 pub fn run(args: DevicesArgs) -> anyhow::Result<()> {

@@ -43,6 +43,7 @@ pub fn run(args: EmbedArgs) -> anyhow::Result<()> {
             ..args.placement.apply(EngineOptions::default())
         },
     )?;
+    super::placement_args::report_auto_plan(&engine);
     let pooling = resolve_pooling(args.pooling, engine.hparams().pooling);
     let tokens = engine.tokenizer().encode(&args.prompt, true, true);
     let vector = embed(&mut engine, 0, &tokens, pooling)?;

@@ -9,6 +9,7 @@ pub mod embed;
 pub mod info;
 pub mod perplexity;
 pub mod placement_args;
+pub mod plan;
 pub mod quantize;
 pub mod run;
 pub mod sampling_args;
@@ -46,6 +47,8 @@ pub enum Command {
     Serve(serve::ServeArgs),
     /// Print the embedding of a text, as llama-embedding does
     Embed(embed::EmbedArgs),
+    /// Where the blocks go for a GPU memory budget, and the predicted speed (no loading)
+    Plan(plan::PlanArgs),
     /// List the GPU adapters (index for --gpu-device, limits, features)
     Devices(devices::DevicesArgs),
 }
@@ -63,6 +66,7 @@ pub fn dispatch(cli: Cli) -> anyhow::Result<()> {
         Command::Bench(a) => bench::run(a),
         Command::Serve(a) => serve::run(a),
         Command::Embed(a) => embed::run(a),
+        Command::Plan(a) => plan::run(a),
         Command::Devices(a) => devices::run(a),
     }
 }

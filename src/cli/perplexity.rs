@@ -55,6 +55,7 @@ pub fn run(args: PerplexityArgs) -> anyhow::Result<()> {
             ..args.placement.apply(EngineOptions::default())
         },
     )?;
+    super::placement_args::report_auto_plan(&engine);
     if let Some(placement) = engine.placement_summary() {
         eprintln!("{placement}");
     }

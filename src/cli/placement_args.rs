@@ -7,13 +7,19 @@ use crate::engine::{EngineOptions, GpuLayers, OutputOn};
 
 #[derive(Args, Debug, Clone, Default)]
 pub struct PlacementArgs {
-    /// Blocks to run on the GPU, from the first: a count or `all` (also -ngl)
+    /// Blocks to run on the GPU, from the first: a count, `all`, or `auto`: as many as
+    /// the GPU's memory holds (`tandem plan` shows the plan; none without a hardware GPU)
+    /// (also -ngl)
     #[arg(
         long = "gpu-layers",
         visible_alias = "n-gpu-layers",
-        default_value = "0"
+        default_value = "auto"
     )]
     pub gpu_layers: GpuLayers,
+    /// GPU memory to use at most, e.g. 6GiB (default: the adapter's free memory, or
+    /// its size, less a margin)
+    #[arg(long = "vram-budget", value_parser = super::plan::parse_budget)]
+    pub vram_budget: Option<u64>,
     /// Where the output norm and projection run: gpu or cpu (default: gpu when all
     /// blocks are on the GPU)
     #[arg(long = "output-on")]
@@ -34,8 +40,34 @@ impl PlacementArgs {
             output_on: self.output_on,
             kv_on_cpu: self.kv_on_cpu,
             gpu_device: self.gpu_device,
+            vram_budget: self.vram_budget,
             ..opts
         }
+    }
+}
+
+/// Says on stderr where `--gpu-layers auto` put the blocks (when it put any on a GPU,
+/// or has advice).
+pub fn report_auto_plan(engine: &crate::engine::Engine) {
+    let Some(plan) = engine.auto_plan() else {
+        return;
+    };
+    if plan.gpu_layers > 0 || plan.output_on_gpu {
+        eprintln!(
+            "gpu-layers auto: {} of {} blocks{} on the GPU ({} of {})",
+            plan.gpu_layers,
+            plan.n_layers,
+            if plan.output_on_gpu {
+                " and the output layer"
+            } else {
+                ""
+            },
+            crate::plan::gib(plan.gpu_bytes),
+            plan.budget_bytes.map_or("?".to_string(), crate::plan::gib),
+        );
+    }
+    for note in plan.notes.iter().filter(|n| !n.starts_with("no GPU:")) {
+        eprintln!("gpu-layers auto: {note}");
     }
 }
 

@@ -62,6 +62,7 @@ pub fn run(args: RunArgs) -> anyhow::Result<()> {
             ..args.placement.apply(EngineOptions::default())
         },
     )?;
+    super::placement_args::report_auto_plan(&engine);
     if let Some(placement) = engine.placement_summary() {
         eprintln!("{placement}");
     }

@@ -77,6 +77,7 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
     let path = args.model.clone();
     let load = move || {
         let engine = Engine::load(&path, options)?;
+        super::placement_args::report_auto_plan(&engine);
         if let Some(placement) = engine.placement_summary() {
             eprintln!("{placement}");
         }

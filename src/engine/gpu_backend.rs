@@ -63,6 +63,21 @@ pub struct GpuBackend {
 }
 
 impl GpuBackend {
+    /// GPU bytes [`GpuBackend::new`] allocates for `shape` (the planner's scratch term;
+    /// a GPU test holds the two equal).
+    pub fn scratch_bytes(shape: &GpuBackendShape) -> u64 {
+        let n = shape.n_batch;
+        let widths = &shape.widths;
+        let widest = Act::ALL.iter().map(|&a| widths.of(a)).max().unwrap_or(1);
+        let head_rows = HEAD_ROWS_PER_PASS.min(n);
+        let mut lens: Vec<usize> = Act::ALL.iter().map(|&a| n * widths.of(a)).collect();
+        if shape.head_rows > 0 {
+            lens.push(head_rows * shape.head_rows);
+        }
+        lens.extend([n * widest, n, n, 2 * n, head_rows * widths.n_embd]);
+        lens.into_iter().map(Gpu::buffer_bytes).sum()
+    }
+
     /// Allocates the activation buffers; `host_attention` serves blocks whose K/V stay in
     /// host memory.
     pub fn new(

@@ -46,8 +46,12 @@ pub struct EngineOptions {
     pub output_on: Option<OutputOn>,
     /// Keep the K/V of GPU blocks in host memory (saves VRAM, costs transfers).
     pub kv_on_cpu: bool,
-    /// Which adapter (`tandem devices`); `None`: the best one.
+    /// Which adapter (`tandem devices`); `None`: the best one (and, for `Auto`, never a
+    /// software one, which is slower than the CPU path).
     pub gpu_device: Option<usize>,
+    /// GPU memory this engine may use (`--vram-budget`); below the
+    /// `TANDEM_GPU_MEMORY_LIMIT` it also caps allocations.
+    pub vram_budget: Option<u64>,
 }
 
 impl Default for EngineOptions {
@@ -62,6 +66,7 @@ impl Default for EngineOptions {
             output_on: None,
             kv_on_cpu: false,
             gpu_device: None,
+            vram_budget: None,
         }
     }
 }
@@ -102,6 +107,8 @@ pub struct Engine {
     kv: KvCache,
     n_batch: usize,
     logits: Vec<f32>,
+    /// The planner's placement, when `--gpu-layers auto` asked for one.
+    auto_plan: Option<crate::plan::Plan>,
 }
 
 impl Engine {
@@ -131,7 +138,21 @@ impl Engine {
         let n_threads = opts.n_threads.unwrap_or_else(physical_cores).max(1);
         let widths = hp.act_widths();
         let mut backend = CpuBackend::new(n_threads, n_rows, widths);
-        let split = placement::split(hp.n_layer, opts.gpu_layers, opts.output_on);
+        let env_options = GpuOptions::from_env(opts.gpu_device)?;
+        let gpu_options = GpuOptions {
+            memory_limit: min_some(env_options.memory_limit, opts.vram_budget),
+            ..env_options
+        };
+        let auto_plan = (opts.gpu_layers == GpuLayers::Auto)
+            .then(|| auto_placement(&file, &opts, &gpu_options, n_ctx, n_rows))
+            .transpose()?;
+        let split = match &auto_plan {
+            Some(plan) => Split {
+                device_blocks: plan.gpu_layers,
+                head_on_device: plan.output_on_gpu,
+            },
+            None => placement::split(hp.n_layer, opts.gpu_layers, opts.output_on),
+        };
         let kv_shape = KvShape {
             n_layer: hp.n_layer,
             n_ctx,
@@ -142,8 +163,7 @@ impl Engine {
         };
         let mut gpu =
             if split.uses_device() {
-                let options = GpuOptions::from_env(opts.gpu_device)?;
-                let device = Gpu::new(&options).with_context(|| {
+                let device = Gpu::new(&gpu_options).with_context(|| {
                     format!(
                         "--gpu-layers {} (or --output-on gpu) needs a GPU",
                         opts.gpu_layers
@@ -197,7 +217,23 @@ impl Engine {
             kv,
             n_batch,
             logits: Vec::new(),
+            auto_plan,
         })
+    }
+
+    /// GPU bytes allocated so far (as the memory limit counts them), when a GPU is open.
+    pub fn gpu_allocated_bytes(&self) -> Option<u64> {
+        self.gpu.as_ref().map(|g| g.gpu().allocated_bytes())
+    }
+
+    /// The open GPU device, when parts of the model run on one.
+    pub fn gpu_device(&self) -> Option<&crate::gpu::GpuDevice> {
+        self.gpu.as_ref().map(|g| &g.gpu().device)
+    }
+
+    /// The planner's placement, when the options asked for `--gpu-layers auto`.
+    pub fn auto_plan(&self) -> Option<&crate::plan::Plan> {
+        self.auto_plan.as_ref()
     }
 
     pub fn tokenizer(&self) -> &Tokenizer {
@@ -556,6 +592,50 @@ impl Engine {
         }
         Ok(())
     }
+}
+
+fn min_some(a: Option<u64>, b: Option<u64>) -> Option<u64> {
+    match (a, b) {
+        (Some(a), Some(b)) => Some(a.min(b)),
+        (a, b) => a.or(b),
+    }
+}
+
+/// `--gpu-layers auto`: the planner's split for the adapter `options` pick (a software
+/// adapter only when named) and its memory, under the explicit budget if any.
+fn auto_placement(
+    file: &GgufFile,
+    opts: &EngineOptions,
+    options: &GpuOptions,
+    n_ctx: usize,
+    n_rows: usize,
+) -> anyhow::Result<crate::plan::Plan> {
+    use crate::plan::{memory::Sizing, GpuBudget, PlanRequest};
+    let adapter = crate::gpu::planning_adapter(opts.gpu_device)?;
+    let explicit = options.memory_limit.map(|b| (b, "the GPU memory limit"));
+    let budget = adapter
+        .as_ref()
+        .and_then(|a| GpuBudget::new(explicit, Some((&a.name, a.memory))));
+    let shape = crate::plan::ModelShape::of_file(file)?;
+    let request = PlanRequest {
+        sizing: Sizing {
+            n_ctx,
+            n_parallel: opts.n_parallel,
+            n_rows,
+            cache_type: opts.cache_type,
+            kv_on_cpu: opts.kv_on_cpu,
+        },
+        gpu_layers: GpuLayers::Auto,
+        output_on: opts.output_on,
+        budget,
+    };
+    let mut plan = crate::plan::plan(&shape, &request);
+    if adapter.is_some() && plan.budget_bytes.is_none() {
+        plan.notes.push(
+            "the adapter reports no memory size: no block placed; give --vram-budget".to_string(),
+        );
+    }
+    Ok(plan)
 }
 
 /// Turns running out of GPU memory into advice: how many blocks would fit.

@@ -8,7 +8,7 @@ use crate::model::{Act, Hparams, Split};
 
 use super::EngineOptions;
 
-/// How many blocks go to the GPU (`--gpu-layers N|all`).
+/// How many blocks go to the GPU (`--gpu-layers N|all|auto`).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub enum GpuLayers {
     /// The first N blocks; more than the model has means all of them (as `-ngl 99`).
@@ -16,6 +16,8 @@ pub enum GpuLayers {
     #[default]
     None,
     All,
+    /// As many as the GPU's memory holds (the planner decides; none without a GPU).
+    Auto,
 }
 
 impl std::str::FromStr for GpuLayers {
@@ -23,11 +25,12 @@ impl std::str::FromStr for GpuLayers {
     fn from_str(s: &str) -> Result<GpuLayers, String> {
         match s.trim().to_ascii_lowercase().as_str() {
             "all" | "max" => Ok(GpuLayers::All),
+            "auto" => Ok(GpuLayers::Auto),
             t => match t.parse::<usize>() {
                 Ok(0) => Ok(GpuLayers::None),
                 Ok(n) => Ok(GpuLayers::Count(n)),
                 Err(_) => Err(format!(
-                    "`{s}` is not a number of layers (a count such as 20, or `all`)"
+                    "`{s}` is not a number of layers (a count such as 20, `all` or `auto`)"
                 )),
             },
         }
@@ -40,6 +43,7 @@ impl std::fmt::Display for GpuLayers {
             GpuLayers::None => write!(f, "0"),
             GpuLayers::Count(n) => write!(f, "{n}"),
             GpuLayers::All => write!(f, "all"),
+            GpuLayers::Auto => write!(f, "auto"),
         }
     }
 }
@@ -63,10 +67,11 @@ impl std::str::FromStr for OutputOn {
 }
 
 impl GpuLayers {
-    /// Blocks on the GPU for a model of `n_layer` blocks.
+    /// Blocks on the GPU for a model of `n_layer` blocks (`Auto` must have been
+    /// resolved by the planner first; unresolved it means none).
     pub fn blocks(self, n_layer: usize) -> usize {
         match self {
-            GpuLayers::None => 0,
+            GpuLayers::None | GpuLayers::Auto => 0,
             GpuLayers::Count(n) => n.min(n_layer),
             GpuLayers::All => n_layer,
         }

@@ -122,6 +122,8 @@ pub struct AdapterSummary {
     pub has_subgroup: bool,
     pub subgroup_min_size: u32,
     pub subgroup_max_size: u32,
+    /// Memory sizes, where the driver reports them.
+    pub memory: super::AdapterMemory,
 }
 
 fn new_instance() -> wgpu::Instance {
@@ -158,6 +160,7 @@ fn summarize(index: usize, adapter: &wgpu::Adapter) -> AdapterSummary {
         has_subgroup: features.contains(wgpu::Features::SUBGROUP),
         subgroup_min_size: info.subgroup_min_size,
         subgroup_max_size: info.subgroup_max_size,
+        memory: super::memory::adapter_memory(adapter),
     }
 }
 
@@ -184,6 +187,24 @@ fn preference(t: wgpu::DeviceType) -> u8 {
 /// The adapter picked when none is named: the first of the most preferred type.
 fn preferred_index(types: &[wgpu::DeviceType]) -> Option<usize> {
     (0..types.len()).min_by_key(|&i| (preference(types[i]), i))
+}
+
+/// The adapter `--gpu-layers auto` and `tandem plan` plan for: the one `index` names,
+/// else the best adapter unless it is a software one (slower than the CPU path it runs
+/// on); `None` when there is none such.
+pub fn planning_adapter(index: Option<usize>) -> anyhow::Result<Option<AdapterSummary>> {
+    let adapters = list_adapters();
+    Ok(match index {
+        Some(i) => Some(adapters.get(i).cloned().with_context(|| {
+            format!(
+                "--gpu-device {i} does not exist: {} adapter(s) found (see `tandem devices`)",
+                adapters.len()
+            )
+        })?),
+        None => adapters
+            .into_iter()
+            .find(|a| a.is_default && a.device_type != device_type_name(wgpu::DeviceType::Cpu)),
+    })
 }
 
 /// Every adapter wgpu finds on the native backends, in the order `--gpu-device` counts.

@@ -54,6 +54,8 @@ pub mod batch;
 mod bind_cache;
 pub mod buffer;
 pub mod device;
+pub mod memory;
+pub mod probe;
 pub mod readback;
 pub mod runtime;
 pub mod shaders;
@@ -61,8 +63,10 @@ pub mod shaders;
 pub use batch::{AttentionParams, Batch, KvLayout, RopeParams};
 pub use buffer::{GpuBuffer, GpuWeight};
 pub use device::{
-    list_adapters, parse_size, AdapterSummary, GpuDevice, GpuOptions, ShaderFeatures,
+    list_adapters, parse_size, planning_adapter, AdapterSummary, GpuDevice, GpuOptions,
+    ShaderFeatures,
 };
+pub use memory::AdapterMemory;
 pub use readback::Readback;
 pub use runtime::{Gpu, GpuOutOfMemory};
 pub use shaders::{BinaryOp, Kernel};

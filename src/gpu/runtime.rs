@@ -188,7 +188,7 @@ impl Gpu {
     /// A zero-filled buffer of `len` 4-byte elements, counted against the memory limit;
     /// running out of memory is a [`GpuOutOfMemory`] error.
     pub fn try_buffer(&self, len: usize, what: &str) -> anyhow::Result<GpuBuffer> {
-        let bytes = (len.max(1).next_multiple_of(4) * 4) as u64;
+        let bytes = Gpu::buffer_bytes(len);
         self.allocate(what, bytes, || {
             Ok(GpuBuffer::new(
                 &self.device.device,
@@ -197,6 +197,12 @@ impl Gpu {
                 what,
             ))
         })
+    }
+
+    /// Bytes [`Gpu::try_buffer`] counts for a buffer of `len` 4-byte elements (the
+    /// planner adds these up before any GPU is opened).
+    pub fn buffer_bytes(len: usize) -> u64 {
+        (len.max(1).next_multiple_of(4) * 4) as u64
     }
 
     /// Bytes allocated through [`Gpu::try_buffer`] and weight uploads so far.

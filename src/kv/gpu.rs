@@ -13,6 +13,23 @@ pub struct GpuKv {
 }
 
 impl GpuKv {
+    /// The K and V layouts of one block.
+    fn layouts(shape: &KvShape, cache_type: CacheType) -> (KvLayout, KvLayout) {
+        let layout = |dim| KvLayout {
+            n_kv_heads: shape.n_head_kv,
+            n_ctx: shape.n_ctx,
+            dim,
+            f16: cache_type == CacheType::F16,
+        };
+        (layout(shape.head_dim), layout(shape.head_dim_v))
+    }
+
+    /// GPU bytes [`GpuKv::new`] allocates for one block.
+    pub fn block_bytes(shape: &KvShape, cache_type: CacheType) -> u64 {
+        let (k, v) = Self::layouts(shape, cache_type);
+        Gpu::buffer_bytes(k.buffer_len()) + Gpu::buffer_bytes(v.buffer_len())
+    }
+
     /// Allocates one block's cache on `gpu`.
     pub fn new(
         gpu: &Gpu,
@@ -20,13 +37,7 @@ impl GpuKv {
         cache_type: CacheType,
         block: usize,
     ) -> anyhow::Result<GpuKv> {
-        let layout = |dim| KvLayout {
-            n_kv_heads: shape.n_head_kv,
-            n_ctx: shape.n_ctx,
-            dim,
-            f16: cache_type == CacheType::F16,
-        };
-        let (k_layout, v_layout) = (layout(shape.head_dim), layout(shape.head_dim_v));
+        let (k_layout, v_layout) = Self::layouts(shape, cache_type);
         Ok(GpuKv {
             k: gpu.try_buffer(k_layout.buffer_len(), &format!("block {block}'s K cache"))?,
             v: gpu.try_buffer(v_layout.buffer_len(), &format!("block {block}'s V cache"))?,
