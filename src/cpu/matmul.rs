@@ -174,9 +174,11 @@ fn matmul_with(
     if let Some(tiles) = table.ordered_tile {
         if many {
             if let Some(family) = Family::of(w.ty) {
-                let acts = OrderedActs::new(w.ty, &quantized);
                 let step = (tiles.tokens_per_tile)(family, n_tokens);
-                return run_ordered_panels(pool, tiles.tile, step, w, &acts, n_tokens, y);
+                if step > 0 {
+                    let acts = OrderedActs::new(w.ty, &quantized);
+                    return run_ordered_panels(pool, tiles.tile, step, w, &acts, n_tokens, y);
+                }
             }
         }
     }

@@ -12,6 +12,8 @@ pub mod ordered_avx2;
 #[cfg(target_arch = "x86_64")]
 pub mod ordered_avx512;
 pub mod ordered_panel;
+#[cfg(target_arch = "x86_64")]
+pub mod ordered_tile_avx2;
 pub mod panel;
 pub mod portable;
 pub mod summation;
@@ -235,7 +237,8 @@ pub type OrderedTile = fn(
     &mut [[f32; panel::PANEL_ROWS]; PANEL_TOKENS],
 );
 
-/// A level's tiles over ordered panels, and how many tokens one call takes per family.
+/// A level's tiles over ordered panels, and how many tokens one call takes per family
+/// (0: the level has no tile for that family).
 #[derive(Clone, Copy)]
 pub struct OrderedTiles {
     pub tile: OrderedTile,
@@ -310,6 +313,10 @@ impl KernelTable {
                 quantize_q8k = x86_avx2::quantize_q8k;
                 panel_tile = Some(x86_avx2::panel_tile);
                 panel_supports = x86_avx2::panel_supports;
+                ordered_tile = Some(OrderedTiles {
+                    tile: ordered_tile_avx2::tile,
+                    tokens_per_tile: ordered_tile_avx2::tokens_per_tile,
+                });
             }
             if level >= SimdLevel::Avx512 {
                 panel_tile = Some(x86_avx512::panel_tile);
