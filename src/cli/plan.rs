@@ -184,6 +184,12 @@ pub fn run(args: PlanArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Whether every adapter found is a software one.
+fn software_only() -> bool {
+    let adapters = crate::gpu::list_adapters();
+    !adapters.is_empty() && adapters.iter().all(|a| a.device_type == "cpu (software)")
+}
+
 fn print_plan(plan: &Plan, args: &PlanArgs, adapter: Option<&AdapterSummary>) {
     println!(
         "model:     {} ({} blocks), {} K/V cells for {} sequence(s), {} cache",
@@ -202,6 +208,10 @@ fn print_plan(plan: &Plan, args: &PlanArgs, adapter: Option<&AdapterSummary>) {
                 Some(m) if m > 0 => format!(", less a margin of {}", mib(m)),
                 _ => String::new(),
             }
+        ),
+        _ if software_only() => println!(
+            "budget:    only a software adapter was found (slower than the CPU path; \
+             --gpu-device N plans for it anyway, see `tandem devices`)"
         ),
         _ => println!("budget:    no GPU found and no --vram-budget given"),
     }

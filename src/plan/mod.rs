@@ -87,6 +87,15 @@ pub fn plan(shape: &ModelShape, req: &PlanRequest) -> Plan {
         }
     };
     let fit = fits(n_gpu, head);
+    if let (Some(u), GpuLayers::Auto, Some(OutputOn::Gpu), false) =
+        (usable, req.gpu_layers, req.output_on, head)
+    {
+        notes.push(format!(
+            "the output layer alone needs {} on the GPU but the budget is {}: it stays on the CPU",
+            gib(costs.total(0, true)),
+            gib(u)
+        ));
+    }
     if let Some(u) = usable {
         if !fit {
             let (best, _) = auto_split(n_layer, None, &fits);
@@ -177,6 +186,12 @@ fn kv_advice(
         .rev()
         .find(|&n| host_kv.total(n, false) <= usable)
         .unwrap_or(0);
+    let mean_weights = costs.block_weights.iter().sum::<u64>() / shape.n_layer.max(1) as u64;
+    if with_host_kv > n_gpu && costs.block_kv * 4 < mean_weights {
+        return Some(format!(
+            "--kv-on-cpu (K/V in host memory) fits {with_host_kv} blocks instead of {n_gpu}"
+        ));
+    }
     (with_host_kv > n_gpu).then(|| {
         let what = if n_gpu == 0 {
             "no block fits beside it".to_string()
