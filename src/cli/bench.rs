@@ -263,36 +263,16 @@ pub fn run(args: BenchArgs) -> anyhow::Result<()> {
 /// The planner's predicted (pp, tg) for the engine's placement, from the devices'
 /// measured (cached) speeds.
 fn predict(engine: &Engine, file: &GgufFile, threads: usize) -> anyhow::Result<(f64, f64)> {
-    use crate::plan::{memory::Sizing, plan, ModelShape, PlanRequest};
-    let shape = ModelShape::of_file(file)?;
+    let shape = crate::plan::ModelShape::of_file(file)?;
     let split = engine.split();
-    let request = PlanRequest {
-        sizing: Sizing {
-            n_ctx: engine.kv_cells(),
-            n_parallel: 1,
-            n_rows: engine.n_batch(),
-            cache_type: crate::engine::CacheType::F16,
-            kv_on_cpu: engine.kv_on_cpu(),
-        },
-        gpu_layers: GpuLayers::Count(split.device_blocks),
-        output_on: Some(if split.head_on_device {
-            OutputOn::Gpu
-        } else {
-            OutputOn::Cpu
-        }),
-        budget: None,
-    };
-    let mut planned = plan(&shape, &request);
     let cpu = crate::plan::speed::cpu_speed(threads, shape.main_type(), false);
     let gpu = match engine.gpu_device() {
         Some(device) => Some(crate::plan::speed::gpu_speed(device, false)?),
         None => None,
     };
-    planned.predict(&shape, cpu, gpu);
-    Ok((
-        planned.predicted_pp.unwrap_or(f64::NAN),
-        planned.predicted_tg.unwrap_or(f64::NAN),
-    ))
+    let predicted =
+        crate::plan::predict(&shape, split.device_blocks, split.head_on_device, cpu, gpu);
+    Ok(predicted.unwrap_or((f64::NAN, f64::NAN)))
 }
 
 /// `predicted against measured` for one model and placement.

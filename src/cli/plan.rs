@@ -9,6 +9,7 @@ use clap::Args;
 use crate::engine::{CacheType, GpuLayers, OutputOn};
 use crate::gguf::GgufFile;
 use crate::gpu::{parse_size, planning_adapter, AdapterSummary, GpuDevice, GpuOptions};
+use crate::plan::budget::explicit_limit;
 use crate::plan::memory::Sizing;
 use crate::plan::speed::{cpu_speed, gpu_speed, Speed};
 use crate::plan::{gib, mib, plan, GpuBudget, ModelShape, Plan, PlanRequest};
@@ -111,11 +112,7 @@ pub fn run(args: PlanArgs) -> anyhow::Result<()> {
     }
     let n_batch = args.batch_size.max(1).min(n_ctx / args.parallel);
     let env_limit = GpuOptions::from_env(args.gpu_device)?.memory_limit;
-    let explicit = match (args.vram_budget, env_limit) {
-        (Some(b), _) => Some((b, "--vram-budget")),
-        (None, Some(b)) => Some((b, "TANDEM_GPU_MEMORY_LIMIT")),
-        _ => None,
-    };
+    let explicit = explicit_limit(args.vram_budget, env_limit);
     let adapter = planning_adapter(args.gpu_device)?;
     let budget = GpuBudget::new(
         explicit,
@@ -187,7 +184,7 @@ pub fn run(args: PlanArgs) -> anyhow::Result<()> {
 /// Whether every adapter found is a software one.
 fn software_only() -> bool {
     let adapters = crate::gpu::list_adapters();
-    !adapters.is_empty() && adapters.iter().all(|a| a.device_type == "cpu (software)")
+    !adapters.is_empty() && adapters.iter().all(|a| a.is_software())
 }
 
 fn print_plan(plan: &Plan, args: &PlanArgs, adapter: Option<&AdapterSummary>) {

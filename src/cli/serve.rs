@@ -84,7 +84,7 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
         eprintln!(
             "tandem serve: {} sequences of {} tokens ({} KV cells), {} threads",
             engine.n_seq(),
-            engine.seq_capacity(),
+            engine.n_ctx(),
             engine.kv_cells(),
             engine.n_threads()
         );

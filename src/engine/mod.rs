@@ -139,12 +139,14 @@ impl Engine {
         let widths = hp.act_widths();
         let mut backend = CpuBackend::new(n_threads, n_rows, widths);
         let env_options = GpuOptions::from_env(opts.gpu_device)?;
+        let explicit =
+            crate::plan::budget::explicit_limit(opts.vram_budget, env_options.memory_limit);
         let gpu_options = GpuOptions {
-            memory_limit: min_some(env_options.memory_limit, opts.vram_budget),
+            memory_limit: explicit.map(|(bytes, _)| bytes),
             ..env_options
         };
         let auto_plan = (opts.gpu_layers == GpuLayers::Auto)
-            .then(|| auto_placement(&file, &opts, &gpu_options, n_ctx, n_rows))
+            .then(|| auto_placement(&file, &opts, explicit, n_ctx, n_rows))
             .transpose()?;
         let split = match &auto_plan {
             Some(plan) => Split {
@@ -364,12 +366,6 @@ impl Engine {
         self.eval_seq(0, tokens, n_last, Output::Logits)
     }
 
-    /// Appends `tokens` and returns the hidden state of every token after the output
-    /// norm (`tokens.len() × n_embd`), which embeddings are pooled from; no logits.
-    pub fn eval_embeddings(&mut self, tokens: &[u32]) -> anyhow::Result<&[f32]> {
-        self.eval_seq(0, tokens, tokens.len(), Output::NormedHidden)
-    }
-
     /// As [`Engine::eval`], timing each stage (each then waits for its device); the
     /// times add up over the micro-batches.
     pub fn eval_timed(&mut self, tokens: &[u32]) -> anyhow::Result<StageTimes> {
@@ -381,11 +377,6 @@ impl Engine {
     /// Sequences the KV cache holds at once (`EngineOptions::n_parallel`).
     pub fn n_seq(&self) -> usize {
         self.kv.n_seq()
-    }
-
-    /// Most tokens one sequence holds (its share of the cache's cells).
-    pub fn seq_capacity(&self) -> usize {
-        self.kv.seq_capacity()
     }
 
     /// Tokens in sequence `seq`'s cache.
@@ -594,25 +585,17 @@ impl Engine {
     }
 }
 
-fn min_some(a: Option<u64>, b: Option<u64>) -> Option<u64> {
-    match (a, b) {
-        (Some(a), Some(b)) => Some(a.min(b)),
-        (a, b) => a.or(b),
-    }
-}
-
-/// `--gpu-layers auto`: the planner's split for the adapter `options` pick (a software
+/// `--gpu-layers auto`: the planner's split for the adapter `opts` pick (a software
 /// adapter only when named) and its memory, under the explicit budget if any.
 fn auto_placement(
     file: &GgufFile,
     opts: &EngineOptions,
-    options: &GpuOptions,
+    explicit: Option<(u64, &str)>,
     n_ctx: usize,
     n_rows: usize,
 ) -> anyhow::Result<crate::plan::Plan> {
     use crate::plan::{memory::Sizing, GpuBudget, PlanRequest};
     let adapter = crate::gpu::planning_adapter(opts.gpu_device)?;
-    let explicit = options.memory_limit.map(|b| (b, "the GPU memory limit"));
     let budget = adapter
         .as_ref()
         .and_then(|a| GpuBudget::new(explicit, Some((&a.name, a.memory))));

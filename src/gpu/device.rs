@@ -126,6 +126,13 @@ pub struct AdapterSummary {
     pub memory: super::AdapterMemory,
 }
 
+impl AdapterSummary {
+    /// A software rasterizer (lavapipe, WARP): it runs on the CPU cores the CPU path uses.
+    pub fn is_software(&self) -> bool {
+        self.device_type == device_type_name(wgpu::DeviceType::Cpu)
+    }
+}
+
 fn new_instance() -> wgpu::Instance {
     let mut desc = wgpu::InstanceDescriptor::new_without_display_handle();
     desc.backends = wgpu::Backends::VULKAN | wgpu::Backends::METAL | wgpu::Backends::DX12;
@@ -203,7 +210,7 @@ pub fn planning_adapter(index: Option<usize>) -> anyhow::Result<Option<AdapterSu
         })?),
         None => adapters
             .into_iter()
-            .find(|a| a.is_default && a.device_type != device_type_name(wgpu::DeviceType::Cpu)),
+            .find(|a| a.is_default && !a.is_software()),
     })
 }
 

@@ -15,6 +15,20 @@ pub struct GpuBudget {
     pub source: String,
 }
 
+/// The explicit GPU memory limit and its name: the smaller of `--vram-budget` and
+/// `TANDEM_GPU_MEMORY_LIMIT`, which is what the GPU runtime then enforces.
+pub fn explicit_limit(
+    vram_budget: Option<u64>,
+    env_limit: Option<u64>,
+) -> Option<(u64, &'static str)> {
+    match (vram_budget, env_limit) {
+        (Some(b), Some(e)) if e < b => Some((e, "TANDEM_GPU_MEMORY_LIMIT")),
+        (Some(b), _) => Some((b, "--vram-budget")),
+        (None, Some(e)) => Some((e, "TANDEM_GPU_MEMORY_LIMIT")),
+        (None, None) => None,
+    }
+}
+
 /// Held back from an adapter's reported memory: 5%, at least 256 MiB.
 pub fn adapter_margin(bytes: u64) -> u64 {
     (bytes / 20).max(256 << 20)
@@ -81,5 +95,20 @@ mod tests {
             None
         );
         assert_eq!(GpuBudget::new(None, None), None);
+    }
+
+    #[test]
+    fn the_smaller_explicit_limit_wins_as_the_runtime_enforces_it() {
+        assert_eq!(explicit_limit(None, None), None);
+        assert_eq!(explicit_limit(Some(6), None), Some((6, "--vram-budget")));
+        assert_eq!(
+            explicit_limit(None, Some(4)),
+            Some((4, "TANDEM_GPU_MEMORY_LIMIT"))
+        );
+        assert_eq!(
+            explicit_limit(Some(6), Some(4)),
+            Some((4, "TANDEM_GPU_MEMORY_LIMIT"))
+        );
+        assert_eq!(explicit_limit(Some(3), Some(4)), Some((3, "--vram-budget")));
     }
 }

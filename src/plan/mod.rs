@@ -263,56 +263,67 @@ impl Plan {
     /// Fills in the predicted speeds from the devices' measured speeds (`gpu` is needed
     /// when anything is on the GPU).
     pub fn predict(&mut self, shape: &ModelShape, cpu: Speed, gpu: Option<Speed>) {
-        let n = self.gpu_layers;
-        let macs = |t: &shape::TensorShape| t.dims.iter().product::<u64>() as f64;
-        let (mut on_cpu, mut on_gpu) = (Work::default(), Work::default());
-        for i in 0..shape.n_layer {
-            let work = if i < n { &mut on_gpu } else { &mut on_cpu };
-            work.blocks += 1;
-            for t in shape.block_tensors(i) {
-                work.bytes += t.n_bytes as f64;
-                if !t.is_vector() {
-                    work.block_macs += macs(t);
-                }
-            }
+        if let Some((pp, tg)) = predict(shape, self.gpu_layers, self.output_on_gpu, cpu, gpu) {
+            self.predicted_pp = Some(pp);
+            self.predicted_tg = Some(tg);
         }
-        if let Some(head) = shape.head_matrix() {
-            let work = if self.output_on_gpu {
-                &mut on_gpu
-            } else {
-                &mut on_cpu
-            };
-            work.bytes += head.n_bytes as f64;
-            work.head_macs += macs(head);
-        }
-        let mut tg = on_cpu.bytes / (cpu.bytes_per_sec * CPU_READ_SHARE)
-            + on_cpu.blocks as f64 * CPU_SECONDS_PER_BLOCK;
-        let mut pp = 2.0 * (on_cpu.block_macs + on_cpu.head_macs / PREFILL_BATCH) / cpu.flops
-            + on_cpu.blocks as f64 * CPU_PREFILL_SECONDS_PER_BLOCK;
-        if on_gpu.bytes > 0.0 {
-            let Some(gpu) = gpu else {
-                return;
-            };
-            let (matvec_share, prefill_share) = if gpu.software {
-                (SOFTWARE_MATVEC_FLOP_SHARE, SOFTWARE_PREFILL_FLOP_SHARE)
-            } else {
-                (GPU_MATVEC_FLOP_SHARE, GPU_PREFILL_FLOP_SHARE)
-            };
-            let read = on_gpu.bytes / (gpu.bytes_per_sec * GPU_READ_SHARE);
-            let compute = 2.0 * (on_gpu.block_macs + on_gpu.head_macs) / (gpu.flops * matvec_share);
-            let dispatches = on_gpu.blocks as f64 * GPU_DISPATCHES_PER_BLOCK
-                + if self.output_on_gpu { 3.0 } else { 0.0 };
-            tg += read.max(compute) + dispatches * gpu.dispatch_seconds;
-            if on_cpu.blocks > 0 || !self.output_on_gpu {
-                tg += CROSSING_SECONDS;
-            }
-            pp += 2.0 * (on_gpu.block_macs + on_gpu.head_macs / PREFILL_BATCH)
-                / (gpu.flops * prefill_share)
-                + dispatches * gpu.dispatch_seconds / PREFILL_BATCH;
-        }
-        self.predicted_tg = Some(1.0 / tg);
-        self.predicted_pp = Some(1.0 / pp);
     }
+}
+
+/// Predicted (prompt, generation) tokens/s with blocks `0..n` (and the output layer when
+/// `head_on_gpu`) on the GPU; `None` when that needs a GPU figure and `gpu` is `None`.
+pub fn predict(
+    shape: &ModelShape,
+    n: usize,
+    head_on_gpu: bool,
+    cpu: Speed,
+    gpu: Option<Speed>,
+) -> Option<(f64, f64)> {
+    let macs = |t: &shape::TensorShape| t.dims.iter().product::<u64>() as f64;
+    let (mut on_cpu, mut on_gpu) = (Work::default(), Work::default());
+    for i in 0..shape.n_layer {
+        let work = if i < n { &mut on_gpu } else { &mut on_cpu };
+        work.blocks += 1;
+        for t in shape.block_tensors(i) {
+            work.bytes += t.n_bytes as f64;
+            if !t.is_vector() {
+                work.block_macs += macs(t);
+            }
+        }
+    }
+    if let Some(head) = shape.head_matrix() {
+        let work = if head_on_gpu {
+            &mut on_gpu
+        } else {
+            &mut on_cpu
+        };
+        work.bytes += head.n_bytes as f64;
+        work.head_macs += macs(head);
+    }
+    let mut tg = on_cpu.bytes / (cpu.bytes_per_sec * CPU_READ_SHARE)
+        + on_cpu.blocks as f64 * CPU_SECONDS_PER_BLOCK;
+    let mut pp = 2.0 * (on_cpu.block_macs + on_cpu.head_macs / PREFILL_BATCH) / cpu.flops
+        + on_cpu.blocks as f64 * CPU_PREFILL_SECONDS_PER_BLOCK;
+    if on_gpu.bytes > 0.0 {
+        let gpu = gpu?;
+        let (matvec_share, prefill_share) = if gpu.software {
+            (SOFTWARE_MATVEC_FLOP_SHARE, SOFTWARE_PREFILL_FLOP_SHARE)
+        } else {
+            (GPU_MATVEC_FLOP_SHARE, GPU_PREFILL_FLOP_SHARE)
+        };
+        let read = on_gpu.bytes / (gpu.bytes_per_sec * GPU_READ_SHARE);
+        let compute = 2.0 * (on_gpu.block_macs + on_gpu.head_macs) / (gpu.flops * matvec_share);
+        let dispatches =
+            on_gpu.blocks as f64 * GPU_DISPATCHES_PER_BLOCK + if head_on_gpu { 3.0 } else { 0.0 };
+        tg += read.max(compute) + dispatches * gpu.dispatch_seconds;
+        if on_cpu.blocks > 0 || !head_on_gpu {
+            tg += CROSSING_SECONDS;
+        }
+        pp += 2.0 * (on_gpu.block_macs + on_gpu.head_macs / PREFILL_BATCH)
+            / (gpu.flops * prefill_share)
+            + dispatches * gpu.dispatch_seconds / PREFILL_BATCH;
+    }
+    Some((1.0 / pp, 1.0 / tg))
 }
 
 #[cfg(test)]

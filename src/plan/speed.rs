@@ -158,7 +158,7 @@ pub fn gpu_speed(device: &GpuDevice, remeasure: bool) -> anyhow::Result<Speed> {
         bytes_per_sec: measured.copy_bytes_per_sec,
         flops: measured.flops,
         dispatch_seconds: measured.dispatch_seconds,
-        software: device.adapter.device_type == "cpu (software)",
+        software: device.adapter.is_software(),
     };
     store(&key, speed);
     Ok(speed)

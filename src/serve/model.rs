@@ -43,7 +43,7 @@ impl SequenceModel for Engine {
     }
 
     fn seq_capacity(&self) -> usize {
-        Engine::seq_capacity(self)
+        Engine::n_ctx(self)
     }
 
     fn n_batch(&self) -> usize {
