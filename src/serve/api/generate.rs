@@ -211,7 +211,7 @@ async fn respond(
     }
     if prompt.len() > capacity {
         return Err(ApiError::invalid_param(
-            "messages",
+            if shape.chat { "messages" } else { "prompt" },
             format!(
                 "the prompt has {} tokens but a sequence holds at most {capacity} (the context, -c, \
                  shared by --parallel sequences); shorten the prompt or restart the server with a larger -c",
