@@ -263,7 +263,7 @@ pub fn run(args: BenchArgs) -> anyhow::Result<()> {
 /// The planner's predicted (pp, tg) for the engine's placement, from the devices'
 /// measured (cached) speeds.
 fn predict(engine: &Engine, file: &GgufFile, threads: usize) -> anyhow::Result<(f64, f64)> {
-    let shape = crate::plan::ModelShape::of_file(file)?;
+    let shape = crate::plan::ModelShape::of_model(file, engine.hparams());
     let split = engine.split();
     let cpu = crate::plan::speed::cpu_speed(threads, shape.main_type(), false);
     let gpu = match engine.gpu_device() {

@@ -8,7 +8,9 @@ use clap::Args;
 
 use crate::engine::{CacheType, GpuLayers, OutputOn};
 use crate::gguf::GgufFile;
-use crate::gpu::{parse_size, planning_adapter, AdapterSummary, GpuDevice, GpuOptions};
+use crate::gpu::{
+    list_adapters, parse_size, planning_adapter, AdapterSummary, GpuDevice, GpuOptions,
+};
 use crate::plan::budget::explicit_limit;
 use crate::plan::memory::Sizing;
 use crate::plan::speed::{cpu_speed, gpu_speed, Speed};
@@ -113,7 +115,9 @@ pub fn run(args: PlanArgs) -> anyhow::Result<()> {
     let n_batch = args.batch_size.max(1).min(n_ctx / args.parallel);
     let env_limit = GpuOptions::from_env(args.gpu_device)?.memory_limit;
     let explicit = explicit_limit(args.vram_budget, env_limit);
-    let adapter = planning_adapter(args.gpu_device)?;
+    let adapters = list_adapters();
+    let adapter = planning_adapter(&adapters, args.gpu_device)?;
+    let software_only = !adapters.is_empty() && adapters.iter().all(|a| a.is_software());
     let budget = GpuBudget::new(
         explicit,
         adapter.as_ref().map(|a| (a.name.as_str(), a.memory)),
@@ -162,7 +166,7 @@ pub fn run(args: PlanArgs) -> anyhow::Result<()> {
         println!("{}", serde_json::to_string_pretty(&plan)?);
         return Ok(());
     }
-    print_plan(&plan, &args, adapter.as_ref());
+    print_plan(&plan, &args, adapter.as_ref(), software_only);
     let gbps = |b: f64| b / 1e9;
     println!(
         "measured: CPU ({threads} threads) reads {:.1} GB/s, matmul {:.0} GFLOP/s{}",
@@ -181,13 +185,8 @@ pub fn run(args: PlanArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Whether every adapter found is a software one.
-fn software_only() -> bool {
-    let adapters = crate::gpu::list_adapters();
-    !adapters.is_empty() && adapters.iter().all(|a| a.is_software())
-}
-
-fn print_plan(plan: &Plan, args: &PlanArgs, adapter: Option<&AdapterSummary>) {
+/// `software_only`: every adapter found is a software one.
+fn print_plan(plan: &Plan, args: &PlanArgs, adapter: Option<&AdapterSummary>, software_only: bool) {
     println!(
         "model:     {} ({} blocks), {} K/V cells for {} sequence(s), {} cache",
         plan.model,
@@ -206,7 +205,7 @@ fn print_plan(plan: &Plan, args: &PlanArgs, adapter: Option<&AdapterSummary>) {
                 _ => String::new(),
             }
         ),
-        _ if software_only() => println!(
+        _ if software_only => println!(
             "budget:    only a software adapter was found (slower than the CPU path; \
              --gpu-device N plans for it anyway, see `tandem devices`)"
         ),

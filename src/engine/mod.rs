@@ -146,7 +146,7 @@ impl Engine {
             ..env_options
         };
         let auto_plan = (opts.gpu_layers == GpuLayers::Auto)
-            .then(|| auto_placement(&file, &opts, explicit, n_ctx, n_rows))
+            .then(|| auto_placement(&file, &hp, &opts, explicit, n_ctx, n_rows))
             .transpose()?;
         let split = match &auto_plan {
             Some(plan) => Split {
@@ -589,17 +589,18 @@ impl Engine {
 /// adapter only when named) and its memory, under the explicit budget if any.
 fn auto_placement(
     file: &GgufFile,
+    hp: &Hparams,
     opts: &EngineOptions,
     explicit: Option<(u64, &str)>,
     n_ctx: usize,
     n_rows: usize,
 ) -> anyhow::Result<crate::plan::Plan> {
     use crate::plan::{memory::Sizing, GpuBudget, PlanRequest};
-    let adapter = crate::gpu::planning_adapter(opts.gpu_device)?;
+    let adapter = crate::gpu::planning_adapter(&crate::gpu::list_adapters(), opts.gpu_device)?;
     let budget = adapter
         .as_ref()
         .and_then(|a| GpuBudget::new(explicit, Some((&a.name, a.memory))));
-    let shape = crate::plan::ModelShape::of_file(file)?;
+    let shape = crate::plan::ModelShape::of_model(file, hp);
     let request = PlanRequest {
         sizing: Sizing {
             n_ctx,

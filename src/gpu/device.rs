@@ -196,11 +196,13 @@ fn preferred_index(types: &[wgpu::DeviceType]) -> Option<usize> {
     (0..types.len()).min_by_key(|&i| (preference(types[i]), i))
 }
 
-/// The adapter `--gpu-layers auto` and `tandem plan` plan for: the one `index` names,
-/// else the best adapter unless it is a software one (slower than the CPU path it runs
-/// on); `None` when there is none such.
-pub fn planning_adapter(index: Option<usize>) -> anyhow::Result<Option<AdapterSummary>> {
-    let adapters = list_adapters();
+/// The adapter of `adapters` (from [`list_adapters`]) that `--gpu-layers auto` and
+/// `tandem plan` plan for: the one `index` names, else the best adapter unless it is a
+/// software one (slower than the CPU path it runs on); `None` when there is none such.
+pub fn planning_adapter(
+    adapters: &[AdapterSummary],
+    index: Option<usize>,
+) -> anyhow::Result<Option<AdapterSummary>> {
     Ok(match index {
         Some(i) => Some(adapters.get(i).cloned().with_context(|| {
             format!(
@@ -209,8 +211,9 @@ pub fn planning_adapter(index: Option<usize>) -> anyhow::Result<Option<AdapterSu
             )
         })?),
         None => adapters
-            .into_iter()
-            .find(|a| a.is_default && !a.is_software()),
+            .iter()
+            .find(|a| a.is_default && !a.is_software())
+            .cloned(),
     })
 }
 

@@ -54,6 +54,11 @@ impl ModelShape {
     pub fn of_file(file: &GgufFile) -> anyhow::Result<ModelShape> {
         let hp = Hparams::from_file(file)
             .with_context(|| format!("{}: cannot read the model", file.path().display()))?;
+        Ok(Self::of_model(file, &hp))
+    }
+
+    /// The shape of a model file whose hyperparameters `hp` were read already.
+    pub fn of_model(file: &GgufFile, hp: &Hparams) -> ModelShape {
         let name = file
             .metadata()
             .opt_str("general.name")
@@ -71,7 +76,7 @@ impl ModelShape {
                 n_bytes: t.n_bytes,
             })
             .collect();
-        Ok(ModelShape {
+        ModelShape {
             name,
             n_layer: hp.n_layer,
             n_embd: hp.n_embd,
@@ -83,7 +88,7 @@ impl ModelShape {
             widths: hp.act_widths(),
             freq_factors: hp.rope.freq_factors.as_ref().map(Vec::len),
             tensors,
-        })
+        }
     }
 
     /// A llama model of a `tandem synth` preset (`7b`, `13b`, `33b`, `70b`: LLaMA 2's
