@@ -6,7 +6,8 @@
 //   block stores d as f16);
 // - 256-element blocks: d = −max / 127 with max the element of largest magnitude,
 //   q = min(127, round(x / d)) ties to even, value q·d (d stays f32).
-// One invocation per block. BLOCK (32 or 256) comes from the assembler.
+// One invocation per block, scales from common/act_scales.wgsl. BLOCK (32 or 256)
+// comes from the assembler.
 
 struct Params {
     n_blocks: u32,
@@ -28,40 +29,8 @@ fn main(cin: ComputeIn) {
         return;
     }
     let base = block * BLOCK;
-    if (BLOCK == 32u) {
-        var amax = 0.0;
-        for (var i = 0u; i < BLOCK; i++) {
-            amax = max(amax, abs(x[base + i]));
-        }
-        var id = 0.0;
-        if (amax != 0.0) {
-            id = 127.0 / amax;
-        }
-        let d16 = f16_bits_to_f32(f32_to_f16_bits(amax / 127.0));
-        for (var i = 0u; i < BLOCK; i++) {
-            // WGSL's round() rounds half to even.
-            y[base + i] = round(x[base + i] * id) * d16;
-        }
-    } else {
-        var amax = 0.0;
-        var signed_max = 0.0;
-        for (var i = 0u; i < BLOCK; i++) {
-            let v = x[base + i];
-            if (abs(v) > amax) {
-                amax = abs(v);
-                signed_max = v;
-            }
-        }
-        if (amax == 0.0) {
-            for (var i = 0u; i < BLOCK; i++) {
-                y[base + i] = 0.0;
-            }
-            return;
-        }
-        let iscale = -127.0 / signed_max;
-        let d = 1.0 / iscale;
-        for (var i = 0u; i < BLOCK; i++) {
-            y[base + i] = min(127.0, round(iscale * x[base + i])) * d;
-        }
+    let scales = act_block_scales(base);
+    for (var i = 0u; i < BLOCK; i++) {
+        y[base + i] = min(127.0, round(x[base + i] * scales.x)) * scales.y;
     }
 }

@@ -88,3 +88,58 @@ fn gpu_rounding_equals_the_cpu_quantizers() {
             .is_err());
     }
 }
+
+/// The codes, block scales and sums of 16 codes the GPU packs for its integer kernel
+/// are the CPU quantizer's, bit for bit, for several tokens in one buffer.
+#[test]
+fn gpu_packing_equals_the_cpu_quantizers() {
+    use tandem::gpu::PackedLayout;
+    let gpu = open(&GpuOptions::default());
+    let (n_tokens, cols) = (3, 768);
+    let x = activations(n_tokens * cols, 9);
+    let src = gpu.upload(&x).unwrap();
+    for weight in [GgmlType::Q4_0, GgmlType::Q5_1, GgmlType::Q4K, GgmlType::Q6K] {
+        let packed = gpu.buffer(PackedLayout::max_len(n_tokens, cols));
+        let mut batch = gpu.batch();
+        let layout = batch
+            .pack_activations(weight, &src, &packed, n_tokens, cols)
+            .unwrap();
+        batch.submit().unwrap();
+        let got: Vec<u32> = gpu.read(&packed).unwrap();
+        let format = ActFormat::for_weight(weight);
+        let cpu = QuantizedActs::quantize(format, &x, n_tokens, cols);
+        assert_eq!(layout.block, format.block_elems(), "{weight:?}");
+        let codes: Vec<i8> = got[..layout.d_base()]
+            .iter()
+            .flat_map(|w| w.to_le_bytes().map(|b| b as i8))
+            .collect();
+        assert_eq!(codes, cpu.qs, "{weight:?}: codes");
+        let scales: Vec<f32> = got[layout.d_base()..layout.d_base() + layout.n_scales()]
+            .iter()
+            .map(|&w| f32::from_bits(w))
+            .collect();
+        assert_eq!(scales, cpu.d, "{weight:?}: scales");
+        let sums: Vec<i32> = got[layout.s_base()..layout.s_base() + layout.n_sums()]
+            .iter()
+            .map(|&w| w as i32)
+            .collect();
+        let want: Vec<i32> = cpu
+            .qs
+            .chunks(16)
+            .map(|c| c.iter().map(|&q| i32::from(q)).sum())
+            .collect();
+        assert_eq!(sums, want, "{weight:?}: sums of 16");
+        if !cpu.bsums.is_empty() {
+            let bsums: Vec<i32> = cpu.bsums.iter().map(|&s| i32::from(s)).collect();
+            assert_eq!(sums, bsums, "{weight:?}: Q8_K bsums");
+        }
+    }
+    // Float weights and the K-quants without an integer kernel have no packing.
+    let packed = gpu.buffer(PackedLayout::max_len(1, 256));
+    for weight in [GgmlType::F16, GgmlType::Q3K] {
+        assert!(gpu
+            .batch()
+            .pack_activations(weight, &src, &packed, 1, 256)
+            .is_err());
+    }
+}

@@ -130,6 +130,28 @@ fn synth_llama_matches_the_cpu_for_every_weight_type() {
     }
 }
 
+/// A prompt whose last logits alone are wanted: the batches before the last read nothing
+/// back, and their K/V stores must still run (they were once dropped unsubmitted). Batches
+/// of 4 take the integer matrix x vector kernels, of 8 the tiled ones.
+#[test]
+fn prompt_batches_without_outputs_still_fill_the_gpu_cache() {
+    let dir = tempfile::tempdir().unwrap();
+    let ty = GgmlType::Q4_0;
+    let path = synth(Arch::Llama, ty, dir.path());
+    let mut cpu = load(&path, options(64, 64, GpuLayers::None));
+    let tokens = prompt(&cpu, 40);
+    let want = cpu.eval_last_logits(&tokens, 1).unwrap().to_vec();
+    for n_batch in [4, 8] {
+        let mut gpu = load(&path, options(64, n_batch, GpuLayers::All));
+        let got = gpu.eval_last_logits(&tokens, 1).unwrap().to_vec();
+        let err = row_errors(&got, &want, cpu.n_vocab())[0];
+        assert!(
+            err < bound(&path, ty),
+            "batches of {n_batch}: error {err:.2e}"
+        );
+    }
+}
+
 /// qwen2 (biases), qwen3 (q/k norms) and gemma3 (post-norms, gelu, sliding window, q
 /// scaling) through every placement option.
 #[test]

@@ -124,6 +124,19 @@ fn dequantize(ty: GgmlType, bytes: &[u8], rows: usize, cols: usize) -> Vec<f32> 
 
 /// Asserts y[t, r] == sum_k w[r, k] x[t, k] within 1e-3 of sum_k |w[r, k] x[t, k]|.
 fn check_mul_mat(what: &str, w: &[f32], x: &[f32], y: &[f32], rows: usize, cols: usize) {
+    check_mul_mat_within(what, w, x, y, rows, cols, 1e-3)
+}
+
+/// Asserts y[t, r] == sum_k w[r, k] x[t, k] within `rel` of sum_k |w[r, k] x[t, k]|.
+fn check_mul_mat_within(
+    what: &str,
+    w: &[f32],
+    x: &[f32],
+    y: &[f32],
+    rows: usize,
+    cols: usize,
+    rel: f64,
+) {
     let tokens = x.len() / cols;
     for t in 0..tokens {
         for r in 0..rows {
@@ -135,7 +148,7 @@ fn check_mul_mat(what: &str, w: &[f32], x: &[f32], y: &[f32], rows: usize, cols:
             }
             let got = y[t * rows + r] as f64;
             assert!(
-                (got - sum).abs() <= 1e-3 * mag + 1e-6,
+                (got - sum).abs() <= rel * mag + 1e-6,
                 "{what}: token {t} row {r}: got {got}, expected {sum} (magnitude {mag})"
             );
         }
@@ -196,6 +209,70 @@ fn mat_vec_matches_reference_for_every_type() {
     });
 }
 
+/// The integer kernel against the f64 product of the weights with the CPU's quantized
+/// activations (codes times scales): it adds exact integer block sums, so only float
+/// rounding of the scaled sums separates the two.
+#[test]
+fn int_mat_vec_matches_the_product_with_cpu_quantized_activations() {
+    use tandem::cpu::act_quant::{ActFormat, QuantizedActs};
+    use tandem::gpu::PackedLayout;
+    let rows = 37;
+    on_each_device(|gpu| {
+        let int_types = tested_types()
+            .into_iter()
+            .filter(|&t| tandem::gpu::shaders::has_int_mat_vec(t));
+        // Whole steps of every kernel, an odd number of them, and (32-blocks) a row
+        // shorter than some kernels' step, which they must refuse.
+        let cols_of = |t: GgmlType| match t.block_elems() {
+            256 => vec![256, 768],
+            _ => vec![32, 64, 576],
+        };
+        for (ty, cols) in int_types.flat_map(|t| cols_of(t).into_iter().map(move |c| (t, c))) {
+            let mut rng = Rng(0x7777 + ty.id() as u64);
+            let bytes = random_weight(&mut rng, ty, rows, cols);
+            let w_ref = dequantize(ty, &bytes, rows, cols);
+            let w = gpu.upload_weight(ty, rows, cols, &bytes).unwrap();
+            if !cols.is_multiple_of(tandem::gpu::shaders::int_mat_vec_step(ty)) {
+                let packed = gpu.buffer(PackedLayout::max_len(1, cols));
+                let yb = gpu.buffer(rows);
+                let mut batch = gpu.batch();
+                let err = batch.mat_vec_packed(&w, &packed, &yb, 1).unwrap_err();
+                assert!(err.to_string().contains("whole steps"), "{ty:?}: {err}");
+                assert!(PackedLayout::for_product(&w, 1).is_none(), "{ty:?}");
+                continue;
+            }
+            assert!(PackedLayout::for_product(&w, 4).is_some(), "{ty:?} {cols}");
+            for n_tokens in [1, 2, 4] {
+                let x = rng.vec(n_tokens * cols);
+                let acts = QuantizedActs::quantize(ActFormat::for_weight(ty), &x, n_tokens, cols);
+                let block = ActFormat::for_weight(ty).block_elems();
+                let x_used: Vec<f32> = (0..x.len())
+                    .map(|i| f32::from(acts.qs[i]) * acts.d[i / block])
+                    .collect();
+                let xb = gpu.upload(&x).unwrap();
+                let packed = gpu.buffer(PackedLayout::max_len(n_tokens, cols));
+                let yb = gpu.buffer(n_tokens * rows);
+                let mut batch = gpu.batch();
+                batch
+                    .pack_activations(ty, &xb, &packed, n_tokens, cols)
+                    .unwrap();
+                batch.mat_vec_packed(&w, &packed, &yb, n_tokens).unwrap();
+                batch.submit().unwrap();
+                let y: Vec<f32> = gpu.read(&yb).unwrap();
+                check_mul_mat_within(
+                    &format!("int mat_vec {} {cols} cols x{n_tokens}", ty.name()),
+                    &w_ref,
+                    &x_used,
+                    &y,
+                    rows,
+                    cols,
+                    1e-5,
+                );
+            }
+        }
+    });
+}
+
 #[test]
 fn mat_mat_matches_reference_for_every_type() {
     let rows = 37;
@@ -236,9 +313,9 @@ fn weights_split_over_several_bindings_give_the_same_product() {
     let mut rng = Rng(77);
     let bytes = random_weight(&mut rng, ty, rows, cols);
     let w_ref = dequantize(ty, &bytes, rows, cols);
-    // 10 rows of 512 bytes per chunk: 4 chunks.
+    // 10 rows of 512 bytes per chunk (and the 32 spare bytes a chunk keeps): 4 chunks.
     let w = gpu
-        .upload_weight_chunked(ty, rows, cols, &bytes, 10 * 512 + 8)
+        .upload_weight_chunked(ty, rows, cols, &bytes, 10 * 512 + 32)
         .unwrap();
     assert_eq!(w.chunk_count(), 4);
     for n_tokens in [1, 6] {
@@ -251,6 +328,29 @@ fn weights_split_over_several_bindings_give_the_same_product() {
         let y: Vec<f32> = gpu.read(&yb).unwrap();
         check_mul_mat("chunked", &w_ref, &x, &y, rows, cols);
     }
+    // The integer kernel: 10 Q8_0 rows of 272 bytes per chunk.
+    use tandem::cpu::act_quant::{ActFormat, QuantizedActs};
+    let q8 = GgmlType::Q8_0;
+    let q8_bytes = random_weight(&mut rng, q8, rows, cols);
+    let q8_ref = dequantize(q8, &q8_bytes, rows, cols);
+    let q8_w = gpu
+        .upload_weight_chunked(q8, rows, cols, &q8_bytes, 10 * 272 + 32)
+        .unwrap();
+    assert_eq!(q8_w.chunk_count(), 4);
+    let x = rng.vec(cols);
+    let acts = QuantizedActs::quantize(ActFormat::for_weight(q8), &x, 1, cols);
+    let x_used: Vec<f32> = (0..cols)
+        .map(|i| f32::from(acts.qs[i]) * acts.d[i / 32])
+        .collect();
+    let xb = gpu.upload(&x).unwrap();
+    let packed = gpu.buffer(tandem::gpu::PackedLayout::max_len(1, cols));
+    let yb = gpu.buffer(rows);
+    let mut batch = gpu.batch();
+    batch.pack_activations(q8, &xb, &packed, 1, cols).unwrap();
+    batch.mat_vec_packed(&q8_w, &packed, &yb, 1).unwrap();
+    batch.submit().unwrap();
+    let y: Vec<f32> = gpu.read(&yb).unwrap();
+    check_mul_mat_within("chunked int", &q8_ref, &x_used, &y, rows, cols, 1e-5);
     // Row lookup across chunk boundaries.
     let ids: Vec<u32> = vec![0, 9, 10, 36, 20];
     let idb = gpu.upload(&ids).unwrap();

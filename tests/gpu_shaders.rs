@@ -51,10 +51,12 @@ fn every_kernel_validates_for_every_feature_set() {
         }
     }
     assert!(failures.is_empty(), "{}", failures.join("\n"));
-    // 13 weight types x 3 weight kernels, rope, and 2 variants each of rmsnorm, attention
-    // (f32 and f16 caches), kv store, activation rounding (32 and 256 blocks) and 5
-    // element-wise ops, for 4 feature sets.
-    assert_eq!(checked, 4 * (13 * 3 + 1 + 2 * 9));
+    // 13 weight types x (matrix x vector for 1 to 4 tokens, matrix x matrix, row
+    // gather), the integer matrix x vector kernel of 7 types for 1 to 4 tokens, rope,
+    // and 2 variants each of rmsnorm, attention (f32 and f16 caches), kv store,
+    // activation rounding and activation packing (32 and 256 blocks) and 5 element-wise
+    // ops, for 4 feature sets.
+    assert_eq!(checked, 4 * (13 * 6 + 7 * 4 + 1 + 2 * 10));
 }
 
 #[test]

@@ -8,12 +8,12 @@ fn ld_u8(off: u32) -> u32 {
 }
 
 fn ld_u32(off: u32) -> u32 {
+    // Branch-free, so lanes reading at different alignments stay together.
     let w = off >> 2u;
     let shift = (off & 3u) << 3u;
-    if (shift == 0u) {
-        return weights[w];
-    }
-    return (weights[w] >> shift) | (weights[w + 1u] << (32u - shift));
+    let lo = weights[w];
+    let hi = weights[w + 1u];
+    return select((lo >> shift) | (hi << (32u - shift)), lo, shift == 0u);
 }
 
 fn ld_u16(off: u32) -> u32 {

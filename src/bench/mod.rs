@@ -3,6 +3,7 @@
 //! how close generation gets to the memory limit.
 
 pub mod bandwidth;
+pub mod gpu_profile;
 pub mod report;
 pub mod runner;
 

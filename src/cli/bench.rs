@@ -61,6 +61,11 @@ pub struct BenchArgs {
     /// of the output layer, for one prompt batch and one generated token
     #[arg(long = "per-layer")]
     pub per_layer: bool,
+    /// Also time every GPU kernel (timestamp queries) over the first prompt test and
+    /// the first generation test (at most 32 tokens) of each placement with GPU blocks,
+    /// and print a table per test
+    #[arg(long = "gpu-profile")]
+    pub gpu_profile: bool,
 }
 
 /// Parses "512,1024" into numbers.
@@ -150,6 +155,7 @@ pub fn run(args: BenchArgs) -> anyhow::Result<()> {
         None => vec![GpuLayers::Auto],
     };
     let mut per_layer_reports = Vec::new();
+    let mut gpu_profiles = Vec::new();
     let mut prediction_lines = Vec::new();
 
     let mut results: Vec<BenchResult> = Vec::new();
@@ -221,6 +227,15 @@ pub fn run(args: BenchArgs) -> anyhow::Result<()> {
                 predicted,
                 measured,
             ));
+            if args.gpu_profile {
+                gpu_profiles.extend(gpu_profile(
+                    &mut engine,
+                    &model.description,
+                    prompts.first().copied().unwrap_or(0),
+                    gens.first().copied().unwrap_or(0).min(32),
+                    &mut rng,
+                )?);
+            }
             if args.per_layer {
                 let n_prompt = prompts.first().copied().unwrap_or(0);
                 per_layer_reports.push(per_layer(
@@ -236,7 +251,7 @@ pub fn run(args: BenchArgs) -> anyhow::Result<()> {
     let mut bandwidth_lines = bandwidth_report(&results, &weight_bytes, args.bandwidth_mib);
     bandwidth_lines.push(String::new());
     bandwidth_lines.extend(prediction_lines);
-    for report in per_layer_reports {
+    for report in per_layer_reports.into_iter().chain(gpu_profiles) {
         bandwidth_lines.push(String::new());
         bandwidth_lines.extend(report.lines().map(str::to_string));
     }
@@ -399,6 +414,33 @@ fn bandwidth_report(
         }
     }
     lines
+}
+
+/// The kernel tables of `--gpu-profile` for an engine with blocks on the GPU (none for
+/// a CPU-only placement).
+fn gpu_profile(
+    engine: &mut Engine,
+    description: &str,
+    n_prompt: usize,
+    n_gen: usize,
+    rng: &mut Rng,
+) -> anyhow::Result<Vec<String>> {
+    let Some(gpu) = engine.gpu().cloned() else {
+        return Ok(Vec::new());
+    };
+    let bandwidth = crate::plan::speed::gpu_speed(&gpu.device, false)?.bytes_per_sec;
+    let tests = crate::bench::gpu_profile::profile_tests(engine, &gpu, n_prompt, n_gen, rng)?;
+    Ok(tests
+        .iter()
+        .map(|t| {
+            crate::bench::gpu_profile::format_profile(
+                description,
+                &gpu.device.adapter.name,
+                bandwidth,
+                t,
+            )
+        })
+        .collect())
 }
 
 /// Times one prompt batch of `n_prompt` tokens (if any) and one generated token, stage

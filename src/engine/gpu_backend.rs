@@ -13,8 +13,10 @@ use crate::cpu::attn_tiled::TILED_ATTENTION_MIN_QUERIES;
 use crate::engine::cpu_backend::{cells_of, dequantize_vector, HostAttention};
 use crate::gguf::{GgufFile, TensorInfo};
 use crate::gpu::batch::activation_rounding_block;
+use crate::gpu::shaders::MAX_MAT_VEC_TOKENS;
 use crate::gpu::{
-    AttentionParams, Batch, BinaryOp, Gpu, GpuBuffer, GpuWeight, Readback, RopeParams as GpuRope,
+    AttentionParams, Batch, BinaryOp, Gpu, GpuBuffer, GpuWeight, PackedLayout, Readback,
+    RopeParams as GpuRope,
 };
 use crate::kv::{BlockKv, KvStorage};
 use crate::model::{
@@ -54,6 +56,8 @@ pub struct GpuBackend {
     head_out: Option<GpuBuffer>,
     /// Matrix inputs rounded as the CPU quantizes them.
     rounded: GpuBuffer,
+    /// Matrix x vector inputs quantized to 8-bit codes for the integer kernels.
+    packed: GpuBuffer,
     readback: Readback,
     /// Uploaded rope frequency factors, by value (a model has at most a few).
     freq_factors: Vec<(Vec<f32>, GpuBuffer)>,
@@ -74,7 +78,14 @@ impl GpuBackend {
         if shape.head_rows > 0 {
             lens.push(head_rows * shape.head_rows);
         }
-        lens.extend([n * widest, n, n, 2 * n, head_rows * widths.n_embd]);
+        lens.extend([
+            n * widest,
+            packed_len(n, widest),
+            n,
+            n,
+            2 * n,
+            head_rows * widths.n_embd,
+        ]);
         lens.into_iter().map(Gpu::buffer_bytes).sum()
     }
 
@@ -103,6 +114,7 @@ impl GpuBackend {
             .unwrap_or(1);
         Ok(GpuBackend {
             rounded: gpu.try_buffer(n * widest, "rounded activations")?,
+            packed: gpu.try_buffer(packed_len(n, widest), "quantized activations")?,
             token_ids: gpu.try_buffer(n, "token ids")?,
             positions: gpu.try_buffer(n, "token positions")?,
             places: gpu.try_buffer(2 * n, "token places")?,
@@ -241,6 +253,41 @@ fn check_cells(runs: &[SeqRun], n_ctx: usize) -> Result<()> {
     Ok(())
 }
 
+/// Elements of the quantized matrix x vector inputs for batches of `n_batch` rows of at
+/// most `widest`.
+fn packed_len(n_batch: usize, widest: usize) -> usize {
+    PackedLayout::max_len(n_batch.min(usize::from(MAX_MAT_VEC_TOKENS)), widest)
+}
+
+/// Records `y = W · x` for `n` rows: through the integer kernel where it takes the
+/// product, quantizing `x` into `packed` unless `packed_block` says it already holds `x`
+/// in the blocks this weight wants; else through the float kernels, `x` rounded as the
+/// CPU would.
+fn record_product(
+    batch: &mut Batch,
+    w: &GpuWeight,
+    x: &GpuBuffer,
+    scratch: (&GpuBuffer, &GpuBuffer),
+    y: &GpuBuffer,
+    n: usize,
+    packed_block: &mut Option<usize>,
+) -> Result<()> {
+    let (packed, rounded) = scratch;
+    match PackedLayout::for_product(w, n) {
+        Some(layout) => {
+            if *packed_block != Some(layout.block) {
+                batch.pack_activations(w.ty, x, packed, n, w.cols)?;
+                *packed_block = Some(layout.block);
+            }
+            batch.mat_vec_packed(w, packed, y, n)
+        }
+        None => {
+            let x = round_if_needed(batch, w, x, rounded, n * w.cols)?;
+            batch.mul_mat(w, x, y, n)
+        }
+    }
+}
+
 /// The input of a product through `w`: `x` itself for float weights, else `x` rounded
 /// into `rounded` as the CPU quantizes activations, so both devices give the same
 /// numbers (the GPU alone would be slightly more exact, and differ).
@@ -285,7 +332,8 @@ impl Backend for GpuBackend {
             "a batch of {n_tokens} tokens does not fit the GPU buffers ({})",
             self.shape.n_batch
         );
-        // Work left from a pass that failed half-way is stale.
+        // Work left from a pass that failed half-way is stale (a pass that ends without
+        // a readback is flushed by the model).
         self.batch = None;
         self.n_tokens = n_tokens;
         if self.runs != runs {
@@ -323,11 +371,26 @@ impl Backend for GpuBackend {
     }
 
     fn matmul(&mut self, w: &GpuWeight, src: Act, dst: Act) -> Result<()> {
+        self.matmuls(src, &[(w, dst)])
+    }
+
+    fn matmuls(&mut self, src: Act, products: &[(&GpuWeight, Act)]) -> Result<()> {
         let n = self.n_tokens;
-        let len = self.len(src);
+        let width = self.shape.widths.of(src);
         let batch = self.batch.get_or_insert_with(|| self.gpu.batch());
-        let x = round_if_needed(batch, w, &self.acts[src.index()], &self.rounded, len)?;
-        batch.mul_mat(w, x, &self.acts[dst.index()], n)
+        let x = &self.acts[src.index()];
+        let mut packed_block = None;
+        for &(w, dst) in products {
+            ensure!(
+                dst != src && w.cols == width,
+                "a product of {width}-wide rows through a weight of {} columns",
+                w.cols
+            );
+            let y = &self.acts[dst.index()];
+            let scratch = (&self.packed, &self.rounded);
+            record_product(batch, w, x, scratch, y, n, &mut packed_block)?;
+        }
+        Ok(())
     }
 
     fn add_bias(&mut self, dst: Act, bias: &GpuBuffer) -> Result<()> {
@@ -498,8 +561,8 @@ impl Backend for GpuBackend {
                 0,
                 rows * width,
             )?;
-            let x = round_if_needed(batch, w, &self.head_in, &self.rounded, rows * width)?;
-            batch.mul_mat(w, x, head_out, rows)?;
+            let scratch = (&self.packed, &self.rounded);
+            record_product(batch, w, &self.head_in, scratch, head_out, rows, &mut None)?;
             batch.copy_to_readback(head_out, 0, chunk.len(), &mut self.readback)?;
             if let Some(b) = self.batch.take() {
                 b.submit()?;
@@ -522,6 +585,10 @@ impl Backend for GpuBackend {
     fn download_act(&mut self, src: Act, out: &mut [f32]) -> Result<()> {
         ensure!(out.len() == self.len(src), "hidden state of the wrong size");
         self.read_back(src, out)
+    }
+
+    fn flush(&mut self) -> Result<()> {
+        self.submit()
     }
 
     fn sync(&mut self) -> Result<()> {

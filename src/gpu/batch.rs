@@ -3,17 +3,19 @@
 use anyhow::{ensure, Context};
 
 use crate::gpu::buffer::{GpuBuffer, GpuWeight, WeightChunk};
+use crate::gpu::profile::BatchTimer;
 use crate::gpu::runtime::{Gpu, ParamRing, PARAMS_SIZE, RING_SLOTS};
-use crate::gpu::shaders::{BinaryOp, Kernel};
+use crate::gpu::shaders::{
+    has_int_mat_vec, int_mat_vec_step, BinaryOp, Kernel, MAX_MAT_VEC_TOKENS,
+};
 use crate::quant::GgmlType;
 
 /// Workgroups per dimension wgpu guarantees.
 const MAX_GROUPS_PER_DIM: u32 = 65535;
 /// Output rows per workgroup of the matrix x vector kernel (ROWS_PER_WG in matvec.wgsl).
 const MATVEC_ROWS_PER_WORKGROUP: u32 = 4;
-/// Batches of at most this many tokens use the matrix x vector kernel (MAX_TOKENS in
-/// matvec.wgsl).
-const MATVEC_MAX_TOKENS: usize = 4;
+/// Batches of at most this many tokens use the matrix x vector kernels.
+const MATVEC_MAX_TOKENS: usize = MAX_MAT_VEC_TOKENS as usize;
 
 /// Rotary embedding settings (llama.cpp's rope without YaRN extrapolation).
 #[derive(Clone, Copy, Debug)]
@@ -90,6 +92,84 @@ pub fn activation_rounding_block(weight: GgmlType) -> Option<usize> {
     }
 }
 
+/// Where [`Batch::pack_activations`] puts the codes, block scales and sums of 16 codes of
+/// `n_tokens` rows of `cols` activations (shaders/common/packed_acts.wgsl), in 4-byte
+/// elements of one buffer.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PackedLayout {
+    pub n_tokens: usize,
+    pub cols: usize,
+    /// Activation block: 32 (Q8_0 / Q8_1 codes) or 256 (Q8_K).
+    pub block: usize,
+}
+
+impl PackedLayout {
+    /// The layout of the activations a product through `weight` takes, or `None` where
+    /// its type has no integer kernel.
+    pub fn for_weight(weight: GgmlType, n_tokens: usize, cols: usize) -> Option<PackedLayout> {
+        if !has_int_mat_vec(weight) {
+            return None;
+        }
+        let block = activation_rounding_block(weight)?;
+        Some(PackedLayout {
+            n_tokens,
+            cols,
+            block,
+        })
+    }
+
+    /// The layout for `n_tokens` rows through `w` where the integer matrix x vector
+    /// kernel takes that product (few enough tokens, whole activation blocks), else
+    /// `None`.
+    pub fn for_product(w: &GpuWeight, n_tokens: usize) -> Option<PackedLayout> {
+        if !(1..=MATVEC_MAX_TOKENS).contains(&n_tokens) {
+            return None;
+        }
+        PackedLayout::for_weight(w.ty, n_tokens, w.cols).filter(|layout| {
+            w.cols.is_multiple_of(layout.block) && w.cols.is_multiple_of(int_mat_vec_step(w.ty))
+        })
+    }
+
+    fn values(&self) -> usize {
+        self.n_tokens * self.cols
+    }
+
+    /// First element of the block scales.
+    pub fn d_base(&self) -> usize {
+        self.values() / 4
+    }
+
+    /// Block scales (f32 each).
+    pub fn n_scales(&self) -> usize {
+        self.values() / self.block
+    }
+
+    /// First element of the sums of 16 codes: the scales are padded to whole vec4s.
+    pub fn s_base(&self) -> usize {
+        self.d_base() + self.n_scales().next_multiple_of(4)
+    }
+
+    /// Sums of 16 codes (i32 each).
+    pub fn n_sums(&self) -> usize {
+        self.values() / 16
+    }
+
+    /// Elements the three regions take, padded to a whole vec4.
+    pub fn elements(&self) -> usize {
+        self.s_base() + self.n_sums().next_multiple_of(4)
+    }
+
+    /// The most elements any layout of `n_tokens` rows of `cols` takes (32-blocks).
+    pub fn max_len(n_tokens: usize, cols: usize) -> usize {
+        PackedLayout {
+            n_tokens,
+            cols,
+            block: 32,
+        }
+        .elements()
+    }
+}
+
 fn u32_of(v: usize, what: &str) -> anyhow::Result<u32> {
     u32::try_from(v).with_context(|| format!("{what} = {v} does not fit the GPU kernels"))
 }
@@ -134,18 +214,25 @@ impl<'a> From<&'a GpuBuffer> for Bound<'a> {
     }
 }
 
-/// Dispatches recorded into one command encoder; [`Batch::submit`] sends them.
+/// Dispatches recorded into one command encoder, in one compute pass until a copy needs
+/// the encoder; [`Batch::submit`] sends them.
 /// Outputs must be buffers distinct from the inputs of the same dispatch.
 pub struct Batch {
     pub(crate) gpu: Gpu,
     pub(crate) encoder: Option<wgpu::CommandEncoder>,
+    /// The open compute pass over `encoder` (wgpu orders the dispatches inside it).
+    pub(crate) pass: Option<wgpu::ComputePass<'static>>,
     pub(crate) params: Vec<u8>,
     /// Always present until the batch is dropped (then it returns to the pool).
     pub(crate) ring: Option<ParamRing>,
+    /// Timestamp queries, while the GPU's kernel timing is on.
+    pub(crate) timer: Option<BatchTimer>,
 }
 
 impl Drop for Batch {
     fn drop(&mut self) {
+        // The pass borrows the encoder: it ends first.
+        self.pass = None;
         if let Some(ring) = self.ring.take() {
             if let Ok(mut pool) = self.gpu.rings.lock() {
                 pool.push(ring);
@@ -159,12 +246,26 @@ impl Batch {
         self.ring.as_ref().expect("a live batch has a ring")
     }
 
+    /// The command encoder, with the compute pass ended (for copies).
+    pub(crate) fn encoder(&mut self) -> &mut wgpu::CommandEncoder {
+        self.pass = None;
+        let device = &self.gpu.device.device;
+        self.encoder.get_or_insert_with(|| {
+            device.create_command_encoder(&wgpu::CommandEncoderDescriptor {
+                label: Some("batch"),
+            })
+        })
+    }
+
+    /// Records one dispatch; `bytes` is what it reads and writes (for the profile; 0
+    /// where not counted).
     fn dispatch(
         &mut self,
         kernel: Kernel,
         bound: &[Bound<'_>],
         params: &[u32],
         groups: (u32, u32, u32),
+        bytes: u64,
     ) -> anyhow::Result<()> {
         debug_assert_eq!(bound.len(), kernel.storage_bindings().len());
         let stride = self.gpu.ring_stride;
@@ -176,8 +277,61 @@ impl Batch {
         debug_assert!(params.len() * 4 <= PARAMS_SIZE as usize);
         self.params.extend_from_slice(bytemuck::cast_slice(params));
         self.params.resize((offset + stride) as usize, 0);
+        self.gpu
+            .profiler
+            .dispatches
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
 
-        let device = &self.gpu.device.device;
+        let bind_group = self.bind_group(kernel, &pipeline, bound);
+        if let Some(timer) = &mut self.timer {
+            // Timed: a pass of its own with timestamps at its start and end.
+            self.pass = None;
+            let device = &self.gpu.device.device;
+            let encoder = self.encoder.get_or_insert_with(|| {
+                device.create_command_encoder(&wgpu::CommandEncoderDescriptor {
+                    label: Some("batch"),
+                })
+            });
+            {
+                let mut pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor {
+                    label: None,
+                    timestamp_writes: Some(timer.next_writes()),
+                });
+                pass.set_pipeline(&pipeline.pipeline);
+                pass.set_bind_group(0, &bind_group, &[offset as u32]);
+                pass.dispatch_workgroups(groups.0, groups.1, groups.2);
+            }
+            timer.dispatched.push((kernel, bytes));
+            return Ok(());
+        }
+        let (encoder, pass) = (&mut self.encoder, &mut self.pass);
+        let pass = pass.get_or_insert_with(|| {
+            let device = &self.gpu.device.device;
+            encoder
+                .get_or_insert_with(|| {
+                    device.create_command_encoder(&wgpu::CommandEncoderDescriptor {
+                        label: Some("batch"),
+                    })
+                })
+                .begin_compute_pass(&wgpu::ComputePassDescriptor {
+                    label: None,
+                    timestamp_writes: None,
+                })
+                .forget_lifetime()
+        });
+        pass.set_pipeline(&pipeline.pipeline);
+        pass.set_bind_group(0, &bind_group, &[offset as u32]);
+        pass.dispatch_workgroups(groups.0, groups.1, groups.2);
+        Ok(())
+    }
+
+    /// The cached bind group of `kernel` over `bound` and this batch's parameter ring.
+    fn bind_group(
+        &self,
+        kernel: Kernel,
+        pipeline: &crate::gpu::runtime::Pipeline,
+        bound: &[Bound<'_>],
+    ) -> wgpu::BindGroup {
         let mut key_ids: Vec<u64> = bound.iter().map(|b| b.id).collect();
         key_ids.push(self.ring().id.id);
         let mut groups_cache = self
@@ -185,53 +339,57 @@ impl Batch {
             .bind_groups
             .lock()
             .expect("bind group cache poisoned");
-        let bind_group = groups_cache.entry((kernel, key_ids)).or_insert_with(|| {
-            let mut entries: Vec<wgpu::BindGroupEntry> = bound
-                .iter()
-                .enumerate()
-                .map(|(i, b)| wgpu::BindGroupEntry {
-                    binding: i as u32,
-                    resource: b.buffer.as_entire_binding(),
-                })
-                .collect();
-            entries.push(wgpu::BindGroupEntry {
-                binding: bound.len() as u32,
-                resource: wgpu::BindingResource::Buffer(wgpu::BufferBinding {
-                    buffer: &self.ring().buffer,
-                    offset: 0,
-                    size: wgpu::BufferSize::new(PARAMS_SIZE),
-                }),
-            });
-            device.create_bind_group(&wgpu::BindGroupDescriptor {
-                label: Some(&kernel.name()),
-                layout: &pipeline.layout,
-                entries: &entries,
+        groups_cache
+            .entry((kernel, key_ids))
+            .or_insert_with(|| {
+                let mut entries: Vec<wgpu::BindGroupEntry> = bound
+                    .iter()
+                    .enumerate()
+                    .map(|(i, b)| wgpu::BindGroupEntry {
+                        binding: i as u32,
+                        resource: b.buffer.as_entire_binding(),
+                    })
+                    .collect();
+                entries.push(wgpu::BindGroupEntry {
+                    binding: bound.len() as u32,
+                    resource: wgpu::BindingResource::Buffer(wgpu::BufferBinding {
+                        buffer: &self.ring().buffer,
+                        offset: 0,
+                        size: wgpu::BufferSize::new(PARAMS_SIZE),
+                    }),
+                });
+                self.gpu
+                    .device
+                    .device
+                    .create_bind_group(&wgpu::BindGroupDescriptor {
+                        label: Some(&kernel.name()),
+                        layout: &pipeline.layout,
+                        entries: &entries,
+                    })
             })
-        });
-        let encoder = self.encoder.get_or_insert_with(|| {
-            device.create_command_encoder(&wgpu::CommandEncoderDescriptor {
-                label: Some("batch"),
-            })
-        });
-        let mut pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor {
-            label: None,
-            timestamp_writes: None,
-        });
-        pass.set_pipeline(&pipeline.pipeline);
-        pass.set_bind_group(0, &*bind_group, &[offset as u32]);
-        pass.dispatch_workgroups(groups.0, groups.1, groups.2);
-        Ok(())
+            .clone()
     }
 
     /// Sends what is recorded so far and starts over (the parameter ring is reused).
     fn flush(&mut self) -> anyhow::Result<()> {
         self.gpu.device.check_alive()?;
-        if let Some(encoder) = self.encoder.take() {
+        self.pass = None;
+        if let Some(mut encoder) = self.encoder.take() {
+            if let Some(timer) = &self.timer {
+                timer.resolve(&mut encoder);
+            }
             let queue = &self.gpu.device.queue;
             queue.write_buffer(&self.ring().buffer, 0, &self.params);
             queue.submit([encoder.finish()]);
+            self.gpu
+                .profiler
+                .submits
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
             // A non-blocking poll runs pending callbacks, the device-lost one included.
             let _ = self.gpu.device.device.poll(wgpu::PollType::Poll);
+            if let Some(timer) = &mut self.timer {
+                timer.collect(&self.gpu.device, &self.gpu.profiler)?;
+            }
         }
         self.params.clear();
         self.gpu.device.check_alive()
@@ -292,21 +450,144 @@ impl Batch {
             n_tokens <= MATVEC_MAX_TOKENS,
             "the matrix x vector kernel takes at most {MATVEC_MAX_TOKENS} tokens, not {n_tokens}"
         );
+        let kernel = Kernel::MatVec {
+            ty: w.ty,
+            n_tokens: n_tokens as u8,
+        };
+        let x_len = n_tokens * w.cols;
+        self.mat_vec_chunks(kernel, w, [x, y], n_tokens, x_len, |chunk| {
+            matmul_params(w, chunk, n_tokens)
+        })
+    }
+
+    /// Dispatches a matrix x vector `kernel` (4 rows per workgroup) over every chunk of
+    /// `w`, reading `x_len` elements of `x` and writing `n_tokens` rows of `y`.
+    fn mat_vec_chunks(
+        &mut self,
+        kernel: Kernel,
+        w: &GpuWeight,
+        [x, y]: [&GpuBuffer; 2],
+        n_tokens: usize,
+        x_len: usize,
+        params_of: impl Fn(&WeightChunk) -> anyhow::Result<[u32; 8]>,
+    ) -> anyhow::Result<()> {
         for chunk in &w.chunks {
-            let params = matmul_params(w, chunk, n_tokens)?;
+            let params = params_of(chunk)?;
             let (gx, gy) = spread(params[0].div_ceil(MATVEC_ROWS_PER_WORKGROUP));
             let chunk_bound = Bound {
                 buffer: &chunk.buffer,
                 id: chunk.id.id,
             };
+            let bytes = chunk.bytes + 4 * (x_len + n_tokens * chunk.rows) as u64;
             self.dispatch(
-                Kernel::MatVec(w.ty),
+                kernel,
                 &[chunk_bound, x.into(), y.into()],
                 &params,
                 (gx, gy, 1),
+                bytes,
             )?;
         }
         Ok(())
+    }
+
+    /// The integer matrix x vector kernel for up to 4 tokens over activations that
+    /// [`Batch::pack_activations`] packed for `w` (`x` holds `n_tokens` rows of `w.cols`).
+    pub fn mat_vec_packed(
+        &mut self,
+        w: &GpuWeight,
+        x: &GpuBuffer,
+        y: &GpuBuffer,
+        n_tokens: usize,
+    ) -> anyhow::Result<()> {
+        ensure!(
+            (1..=MATVEC_MAX_TOKENS).contains(&n_tokens),
+            "the matrix x vector kernel takes 1 to {MATVEC_MAX_TOKENS} tokens, not {n_tokens}"
+        );
+        let layout = PackedLayout::for_weight(w.ty, n_tokens, w.cols).ok_or_else(|| {
+            anyhow::anyhow!(
+                "{} weights have no integer matrix x vector kernel",
+                w.ty.name()
+            )
+        })?;
+        let step = int_mat_vec_step(w.ty).max(layout.block);
+        ensure!(
+            w.cols.is_multiple_of(step),
+            "rows of {} are not whole steps of {step} of the {} integer kernel",
+            w.cols,
+            w.ty.name()
+        );
+        ensure!(
+            x.len() >= layout.elements() && y.len() >= n_tokens * w.rows,
+            "matrix x vector of {n_tokens} tokens through a {}x{} weight: buffers of {} and \
+             {} elements are too small",
+            w.rows,
+            w.cols,
+            x.len(),
+            y.len()
+        );
+        let kernel = Kernel::MatVecInt {
+            ty: w.ty,
+            n_tokens: n_tokens as u8,
+        };
+        let x_len = layout.elements();
+        self.mat_vec_chunks(kernel, w, [x, y], n_tokens, x_len, |chunk| {
+            Ok([
+                u32_of(chunk.rows, "rows")?,
+                u32_of(w.cols, "cols")?,
+                u32_of(chunk.first_row, "row")?,
+                u32_of(w.rows, "rows")?,
+                u32_of(layout.d_base(), "activations")?,
+                u32_of(layout.s_base(), "activations")?,
+                0,
+                0,
+            ])
+        })
+    }
+
+    /// Quantizes `n_tokens` rows of `cols` activations of `x` into `packed` as the CPU
+    /// quantizes the input of a product through `weight` (see [`PackedLayout`]).
+    pub fn pack_activations(
+        &mut self,
+        weight: GgmlType,
+        x: &GpuBuffer,
+        packed: &GpuBuffer,
+        n_tokens: usize,
+        cols: usize,
+    ) -> anyhow::Result<PackedLayout> {
+        let layout = PackedLayout::for_weight(weight, n_tokens, cols).ok_or_else(|| {
+            anyhow::anyhow!(
+                "{} weights have no integer matrix x vector kernel",
+                weight.name()
+            )
+        })?;
+        ensure!(
+            cols.is_multiple_of(layout.block) && x.len() >= n_tokens * cols,
+            "packing {n_tokens} rows of {cols} activations in blocks of {}",
+            layout.block
+        );
+        ensure!(
+            packed.len() >= layout.elements(),
+            "packed activations need {} elements, the buffer has {}",
+            layout.elements(),
+            packed.len()
+        );
+        let blocks = u32_of(n_tokens * cols / layout.block, "blocks")?;
+        let (gx, gy) = spread(blocks.div_ceil(64));
+        self.dispatch(
+            Kernel::ActPack {
+                block256: layout.block == 256,
+            },
+            &[x.into(), packed.into()],
+            &[
+                blocks,
+                u32_of(layout.d_base(), "activations")?,
+                u32_of(layout.s_base(), "activations")?,
+                0,
+            ],
+            (gx, gy, 1),
+            4 * (n_tokens * cols + layout.elements()) as u64,
+        )?;
+        Ok(layout)
     }
 
     /// The tiled matrix x matrix kernel (32 x 32 output tiles).
@@ -331,11 +612,13 @@ impl Batch {
                 buffer: &chunk.buffer,
                 id: chunk.id.id,
             };
+            let bytes = chunk.bytes + 4 * (n_tokens * (w.cols + chunk.rows)) as u64;
             self.dispatch(
                 Kernel::MatMul(w.ty),
                 &[chunk_bound, x.into(), y.into()],
                 &params,
                 (gx, gy, 1),
+                bytes,
             )?;
         }
         Ok(())
@@ -379,6 +662,7 @@ impl Batch {
                 &[chunk_bound, ids.into(), y.into()],
                 &params,
                 (gx, gy, tokens),
+                0,
             )?;
         }
         Ok(())
@@ -425,18 +709,21 @@ impl Batch {
         let r = u32_of(rows, "rows")?;
         let params = [u32_of(cols, "cols")?, r, eps.to_bits(), 0];
         let (gx, gy) = spread(r);
+        let bytes = 8 * (rows * cols) as u64;
         match y {
             Some(y) => self.dispatch(
                 Kernel::RmsNorm { in_place: false },
                 &[x.into(), w.into(), y.into()],
                 &params,
                 (gx, gy, 1),
+                bytes,
             ),
             None => self.dispatch(
                 Kernel::RmsNorm { in_place: true },
                 &[x.into(), w.into()],
                 &params,
                 (gx, gy, 1),
+                bytes,
             ),
         }
     }
@@ -493,6 +780,7 @@ impl Batch {
             0,
         ];
         let (gx, gy) = spread(params[0].div_ceil(256));
+        let bytes = 4 * n as u64 * if op == BinaryOp::Scale { 2 } else { 3 };
         match y {
             Some(y) => self.dispatch(
                 Kernel::Binary {
@@ -502,12 +790,14 @@ impl Batch {
                 &[a.into(), b.into(), y.into()],
                 &params,
                 (gx, gy, 1),
+                bytes,
             ),
             None => self.dispatch(
                 Kernel::Binary { op, in_place: true },
                 &[a.into(), b.into()],
                 &params,
                 (gx, gy, 1),
+                bytes,
             ),
         }
     }
@@ -569,6 +859,7 @@ impl Batch {
             ],
             &params,
             (gx, gy, 1),
+            8 * u64::from(pairs) * 2,
         )
     }
 
@@ -643,6 +934,7 @@ impl Batch {
             &[q.into(), k.into(), v.into(), out.into(), places.into()],
             &params,
             (params[1], params[0], 1),
+            0,
         )
     }
 
@@ -685,6 +977,7 @@ impl Batch {
             &[src.into(), cache.into(), places.into()],
             &params,
             (gx, gy, 1),
+            u64::from(pairs) * if layout.f16 { 12 } else { 16 },
         )
     }
 
@@ -701,13 +994,7 @@ impl Batch {
             src_offset + len <= src.len() && dst_offset + len <= dst.len(),
             "copy of {len} elements overruns a buffer"
         );
-        let device = &self.gpu.device.device;
-        let encoder = self.encoder.get_or_insert_with(|| {
-            device.create_command_encoder(&wgpu::CommandEncoderDescriptor {
-                label: Some("batch"),
-            })
-        });
-        encoder.copy_buffer_to_buffer(
+        self.encoder().copy_buffer_to_buffer(
             &src.buffer,
             (src_offset * 4) as u64,
             &dst.buffer,
@@ -744,6 +1031,7 @@ impl Batch {
             &[x.into(), y.into()],
             &[blocks, 0, 0, 0],
             (gx, gy, 1),
+            8 * n as u64,
         )
     }
 }

@@ -55,6 +55,8 @@ pub(crate) struct WeightChunk {
     pub(crate) id: BufferId,
     pub(crate) first_row: usize,
     pub(crate) rows: usize,
+    /// Bytes of the rows (without the padding).
+    pub(crate) bytes: u64,
 }
 
 /// A weight matrix of `rows` x `cols` elements in its GGUF encoding, never dequantized.
@@ -106,8 +108,9 @@ impl GpuWeight {
             "weight data has {} bytes, expected {rows} rows of {row_bytes}",
             bytes.len()
         );
-        // 4 spare bytes: the byte readers may touch the word after the last one.
-        let rows_per_chunk = (max_chunk_bytes.saturating_sub(8) / row_bytes) as usize;
+        // 4 spare bytes: the byte readers may touch the word after the last one; and
+        // whole vec4s, which some kernels read.
+        let rows_per_chunk = (max_chunk_bytes.saturating_sub(32) / row_bytes) as usize;
         ensure!(
             rows_per_chunk > 0,
             "one row ({row_bytes} bytes) exceeds the device's storage binding limit"
@@ -118,7 +121,7 @@ impl GpuWeight {
             let n = rows_per_chunk.min(rows - first_row);
             let start = first_row * row_bytes as usize;
             let data = &bytes[start..start + n * row_bytes as usize];
-            let size = (data.len() as u64 + 4).next_multiple_of(4);
+            let size = (data.len() as u64 + 4).next_multiple_of(16);
             let buffer = device.create_buffer(&wgpu::BufferDescriptor {
                 label: Some("weight chunk"),
                 size,
@@ -137,6 +140,7 @@ impl GpuWeight {
                 id: BufferId::new(cache),
                 first_row,
                 rows: n,
+                bytes: data.len() as u64,
             });
             first_row += n;
         }

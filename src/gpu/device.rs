@@ -240,6 +240,8 @@ pub struct GpuDevice {
     pub adapter: AdapterSummary,
     pub limits: wgpu::Limits,
     pub features: ShaderFeatures,
+    /// The device can write GPU timestamps (kernel profiling).
+    pub timestamps: bool,
     lost: Arc<AtomicBool>,
     /// wgpu errors not returned by any call (validation failures), oldest first.
     errors: Arc<Mutex<Vec<String>>>,
@@ -289,6 +291,11 @@ impl GpuDevice {
         if use_subgroup {
             required_features |= wgpu::Features::SUBGROUP;
         }
+        // Only `tandem bench --gpu-profile` writes timestamps; asking costs nothing.
+        let timestamps = available.contains(wgpu::Features::TIMESTAMP_QUERY);
+        if timestamps {
+            required_features |= wgpu::Features::TIMESTAMP_QUERY;
+        }
         let limits = adapter.limits();
         let desc = wgpu::DeviceDescriptor {
             label: Some("tandem"),
@@ -324,6 +331,7 @@ impl GpuDevice {
                 f16: use_f16,
                 subgroup: use_subgroup,
             },
+            timestamps,
             lost,
             errors,
         })

@@ -56,17 +56,19 @@ pub mod buffer;
 pub mod device;
 pub mod memory;
 pub mod probe;
+pub mod profile;
 pub mod readback;
 pub mod runtime;
 pub mod shaders;
 
-pub use batch::{AttentionParams, Batch, KvLayout, RopeParams};
+pub use batch::{AttentionParams, Batch, KvLayout, PackedLayout, RopeParams};
 pub use buffer::{GpuBuffer, GpuWeight};
 pub use device::{
     list_adapters, parse_size, planning_adapter, AdapterSummary, GpuDevice, GpuOptions,
     ShaderFeatures,
 };
 pub use memory::AdapterMemory;
+pub use profile::{GpuProfile, KernelStat};
 pub use readback::Readback;
 pub use runtime::{Gpu, GpuOutOfMemory};
 pub use shaders::{BinaryOp, Kernel};

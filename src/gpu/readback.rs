@@ -93,14 +93,9 @@ impl Batch {
         if len == 0 {
             return Ok(());
         }
-        let device = &self.gpu.device.device;
-        let target = staging.ensure_capacity(device, bytes);
-        let encoder = self.encoder.get_or_insert_with(|| {
-            device.create_command_encoder(&wgpu::CommandEncoderDescriptor {
-                label: Some("batch"),
-            })
-        });
-        encoder.copy_buffer_to_buffer(&src.buffer, (offset * 4) as u64, target, 0, bytes);
+        let target = staging.ensure_capacity(&self.gpu.device.device, bytes);
+        self.encoder()
+            .copy_buffer_to_buffer(&src.buffer, (offset * 4) as u64, target, 0, bytes);
         Ok(())
     }
 }

@@ -16,6 +16,7 @@ use crate::gpu::batch::Batch;
 use crate::gpu::bind_cache::{BufferId, SharedBindCache};
 use crate::gpu::buffer::{GpuBuffer, GpuWeight};
 use crate::gpu::device::{GpuDevice, GpuOptions};
+use crate::gpu::profile::{BatchTimer, GpuProfile, Profiler};
 use crate::gpu::readback::Readback;
 use crate::gpu::shaders::{Access, Kernel};
 use crate::quant::GgmlType;
@@ -58,6 +59,7 @@ pub struct GpuShared {
     /// Bytes allocated through [`Gpu::try_buffer`] and the weight uploads.
     allocated: AtomicU64,
     memory_limit: Option<u64>,
+    pub(crate) profiler: Profiler,
 }
 
 /// The GPU has no room for an allocation, or it would pass the configured limit.
@@ -104,6 +106,7 @@ impl Gpu {
                 placeholder,
                 allocated: AtomicU64::new(0),
                 memory_limit: options.memory_limit,
+                profiler: Profiler::default(),
             }),
         })
     }
@@ -367,11 +370,35 @@ impl Gpu {
             }),
             id: BufferId::new(&self.bind_groups),
         });
+        let timing = self.profiler.timing.load(Ordering::Relaxed);
         Batch {
             gpu: self.clone(),
             encoder: None,
+            pass: None,
             params: Vec::new(),
             ring: Some(ring),
+            timer: timing.then(|| BatchTimer::new(&self.device.device, RING_SLOTS as u32)),
         }
+    }
+
+    /// Turns per-dispatch GPU timing on or off for batches started from now on (see
+    /// [`crate::gpu::profile`]); an error where the adapter cannot write timestamps.
+    pub fn set_timing(&self, on: bool) -> anyhow::Result<()> {
+        ensure!(
+            !on || self.device.timestamps,
+            "{} cannot write GPU timestamps, so kernels cannot be timed on it",
+            self.device.adapter.name
+        );
+        self.profiler.timing.store(on, Ordering::Relaxed);
+        Ok(())
+    }
+
+    /// Dispatches, submissions and (while timing) kernel times since the last reset.
+    pub fn profile(&self) -> GpuProfile {
+        self.profiler.snapshot()
+    }
+
+    pub fn reset_profile(&self) {
+        self.profiler.reset()
     }
 }

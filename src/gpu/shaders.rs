@@ -33,6 +33,14 @@ const ROPE: &str = include_str!("../../shaders/rope.wgsl");
 const ATTENTION: &str = include_str!("../../shaders/attention.wgsl");
 const KV_STORE: &str = include_str!("../../shaders/kv_store.wgsl");
 const ACT_QUANT: &str = include_str!("../../shaders/act_quant.wgsl");
+const ACT_PACK: &str = include_str!("../../shaders/act_pack.wgsl");
+const ACT_SCALES: &str = include_str!("../../shaders/common/act_scales.wgsl");
+const PACKED_ACTS: &str = include_str!("../../shaders/common/packed_acts.wgsl");
+const NIBBLES: &str = include_str!("../../shaders/common/nibbles.wgsl");
+const MATVEC_INT: &str = include_str!("../../shaders/matvec_int.wgsl");
+
+/// The most tokens the matrix x vector kernels take (above, the tiled kernel runs).
+pub const MAX_MAT_VEC_TOKENS: u8 = 4;
 
 /// Weight types the GPU kernels read (the activation-only Q8_1 and Q8_K are not weights).
 pub const WEIGHT_TYPES: [GgmlType; 13] = [
@@ -69,6 +77,37 @@ fn dequant_source(ty: GgmlType) -> Option<&'static str> {
         GgmlType::Q6K => include_str!("../../shaders/dequant/q6_k.wgsl"),
         GgmlType::Q8_1 | GgmlType::Q8K => return None,
     })
+}
+
+/// The `step_dot` helper of a weight type whose matrix x vector products run on
+/// integer dot products against quantized activations, or `None` for the float path.
+fn int_dot_source(ty: GgmlType) -> Option<&'static str> {
+    Some(match ty {
+        GgmlType::Q4_0 => include_str!("../../shaders/int_dot/q4_0.wgsl"),
+        GgmlType::Q4_1 => include_str!("../../shaders/int_dot/q4_1.wgsl"),
+        GgmlType::Q5_0 => include_str!("../../shaders/int_dot/q5_0.wgsl"),
+        GgmlType::Q5_1 => include_str!("../../shaders/int_dot/q5_1.wgsl"),
+        GgmlType::Q8_0 => include_str!("../../shaders/int_dot/q8_0.wgsl"),
+        GgmlType::Q4K => include_str!("../../shaders/int_dot/q4_k.wgsl"),
+        GgmlType::Q6K => include_str!("../../shaders/int_dot/q6_k.wgsl"),
+        _ => return None,
+    })
+}
+
+/// Elements of a row that one lane of the integer kernel takes per step (a whole number
+/// of words of weights): rows must be a multiple of it.
+pub fn int_mat_vec_step(ty: GgmlType) -> usize {
+    match ty {
+        GgmlType::Q4_0 | GgmlType::Q5_0 | GgmlType::Q8_0 => 64,
+        GgmlType::Q5_1 | GgmlType::Q4K | GgmlType::Q6K => 64,
+        _ => 32,
+    }
+}
+
+/// Whether small batches through weights of this type take the integer kernel
+/// ([`Kernel::MatVecInt`]) over activations packed by [`Kernel::ActPack`].
+pub fn has_int_mat_vec(ty: GgmlType) -> bool {
+    int_dot_source(ty).is_some()
 }
 
 /// Whether the GPU kernels can read weights of this type.
@@ -112,7 +151,16 @@ impl BinaryOp {
 /// Every compute kernel, with what it is specialized for.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Kernel {
-    MatVec(GgmlType),
+    /// Matrix x vector over f32 activations, for `n_tokens` (1 to 4) tokens.
+    MatVec {
+        ty: GgmlType,
+        n_tokens: u8,
+    },
+    /// Matrix x vector by integer dot products over packed activations.
+    MatVecInt {
+        ty: GgmlType,
+        n_tokens: u8,
+    },
     MatMul(GgmlType),
     GetRows(GgmlType),
     /// RMS normalization into a separate output or in place.
@@ -138,6 +186,11 @@ pub enum Kernel {
     ActQuant {
         block256: bool,
     },
+    /// Quantizes activations into codes, block scales and sums of 16 codes, in blocks of
+    /// 32 or 256 (the input of [`Kernel::MatVecInt`]).
+    ActPack {
+        block256: bool,
+    },
 }
 
 fn suffix(in_place: bool) -> &'static str {
@@ -160,7 +213,13 @@ impl Kernel {
     pub fn all() -> Vec<Kernel> {
         let mut all = Vec::new();
         for ty in WEIGHT_TYPES {
-            all.extend([Kernel::MatVec(ty), Kernel::MatMul(ty), Kernel::GetRows(ty)]);
+            all.extend([Kernel::MatMul(ty), Kernel::GetRows(ty)]);
+            for n_tokens in 1..=MAX_MAT_VEC_TOKENS {
+                all.push(Kernel::MatVec { ty, n_tokens });
+                if has_int_mat_vec(ty) {
+                    all.push(Kernel::MatVecInt { ty, n_tokens });
+                }
+            }
         }
         all.push(Kernel::Rope);
         for flag in [false, true] {
@@ -169,6 +228,7 @@ impl Kernel {
                 Kernel::Attention { f16_kv: flag },
                 Kernel::KvStore { f16_kv: flag },
                 Kernel::ActQuant { block256: flag },
+                Kernel::ActPack { block256: flag },
             ]);
             all.extend(BinaryOp::ALL.map(|op| Kernel::Binary { op, in_place: flag }));
         }
@@ -179,7 +239,8 @@ impl Kernel {
     pub fn storage_bindings(self) -> &'static [Access] {
         use Access::*;
         match self {
-            Kernel::MatVec(_)
+            Kernel::MatVec { .. }
+            | Kernel::MatVecInt { .. }
             | Kernel::MatMul(_)
             | Kernel::GetRows(_)
             | Kernel::RmsNorm { in_place: false }
@@ -192,7 +253,7 @@ impl Kernel {
             Kernel::Rope => &[ReadWrite, Read, Read],
             Kernel::Attention { .. } => &[Read, Read, Read, ReadWrite, Read],
             Kernel::KvStore { .. } => &[Read, ReadWrite, Read],
-            Kernel::ActQuant { .. } => &[Read, ReadWrite],
+            Kernel::ActQuant { .. } | Kernel::ActPack { .. } => &[Read, ReadWrite],
         }
     }
 
@@ -209,7 +270,10 @@ impl Kernel {
     /// A short name for labels and test messages.
     pub fn name(self) -> String {
         match self {
-            Kernel::MatVec(t) => format!("matvec_{}", t.name()),
+            Kernel::MatVec { ty, n_tokens } => format!("matvec_{}_x{n_tokens}", ty.name()),
+            Kernel::MatVecInt { ty, n_tokens } => {
+                format!("matvec_int_{}_x{n_tokens}", ty.name())
+            }
             Kernel::MatMul(t) => format!("matmul_{}", t.name()),
             Kernel::GetRows(t) => format!("get_rows_{}", t.name()),
             Kernel::RmsNorm { in_place } => format!("rmsnorm{}", suffix(in_place)),
@@ -221,6 +285,8 @@ impl Kernel {
             Kernel::KvStore { f16_kv: true } => "kv_store_f16".into(),
             Kernel::ActQuant { block256: false } => "act_quant_32".into(),
             Kernel::ActQuant { block256: true } => "act_quant_256".into(),
+            Kernel::ActPack { block256: false } => "act_pack_32".into(),
+            Kernel::ActPack { block256: true } => "act_pack_256".into(),
         }
     }
 
@@ -242,7 +308,21 @@ impl Kernel {
         };
         let op_const;
         match self {
-            Kernel::MatVec(ty) | Kernel::MatMul(ty) | Kernel::GetRows(ty) => {
+            Kernel::MatVecInt { ty, n_tokens } => {
+                let dot = int_dot_source(ty).ok_or_else(|| {
+                    anyhow::anyhow!("no integer matrix x vector kernel for {}", ty.name())
+                })?;
+                // The weights are read as vec4s here, so no byte reader joins in.
+                op_const = format!(
+                    "const N_TOKENS: u32 = {n_tokens}u;\nconst BLOCK_ELEMS: u32 = {}u;\n\
+                     const BLOCK_BYTES: u32 = {}u;\n",
+                    ty.block_elems(),
+                    ty.block_bytes()
+                );
+                parts.extend([op_const.as_str(), f16_unpack, NIBBLES, PACKED_ACTS, dot]);
+                parts.push(MATVEC_INT);
+            }
+            Kernel::MatVec { ty, .. } | Kernel::MatMul(ty) | Kernel::GetRows(ty) => {
                 let dequant = dequant_source(ty).ok_or_else(|| {
                     anyhow::anyhow!("the GPU kernels cannot read {} weights", ty.name())
                 })?;
@@ -253,7 +333,10 @@ impl Kernel {
                 }
                 parts.push(dequant);
                 match self {
-                    Kernel::MatVec(_) => parts.extend([MATMUL_IO, MATVEC]),
+                    Kernel::MatVec { n_tokens, .. } => {
+                        op_const = format!("const N_TOKENS: u32 = {n_tokens}u;\n");
+                        parts.extend([op_const.as_str(), MATMUL_IO, MATVEC]);
+                    }
                     Kernel::MatMul(_) => parts.extend([MATMUL_IO, MATMUL]),
                     _ => parts.push(GET_ROWS),
                 }
@@ -296,7 +379,23 @@ impl Kernel {
             }
             Kernel::ActQuant { block256 } => {
                 op_const = format!("const BLOCK: u32 = {}u;\n", if block256 { 256 } else { 32 });
-                parts.extend([op_const.as_str(), F16_PACK, f16_unpack, ACT_QUANT]);
+                parts.extend([
+                    op_const.as_str(),
+                    F16_PACK,
+                    f16_unpack,
+                    ACT_SCALES,
+                    ACT_QUANT,
+                ]);
+            }
+            Kernel::ActPack { block256 } => {
+                op_const = format!("const BLOCK: u32 = {}u;\n", if block256 { 256 } else { 32 });
+                parts.extend([
+                    op_const.as_str(),
+                    F16_PACK,
+                    f16_unpack,
+                    ACT_SCALES,
+                    ACT_PACK,
+                ]);
             }
         }
         Ok(parts.join("\n"))
@@ -310,7 +409,12 @@ mod tests {
     #[test]
     fn reductions_follow_the_subgroup_feature() {
         for features in ShaderFeatures::ALL {
-            let src = Kernel::MatVec(GgmlType::Q4K).source(features).unwrap();
+            let src = Kernel::MatVec {
+                ty: GgmlType::Q4K,
+                n_tokens: 1,
+            }
+            .source(features)
+            .unwrap();
             assert_eq!(src.contains("subgroupAdd"), features.subgroup);
             assert_eq!(src.starts_with("enable f16;"), features.f16);
             assert_eq!(src.contains("return unpack2x16float("), features.f16);
@@ -336,9 +440,11 @@ mod tests {
 
     #[test]
     fn only_weight_types_get_weight_kernels() {
-        assert!(Kernel::MatVec(GgmlType::Q8K)
-            .source(ShaderFeatures::default())
-            .is_err());
+        let q8k = Kernel::MatVec {
+            ty: GgmlType::Q8K,
+            n_tokens: 1,
+        };
+        assert!(q8k.source(ShaderFeatures::default()).is_err());
         assert!(WEIGHT_TYPES.iter().all(|&t| supports_weight_type(t)));
         // The non-weight kernels do not include the weight byte readers.
         let norm = Kernel::RmsNorm { in_place: false }

@@ -167,6 +167,14 @@ pub trait Backend {
     ) -> Result<()>;
     /// `dst[t] = W · src[t]`.
     fn matmul(&mut self, w: &Self::Matrix, src: Act, dst: Act) -> Result<()>;
+    /// `dst[t] = W · src[t]` for every `(W, dst)`: one input through several weights,
+    /// which a backend may quantize once for all of them. No `dst` may be `src`.
+    fn matmuls(&mut self, src: Act, products: &[(&Self::Matrix, Act)]) -> Result<()> {
+        for &(w, dst) in products {
+            self.matmul(w, src, dst)?;
+        }
+        Ok(())
+    }
     /// `dst[t] += bias`.
     fn add_bias(&mut self, dst: Act, bias: &Self::Vector) -> Result<()>;
     /// RMS-normalizes every `weight.len()`-wide group of `src` into `dst` (which may be
@@ -205,6 +213,11 @@ pub trait Backend {
     /// Copies the first `n_tokens` rows of `src` to host memory, after everything
     /// recorded before: the hidden state leaving for another device.
     fn download_act(&mut self, src: Act, out: &mut [f32]) -> Result<()>;
+    /// Starts everything recorded so far without waiting: a pass that reads nothing back
+    /// (a prompt batch before the rows whose outputs are wanted) still fills the cache.
+    fn flush(&mut self) -> Result<()> {
+        Ok(())
+    }
     /// Waits until everything recorded so far has run (profiling only).
     fn sync(&mut self) -> Result<()>;
 }

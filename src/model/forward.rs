@@ -163,6 +163,10 @@ pub fn forward<H: Backend, D: Backend>(
     }
 
     if n_out == 0 {
+        // Nothing reads back, so nothing would submit the blocks' K/V stores.
+        if let Some(dev) = device.as_deref_mut() {
+            dev.flush()?;
+        }
         return Ok(());
     }
     // Rows of the batch before the logit rows, where the last block kept them.
@@ -290,9 +294,10 @@ fn block_forward<B: Backend>(
 
     // Attention.
     be.rms_norm(Act::X, Act::Norm, &w.attn_norm, eps)?;
-    be.matmul(&w.wq, Act::Norm, Act::Q)?;
-    be.matmul(&w.wk, Act::Norm, Act::K)?;
-    be.matmul(&w.wv, Act::Norm, Act::V)?;
+    be.matmuls(
+        Act::Norm,
+        &[(&w.wq, Act::Q), (&w.wk, Act::K), (&w.wv, Act::V)],
+    )?;
     if let Some([bq, bk, bv]) = &w.qkv_bias {
         be.add_bias(Act::Q, bq)?;
         be.add_bias(Act::K, bk)?;
@@ -336,8 +341,7 @@ fn block_forward<B: Backend>(
 
     // Feed-forward.
     be.rms_norm(Act::X, Act::Norm, &w.ffn_norm, eps)?;
-    be.matmul(&w.w_gate, Act::Norm, Act::Gate)?;
-    be.matmul(&w.w_up, Act::Norm, Act::Up)?;
+    be.matmuls(Act::Norm, &[(&w.w_gate, Act::Gate), (&w.w_up, Act::Up)])?;
     be.gated_activation(Act::Gate, Act::Up, flags.activation)?;
     be.matmul(&w.w_down, Act::Gate, Act::Out)?;
     if let Some(norm) = &w.post_ffn_norm {
