@@ -119,15 +119,31 @@ impl PackedLayout {
     }
 
     /// The layout for `n_tokens` rows through `w` where the integer matrix x vector
-    /// kernel takes that product (few enough tokens, whole activation blocks), else
-    /// `None`.
+    /// kernel takes that product (few enough tokens, rows of whole steps), else `None`.
     pub fn for_product(w: &GpuWeight, n_tokens: usize) -> Option<PackedLayout> {
-        if !(1..=MATVEC_MAX_TOKENS).contains(&n_tokens) {
-            return None;
-        }
-        PackedLayout::for_weight(w.ty, n_tokens, w.cols).filter(|layout| {
-            w.cols.is_multiple_of(layout.block) && w.cols.is_multiple_of(int_mat_vec_step(w.ty))
-        })
+        PackedLayout::check_product(w, n_tokens).ok()
+    }
+
+    /// As [`PackedLayout::for_product`], saying why the kernel cannot take the product.
+    fn check_product(w: &GpuWeight, n_tokens: usize) -> anyhow::Result<PackedLayout> {
+        ensure!(
+            (1..=MATVEC_MAX_TOKENS).contains(&n_tokens),
+            "the matrix x vector kernel takes 1 to {MATVEC_MAX_TOKENS} tokens, not {n_tokens}"
+        );
+        let layout = PackedLayout::for_weight(w.ty, n_tokens, w.cols).ok_or_else(|| {
+            anyhow::anyhow!(
+                "{} weights have no integer matrix x vector kernel",
+                w.ty.name()
+            )
+        })?;
+        let step = int_mat_vec_step(w.ty).max(layout.block);
+        ensure!(
+            w.cols.is_multiple_of(step),
+            "rows of {} are not whole steps of {step} of the {} integer kernel",
+            w.cols,
+            w.ty.name()
+        );
+        Ok(layout)
     }
 
     fn values(&self) -> usize {
@@ -168,6 +184,18 @@ impl PackedLayout {
         }
         .elements()
     }
+}
+
+/// The batch's command encoder, created on first use.
+fn open_encoder<'a>(
+    encoder: &'a mut Option<wgpu::CommandEncoder>,
+    device: &wgpu::Device,
+) -> &'a mut wgpu::CommandEncoder {
+    encoder.get_or_insert_with(|| {
+        device.create_command_encoder(&wgpu::CommandEncoderDescriptor {
+            label: Some("batch"),
+        })
+    })
 }
 
 fn u32_of(v: usize, what: &str) -> anyhow::Result<u32> {
@@ -249,12 +277,7 @@ impl Batch {
     /// The command encoder, with the compute pass ended (for copies).
     pub(crate) fn encoder(&mut self) -> &mut wgpu::CommandEncoder {
         self.pass = None;
-        let device = &self.gpu.device.device;
-        self.encoder.get_or_insert_with(|| {
-            device.create_command_encoder(&wgpu::CommandEncoderDescriptor {
-                label: Some("batch"),
-            })
-        })
+        open_encoder(&mut self.encoder, &self.gpu.device.device)
     }
 
     /// Records one dispatch; `bytes` is what it reads and writes (for the profile; 0
@@ -286,12 +309,7 @@ impl Batch {
         if let Some(timer) = &mut self.timer {
             // Timed: a pass of its own with timestamps at its start and end.
             self.pass = None;
-            let device = &self.gpu.device.device;
-            let encoder = self.encoder.get_or_insert_with(|| {
-                device.create_command_encoder(&wgpu::CommandEncoderDescriptor {
-                    label: Some("batch"),
-                })
-            });
+            let encoder = open_encoder(&mut self.encoder, &self.gpu.device.device);
             {
                 let mut pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor {
                     label: None,
@@ -306,13 +324,7 @@ impl Batch {
         }
         let (encoder, pass) = (&mut self.encoder, &mut self.pass);
         let pass = pass.get_or_insert_with(|| {
-            let device = &self.gpu.device.device;
-            encoder
-                .get_or_insert_with(|| {
-                    device.create_command_encoder(&wgpu::CommandEncoderDescriptor {
-                        label: Some("batch"),
-                    })
-                })
+            open_encoder(encoder, &self.gpu.device.device)
                 .begin_compute_pass(&wgpu::ComputePassDescriptor {
                     label: None,
                     timestamp_writes: None,
@@ -499,23 +511,7 @@ impl Batch {
         y: &GpuBuffer,
         n_tokens: usize,
     ) -> anyhow::Result<()> {
-        ensure!(
-            (1..=MATVEC_MAX_TOKENS).contains(&n_tokens),
-            "the matrix x vector kernel takes 1 to {MATVEC_MAX_TOKENS} tokens, not {n_tokens}"
-        );
-        let layout = PackedLayout::for_weight(w.ty, n_tokens, w.cols).ok_or_else(|| {
-            anyhow::anyhow!(
-                "{} weights have no integer matrix x vector kernel",
-                w.ty.name()
-            )
-        })?;
-        let step = int_mat_vec_step(w.ty).max(layout.block);
-        ensure!(
-            w.cols.is_multiple_of(step),
-            "rows of {} are not whole steps of {step} of the {} integer kernel",
-            w.cols,
-            w.ty.name()
-        );
+        let layout = PackedLayout::check_product(w, n_tokens)?;
         ensure!(
             x.len() >= layout.elements() && y.len() >= n_tokens * w.rows,
             "matrix x vector of {n_tokens} tokens through a {}x{} weight: buffers of {} and \
